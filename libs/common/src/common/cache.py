@@ -1,0 +1,71 @@
+"""A generation-keyed read cache in Redis.
+
+Every cached value's key embeds the namespace's current *generation*. A write commits to
+PostgreSQL first and then bumps the generation, so a read after the write can never see an older
+value: a reader that raced the write stores its stale copy under the old generation, which no one
+asks for again. Entries also expire, which bounds memory. Redis errors degrade to a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from loguru import logger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common.metrics import CACHE_HITS, CACHE_MISSES
+
+
+class ReadCache:
+    """Cache of JSON-serialisable values for one namespace (e.g. ``resources``)."""
+
+    def __init__(
+        self, redis: Redis, *, prefix: str, namespace: str, service: str, ttl_seconds: int = 60
+    ) -> None:
+        self._redis = redis
+        self._base = f"{prefix}cache:{namespace}"
+        self._generation_key = f"{self._base}:generation"
+        self._namespace = namespace
+        self._service = service
+        self._ttl = ttl_seconds
+
+    @staticmethod
+    def key_for(*parts: Any) -> str:
+        """A short stable key for a query (its parameters hashed)."""
+        return hashlib.blake2b(
+            orjson.dumps(parts, option=orjson.OPT_SORT_KEYS), digest_size=16
+        ).hexdigest()
+
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            generation = int(await self._redis.get(self._generation_key) or 0)
+            full_key = f"{self._base}:{generation}:{key}"
+            cached = await self._redis.get(full_key)
+        except RedisError as exc:
+            logger.warning("cache unavailable", error=type(exc).__name__)
+            CACHE_MISSES.labels(self._service, self._namespace).inc()
+            return await load()
+        if cached is not None:
+            CACHE_HITS.labels(self._service, self._namespace).inc()
+            return orjson.loads(cached)
+        CACHE_MISSES.labels(self._service, self._namespace).inc()
+        value = await load()
+        try:
+            await self._redis.set(full_key, orjson.dumps(value), ex=self._ttl)
+        except RedisError as exc:
+            logger.warning("cache store failed", error=type(exc).__name__)
+        return value
+
+    async def invalidate(self) -> None:
+        """Call after a write has committed; a failure here is logged and must not fail the write.
+
+        If Redis is unreachable the old generation's entries still expire within the TTL.
+        """
+        try:
+            await self._redis.incr(self._generation_key)
+        except RedisError as exc:
+            logger.error("cache invalidation failed", error=type(exc).__name__)

@@ -1,0 +1,512 @@
+"""Events over RabbitMQ (aio-pika): CloudEvents envelope, transactional outbox, relay and consumers.
+
+- Writers call :func:`enqueue_event` inside the same PostgreSQL transaction as their change, so the
+  change and its event commit or roll back together.
+- :class:`OutboxRelay` publishes pending rows as persistent messages to the durable topic exchange
+  (routing key = event type) and marks a row sent only after the broker confirmed it. One relay per
+  schema is active at a time (a PostgreSQL advisory lock), which keeps events in commit order.
+- :class:`Consumer` handles each message inside a transaction that also records the event id, acks
+  only after that commit, skips ids it has seen, retries failures with growing delays through a
+  per-queue retry queue, and dead-letters poison messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import asyncpg
+import orjson
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aiohttp import web
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.db import DB_POOL, Connection, quote_schema
+from common.metrics import (
+    APPLICATION_ERRORS,
+    EVENTS_CONSUMED,
+    EVENTS_PUBLISHED,
+    OUTBOX_LAG,
+    OUTBOX_PENDING,
+)
+from common.tracing import TraceContext, new_trace
+from common.web import READINESS, SETTINGS
+
+ATTEMPT_HEADER = "x-cloudops-attempt"
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 event in structured JSON mode."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: str = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str
+    type: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+    datacontenttype: str = "application/json"
+    data: Any = None
+    traceparent: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+def new_event(
+    type_: str,
+    *,
+    source: str,
+    data: Any,
+    subject: str | None = None,
+    trace: TraceContext | None = None,
+) -> CloudEvent:
+    """An event whose ``traceparent`` continues the caller's trace (or starts a new one)."""
+    span = trace.child() if trace else new_trace()
+    return CloudEvent(
+        source=source, type=type_, subject=subject, data=data, traceparent=span.traceparent
+    )
+
+
+async def enqueue_event(conn: Connection, event: CloudEvent, request_id: str | None = None) -> None:
+    """Write ``event`` to the outbox on ``conn``; call inside the transaction of the change."""
+    headers = {"x-request-id": request_id} if request_id else {}
+    await conn.execute(
+        "INSERT INTO outbox (id, type, payload, headers) VALUES ($1, $2, $3, $4)",
+        uuid.UUID(event.id),
+        event.type,
+        event.model_dump(mode="json", exclude_none=True),
+        headers,
+    )
+    # Delivered at commit only; wakes the relay without waiting for its poll.
+    await conn.execute("SELECT pg_notify($1, '')", _notify_channel(conn))
+
+
+def _notify_channel(conn: Connection) -> str:
+    schema = conn.get_settings().search_path.split(",")[0].strip().strip('"')
+    return f"cloudops_outbox_{schema}"
+
+
+class Broker:
+    """One robust AMQP connection per process, with a confirming channel and the events exchange.
+
+    ``start`` keeps trying in the background, so a service starts (and writes to its outbox) even
+    while RabbitMQ is away; ``ready`` tells whether it is connected now.
+    """
+
+    def __init__(self, url: str, exchange_name: str, *, service: str) -> None:
+        self.url = url
+        self.exchange_name = exchange_name
+        self.service = service
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractChannel | None = None
+        self.exchange: AbstractExchange | None = None
+        self.connected = asyncio.Event()
+        self._connector: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": f"cloudops-{self.service}"}
+        )
+        self.channel = await self.connection.channel(publisher_confirms=True)
+        self.exchange = await self.channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self.connected.set()
+
+    async def _keep_connecting(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.connect()
+                logger.info("broker connected", exchange=self.exchange_name)
+                return
+            except (OSError, aio_pika.exceptions.AMQPException) as exc:
+                logger.warning(
+                    "broker unavailable, retrying", error=type(exc).__name__, delay=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def start(self) -> None:
+        self._connector = asyncio.create_task(self._keep_connecting())
+
+    async def wait_connected(self, timeout: float) -> None:
+        await asyncio.wait_for(self.connected.wait(), timeout)
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.connected.is_set()
+            and self.connection is not None
+            and not self.connection.is_closed
+            and self.channel is not None
+            and not self.channel.is_closed
+        )
+
+    async def publish(self, event: CloudEvent, headers: Mapping[str, str] | None = None) -> None:
+        """Publish persistently and wait for the broker's confirm; raises if it is not taken."""
+        if self.exchange is None:
+            raise ConnectionError("broker not connected")
+        message_headers: dict[str, Any] = dict(headers or {})
+        if event.traceparent:
+            message_headers["traceparent"] = event.traceparent
+        message = aio_pika.Message(
+            event.to_json(),
+            content_type="application/cloudevents+json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.id,
+            type=event.type,
+            timestamp=event.time,
+            headers=message_headers,
+        )
+        await self.exchange.publish(message, routing_key=event.type, mandatory=False, timeout=10)
+        EVENTS_PUBLISHED.labels(self.service, event.type).inc()
+
+    async def close(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self.connection is not None:
+            await self.connection.close()
+
+
+class OutboxRelay:
+    """Moves committed outbox rows to the broker, in order, marking each sent after its confirm."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: Broker,
+        *,
+        database_url: str,
+        schema: str,
+        poll_seconds: float = 1.0,
+        batch_size: int = 200,
+        keep_sent: timedelta = timedelta(days=7),
+    ) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.database_url = database_url
+        self.schema = schema
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.keep_sent = keep_sent
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        lock_key = f"cloudops.outbox.{self.schema}"
+        while True:
+            try:
+                conn = await asyncpg.connect(self.database_url)
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("outbox relay cannot reach postgres", error=type(exc).__name__)
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            try:
+                # Only the lock holder relays; the others wait, so events leave in commit order.
+                while not await conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtext($1))", lock_key
+                ):
+                    await asyncio.sleep(max(self.poll_seconds, 1.0))
+                await conn.add_listener(
+                    f"cloudops_outbox_{self.schema}", lambda *_: self._wakeup.set()
+                )
+                await self._relay_forever()
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("outbox relay lost postgres", error=type(exc).__name__)
+                await asyncio.sleep(self.poll_seconds)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(conn.close())
+
+    async def _relay_forever(self) -> None:
+        backoff = self.poll_seconds
+        while True:
+            try:
+                sent = await self.relay_once()
+                backoff = self.poll_seconds
+            except (TimeoutError, ConnectionError, aio_pika.exceptions.AMQPError) as exc:
+                logger.warning("outbox relay cannot publish", error=type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if sent == self.batch_size:
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending events; returns how many were sent."""
+        if not self.broker.ready:
+            raise ConnectionError("broker not connected")
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, payload, headers, created_at FROM outbox
+                   WHERE sent_at IS NULL ORDER BY created_at, id
+                   LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                self.batch_size,
+            )
+            for row in rows:
+                await self.broker.publish(CloudEvent.model_validate(row["payload"]), row["headers"])
+                await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = $1", row["id"])
+            lag = await conn.fetchrow(
+                """SELECT count(*) AS pending,
+                          coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age
+                   FROM outbox WHERE sent_at IS NULL"""
+            )
+            assert lag is not None
+            OUTBOX_PENDING.labels(self.broker.service).set(lag["pending"] - len(rows))
+            OUTBOX_LAG.labels(self.broker.service).set(
+                float(lag["age"]) if lag["pending"] > len(rows) else 0.0
+            )
+            if rows:
+                await conn.execute(
+                    "DELETE FROM outbox WHERE sent_at < now() - $1::interval", self.keep_sent
+                )
+        return len(rows)
+
+
+EventHandler = Callable[[CloudEvent, Connection], Awaitable[None]]
+
+
+@dataclass
+class Consumer:
+    """A durable queue bound to ``routing_keys`` whose events go to ``handler``."""
+
+    name: str
+    routing_keys: Sequence[str]
+    handler: EventHandler
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    prefetch: int = 32
+
+    def retry_delay(self, attempt: int) -> float:
+        return float(min(self.retry_base_seconds * 2 ** (attempt - 1), self.retry_max_seconds))
+
+
+def queue_names(exchange: str, service: str, consumer: str) -> tuple[str, str, str]:
+    """Main, retry and dead-letter queue names; prefixed by the exchange so test runs isolate."""
+    main = f"{exchange}.{service}.{consumer}"
+    return main, f"{main}.retry", f"{main}.dead"
+
+
+class ConsumerRunner:
+    """Declares a consumer's queues on the broker and processes its messages."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        pool: asyncpg.Pool,
+        consumer: Consumer,
+        *,
+        queue_expires_ms: int | None = None,
+    ) -> None:
+        self.broker = broker
+        self.expiry: dict[str, Any] = (
+            {"x-expires": queue_expires_ms} if queue_expires_ms is not None else {}
+        )
+        self.pool = pool
+        self.consumer = consumer
+        self.queue, self.retry_queue, self.dead_queue = queue_names(
+            broker.exchange_name, broker.service, consumer.name
+        )
+        self._channel: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        assert self.broker.connection is not None
+        channel = await self.broker.connection.channel(publisher_confirms=True)
+        self._channel = channel
+        await channel.set_qos(prefetch_count=self.consumer.prefetch)
+        dlx = await channel.declare_exchange(
+            f"{self.broker.exchange_name}.dlx", aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        dead = await channel.declare_queue(self.dead_queue, durable=True, arguments=self.expiry)
+        await dead.bind(dlx, routing_key=self.queue)
+        # Expired retry copies dead-letter back into the main queue through the default exchange.
+        await channel.declare_queue(
+            self.retry_queue,
+            durable=True,
+            arguments={
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.queue,
+                **self.expiry,
+            },
+        )
+        queue = await channel.declare_queue(
+            self.queue,
+            durable=True,
+            arguments={
+                "x-dead-letter-exchange": dlx.name,
+                "x-dead-letter-routing-key": self.queue,
+                **self.expiry,
+            },
+        )
+        exchange = await channel.get_exchange(self.broker.exchange_name)
+        for key in self.consumer.routing_keys:
+            await queue.bind(exchange, routing_key=key)
+        await queue.consume(self.on_message)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        name, service = self.consumer.name, self.broker.service
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValueError:
+            logger.error(
+                "poison message dead-lettered", consumer=name, message_id=message.message_id
+            )
+            EVENTS_CONSUMED.labels(service, name, "dead_lettered").inc()
+            await message.reject(requeue=False)
+            return
+        attempt = int(message.headers.get(ATTEMPT_HEADER) or 1)  # type: ignore[arg-type]
+        request_id = message.headers.get("x-request-id")
+        trace_id = event.traceparent.split("-")[1] if event.traceparent else None
+        with logger.contextualize(request_id=request_id, trace_id=trace_id, event_id=event.id):
+            try:
+                fresh = await self._handle(event)
+            except Exception as exc:
+                await self._retry_or_dead_letter(message, event, attempt, exc)
+                return
+            await message.ack()
+            EVENTS_CONSUMED.labels(service, name, "processed" if fresh else "duplicate").inc()
+
+    async def _handle(self, event: CloudEvent) -> bool:
+        """Run the handler and record the event id in one transaction; False for a duplicate."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                self.consumer.name,
+                event.id,
+            )
+            if not fresh:
+                return False
+            await self.consumer.handler(event, conn)
+        return True
+
+    async def _retry_or_dead_letter(
+        self, message: AbstractIncomingMessage, event: CloudEvent, attempt: int, exc: Exception
+    ) -> None:
+        name, service = self.consumer.name, self.broker.service
+        APPLICATION_ERRORS.labels(service, type(exc).__name__).inc()
+        if attempt >= self.consumer.max_attempts:
+            logger.opt(exception=exc).error("event dead-lettered", consumer=name, attempt=attempt)
+            EVENTS_CONSUMED.labels(service, name, "dead_lettered").inc()
+            await message.reject(requeue=False)
+            return
+        delay = self.consumer.retry_delay(attempt)
+        logger.warning(
+            "event handling failed, will retry",
+            consumer=name,
+            attempt=attempt,
+            delay_seconds=delay,
+            error=type(exc).__name__,
+        )
+        assert self._channel is not None
+        retry = aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            type=message.type,
+            headers={**message.headers, ATTEMPT_HEADER: attempt + 1},
+            expiration=timedelta(seconds=delay),
+        )
+        # The retry copy is confirmed before the original is acked: nothing is lost in between.
+        await self._channel.default_exchange.publish(
+            retry, routing_key=self.retry_queue, timeout=10
+        )
+        await message.ack()
+        EVENTS_CONSUMED.labels(service, name, "retried").inc()
+
+    async def close(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+
+BROKER = web.AppKey("broker", Broker)
+
+
+def messaging_ctx(
+    consumers: Sequence[Consumer] = (), *, relay: bool = True
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` for the broker, the outbox relay and the service's consumers.
+
+    Must come after ``postgres_ctx``. Consumers are attached once the broker is reachable, so the
+    service starts even while RabbitMQ is away.
+    """
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        broker = Broker(settings.amqp_url, settings.events_exchange, service=settings.service_name)
+        app[BROKER] = broker
+        pool = app[DB_POOL]
+        quote_schema(settings.db_schema)
+
+        async def check() -> None:
+            if not broker.ready:
+                raise ConnectionError("broker not connected")
+
+        app[READINESS].add("rabbitmq", check)
+        broker.start()
+        runners = [
+            ConsumerRunner(broker, pool, c, queue_expires_ms=settings.queue_expires_ms)
+            for c in consumers
+        ]
+
+        async def attach_consumers() -> None:
+            await broker.connected.wait()
+            for runner in runners:
+                await runner.start()
+
+        attaching = asyncio.create_task(attach_consumers())
+        outbox = None
+        if relay:
+            outbox = OutboxRelay(
+                pool,
+                broker,
+                database_url=settings.database_url,
+                schema=settings.db_schema,
+                poll_seconds=settings.outbox_poll_seconds,
+            )
+            outbox.start()
+        try:
+            yield
+        finally:
+            attaching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await attaching
+            if outbox is not None:
+                await outbox.stop()
+            for runner in runners:
+                with contextlib.suppress(Exception):
+                    await runner.close()
+            await broker.close()
+
+    return ctx

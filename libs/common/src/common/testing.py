@@ -1,0 +1,241 @@
+"""Pytest plugin: isolated use of the real PostgreSQL, Redis and RabbitMQ on loopback.
+
+Each test session gets its own database; each test its own Redis key prefix and events exchange
+(queues declared under it expire once unused). Everything created is removed afterwards, so the
+shared servers are left as they were found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, TypeVar
+
+import aio_pika
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from common.config import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+
+ADMIN_DATABASE_URL = os.environ.get(
+    "CLOUDOPS_TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_REDIS_URL = os.environ.get("CLOUDOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_AMQP_URL = os.environ.get("CLOUDOPS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _database_url(name: str) -> str:
+    base, _, _ = ADMIN_DATABASE_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DATABASE_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database for this test session, dropped at the end."""
+    name = f"cloudops_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _database_url(name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def truncate_schema(url: str, schema: str) -> None:
+    """Empty every table of ``schema`` except its migration ledger."""
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetch(
+            """SELECT quote_ident(table_name) AS name FROM information_schema.tables
+               WHERE table_schema = $1 AND table_type = 'BASE TABLE'
+                 AND table_name <> 'schema_migrations'""",
+            schema,
+        )
+        if tables:
+            names = ", ".join(f'"{schema}".{t["name"]}' for t in tables)
+            await conn.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"cloudopstest:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def events_exchange() -> AsyncIterator[str]:
+    """An events exchange name of this test's own; the exchanges are deleted afterwards."""
+    name = f"cloudops.test.{uuid.uuid4().hex[:12]}"
+    yield name
+    connection = await aio_pika.connect(TEST_AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for exchange in (name, f"{name}.dlx"):
+            await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
+def make_settings(cls: type[S], **values: Any) -> S:
+    """Settings for a test: real local servers, fast polling, expiring queues."""
+    defaults: dict[str, Any] = {
+        "environment": "test",
+        "redis_url": TEST_REDIS_URL,
+        "amqp_url": TEST_AMQP_URL,
+        "outbox_poll_seconds": 0.2,
+        "queue_expires_ms": 60_000,
+        "db_pool_min": 1,
+        "db_pool_max": 5,
+    }
+    defaults.update(values)
+    return cls(**defaults)
+
+
+class TcpProxy:
+    """A loopback TCP proxy that a test can cut and restore, to simulate a server going away.
+
+    The real server keeps running for everyone else; only this proxy's clients lose it.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    async def cut(self) -> None:
+        """Refuse new connections and drop the open ones."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+@pytest.fixture
+async def amqp_proxy() -> AsyncIterator[TcpProxy]:
+    """A cuttable path to the real RabbitMQ; ``amqp_url_via(proxy)`` gives its URL."""
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    yield proxy
+    await proxy.cut()
+
+
+def amqp_url_via(proxy: TcpProxy) -> str:
+    return f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+
+
+class ServiceProcess:
+    """A service started as its own OS process (``python -m <module>``), stopped by its PID."""
+
+    def __init__(self, module: str, env: Mapping[str, str], port: int) -> None:
+        self.module = module
+        self.env = {**os.environ, **env}
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        # A file, not a pipe: a chatty child must never block on a full pipe buffer.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - fixed interpreter and module name
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        import urllib.request
+
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.module} exited early: {self.output()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health/live", timeout=1):  # noqa: S310
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"{self.module} did not become live in {timeout}s")
+
+    def output(self) -> str:
+        """Everything the process wrote so far (its JSON log lines included)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1,0 +1,281 @@
+"""The aiohttp skeleton every service shares: middlewares, JSON in/out, health and metrics routes.
+
+Middleware order (outermost first) and why:
+1. ``request_context`` gives the request an id and trace before anything can log or fail, and
+   writes the one access-log line per request after everything else has finished;
+2. ``metrics`` sees the final status, including problems rendered by the error middleware;
+3. ``errors`` is innermost so every exception a handler raises becomes a problem response that the
+   two middlewares above can still observe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from loguru import logger
+from pydantic import BaseModel, ValidationError
+
+from common.config import ServiceSettings
+from common.errors import (
+    BadRequest,
+    ProblemError,
+    UnsupportedMediaType,
+    problem_response,
+    validation_errors,
+)
+from common.metrics import (
+    ACTIVE_CONNECTIONS,
+    APPLICATION_ERRORS,
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    metrics_handler,
+)
+from common.tracing import (
+    TraceContext,
+    new_request_id,
+    new_trace,
+    parse_traceparent,
+    valid_request_id,
+)
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+@dataclass
+class Readiness:
+    """Named dependency checks run by ``/health/ready``; each raises when its dependency is down."""
+
+    checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+    def add(self, name: str, check: ReadinessCheck) -> None:
+        self.checks[name] = check
+
+    async def run(self, timeout: float = 2.0) -> dict[str, str]:
+        async def one(check: ReadinessCheck) -> str:
+            try:
+                await asyncio.wait_for(check(), timeout)
+            except Exception as exc:
+                return f"down: {type(exc).__name__}"
+            return "ok"
+
+        names = list(self.checks)
+        results = await asyncio.gather(*(one(self.checks[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+
+SETTINGS = web.AppKey("settings", ServiceSettings)
+READINESS = web.AppKey("readiness", Readiness)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes; ``Decimal`` becomes a string so money keeps every digit."""
+    return orjson.dumps(value, default=_json_default)
+
+
+def json_response(
+    data: Any,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """The success envelope ``{"success": true, "data": ..., "meta": ...}``."""
+    body: dict[str, Any] = {"success": True, "data": data}
+    if meta is not None:
+        body["meta"] = dict(meta)
+    return web.Response(
+        body=dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+def is_json_content_type(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+async def read_json_value(request: web.Request) -> Any:
+    """The parsed JSON body: 415 unless the body is declared JSON, 400 if it does not parse."""
+    if not is_json_content_type(request.content_type):
+        raise UnsupportedMediaType(
+            f"Expected Content-Type application/json, got {request.content_type!r}."
+        )
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc.msg}.") from None
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """Parse and validate the body as ``model``; invalid values become a 422 problem."""
+    return model.model_validate(await read_json_value(request))
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """Validate query parameters as ``model``; a malformed query is a 400 with per-field errors."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise BadRequest("Invalid query parameters.", errors=validation_errors(exc)) from None
+
+
+def route_template(request: web.Request) -> str:
+    """The matched route's template (``/api/resources/{id}``): bounded label cardinality."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED_ROUTE
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
+    parent = parse_traceparent(request.headers.get("traceparent"))
+    trace: TraceContext = parent.child() if parent else new_trace()
+    request["request_id"] = request_id
+    request["trace"] = trace
+    started = time.perf_counter()
+    status = 500
+    with logger.contextualize(request_id=request_id, trace_id=trace.trace_id):
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        finally:
+            # The path only: query strings can carry things that must never reach a log.
+            logger.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+
+
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Runs on every response, streaming ones included, just before headers are sent."""
+    request_id = request.get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    trace = request.get("trace")
+    if trace is not None:
+        response.headers["traceparent"] = trace.traceparent
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    service = request.config_dict[SETTINGS].service_name
+    started = time.perf_counter()
+    status = 500
+    active = ACTIVE_CONNECTIONS.labels(service)
+    active.inc()
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    finally:
+        active.dec()
+        labels = (service, request.method, route_template(request), str(status))
+        HTTP_REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(*labels).inc()
+
+
+# Headers of aiohttp's own HTTP errors that the problem response must keep.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ProblemError as exc:
+        return problem_response(
+            request, exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
+        )
+    except ValidationError as exc:
+        return problem_response(
+            request,
+            422,
+            "The request has invalid values.",
+            slug="validation-failed",
+            errors=validation_errors(exc),
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {h: exc.headers[h] for h in _KEPT_HEADERS if h in exc.headers}
+        return problem_response(request, exc.status, exc.reason, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        service = request.config_dict[SETTINGS].service_name
+        APPLICATION_ERRORS.labels(service, type(exc).__name__).inc()
+        logger.opt(exception=exc).error("unhandled error", error=type(exc).__name__)
+        return problem_response(
+            request,
+            500,
+            "An unexpected error occurred. Quote the request id when reporting it.",
+            slug="internal-error",
+        )
+
+
+async def live_handler(request: web.Request) -> web.Response:
+    return json_response({"status": "ok", "service": request.config_dict[SETTINGS].service_name})
+
+
+async def ready_handler(request: web.Request) -> web.Response:
+    results = await request.config_dict[READINESS].run()
+    ready = all(v == "ok" for v in results.values())
+    return json_response(
+        {"status": "ready" if ready else "not ready", "checks": results},
+        status=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "5"},
+    )
+
+
+def create_base_app(
+    settings: ServiceSettings,
+    *,
+    middlewares: tuple[Any, ...] = (),
+    client_max_size: int = 10 * 1024 * 1024,
+) -> web.Application:
+    """An application with the shared middlewares, ``/metrics`` and ``/health/*`` routes.
+
+    No I/O here: clients are opened by the ``cleanup_ctx`` entries the service adds.
+    """
+    app = web.Application(
+        middlewares=[
+            request_context_middleware,
+            metrics_middleware,
+            error_middleware,
+            *middlewares,
+        ],
+        client_max_size=client_max_size,
+    )
+    app[SETTINGS] = settings
+    app[READINESS] = Readiness()
+    app.on_response_prepare.append(_echo_request_id)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/health/live", live_handler)
+    app.router.add_get("/health/ready", ready_handler)
+    return app
