@@ -41,24 +41,12 @@ class ReadCache:
         ).hexdigest()
 
     async def get_or_load(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            generation = int(await self._redis.get(self._generation_key) or 0)
-            full_key = f"{self._base}:{generation}:{key}"
-            cached = await self._redis.get(full_key)
-        except RedisError as exc:
-            logger.warning("cache unavailable", error=type(exc).__name__)
-            CACHE_MISSES.labels(self._service, self._namespace).inc()
-            return await load()
-        if cached is not None:
-            CACHE_HITS.labels(self._service, self._namespace).inc()
-            return orjson.loads(cached)
-        CACHE_MISSES.labels(self._service, self._namespace).inc()
-        value = await load()
-        try:
-            await self._redis.set(full_key, orjson.dumps(value), ex=self._ttl)
-        except RedisError as exc:
-            logger.warning("cache store failed", error=type(exc).__name__)
-        return value
+        """The cached JSON value for ``key``, or ``load()``'s result, stored for next time."""
+
+        async def load_bytes() -> bytes:
+            return orjson.dumps(await load())
+
+        return orjson.loads(await self.get_or_load_bytes(key, load_bytes))
 
     async def invalidate(self) -> None:
         """Call after a write has committed; a failure here is logged and must not fail the write.
@@ -69,3 +57,24 @@ class ReadCache:
             await self._redis.incr(self._generation_key)
         except RedisError as exc:
             logger.error("cache invalidation failed", error=type(exc).__name__)
+
+    async def get_or_load_bytes(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
+        """Like :meth:`get_or_load` for an already-rendered body: no JSON work on a hit."""
+        try:
+            generation = int(await self._redis.get(self._generation_key) or 0)
+            full_key = f"{self._base}:{generation}:{key}"
+            cached = await self._redis.get(full_key)
+        except RedisError as exc:
+            logger.warning("cache unavailable", error=type(exc).__name__)
+            CACHE_MISSES.labels(self._service, self._namespace).inc()
+            return await load()
+        if isinstance(cached, bytes):
+            CACHE_HITS.labels(self._service, self._namespace).inc()
+            return cached
+        CACHE_MISSES.labels(self._service, self._namespace).inc()
+        value = await load()
+        try:
+            await self._redis.set(full_key, value, ex=self._ttl)
+        except RedisError as exc:
+            logger.warning("cache store failed", error=type(exc).__name__)
+        return value

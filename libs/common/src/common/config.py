@@ -9,8 +9,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def shared(name: str) -> AliasChoices:
-    """Alias for a field read from the shared ``CLOUDOPS_<NAME>`` variable, not the prefix."""
-    return AliasChoices(f"CLOUDOPS_{name.upper()}", name)
+    """Alias for a field read from the shared ``CLOUDOPS_<NAME>`` variable, not the prefix.
+
+    Only the prefixed variable: a bare ``DATABASE_URL`` or ``ENVIRONMENT`` belongs to someone else
+    (``populate_by_name`` still lets code pass ``database_url=...``).
+    """
+    return AliasChoices(f"CLOUDOPS_{name.upper()}")
 
 
 class ServiceSettings(BaseSettings):

@@ -14,6 +14,8 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from common.context import REQUEST_ID
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://cloudops.dev/problems/"
 
@@ -135,7 +137,7 @@ def problem_response(
         status=status,
         detail=detail,
         instance=request.path,
-        request_id=request.get("request_id"),
+        request_id=request.get(REQUEST_ID),
         slug=slug,
         errors=errors,
     )

@@ -6,6 +6,7 @@ Every line carries ``service`` and, inside a request or message, ``request_id`` 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import sys
@@ -40,9 +41,10 @@ class _InterceptHandler(logging.Handler):
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        frame: FrameType | None = logging.currentframe()
-        depth = 2
-        while frame is not None and frame.f_code.co_filename == logging.__file__:
+        # Walk out of this method and the logging module, so the line names the real caller.
+        frame: FrameType | None = inspect.currentframe()
+        depth = 0
+        while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
             frame = frame.f_back
             depth += 1
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())

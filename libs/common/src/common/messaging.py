@@ -45,6 +45,7 @@ from common.tracing import TraceContext, new_trace
 from common.web import READINESS, SETTINGS
 
 ATTEMPT_HEADER = "x-cloudops-attempt"
+NOTIFY_CHANNEL_PREFIX = "cloudops_outbox_"
 
 
 class CloudEvent(BaseModel):
@@ -91,13 +92,9 @@ async def enqueue_event(conn: Connection, event: CloudEvent, request_id: str | N
         event.model_dump(mode="json", exclude_none=True),
         headers,
     )
-    # Delivered at commit only; wakes the relay without waiting for its poll.
-    await conn.execute("SELECT pg_notify($1, '')", _notify_channel(conn))
-
-
-def _notify_channel(conn: Connection) -> str:
-    schema = conn.get_settings().search_path.split(",")[0].strip().strip('"')
-    return f"cloudops_outbox_{schema}"
+    # Delivered at commit only; wakes the relay without waiting for its poll. The channel is named
+    # by the schema the INSERT resolved to (the server does not report search_path to clients).
+    await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL_PREFIX}' || current_schema(), '')")
 
 
 class Broker:
@@ -234,7 +231,7 @@ class OutboxRelay:
                 ):
                     await asyncio.sleep(max(self.poll_seconds, 1.0))
                 await conn.add_listener(
-                    f"cloudops_outbox_{self.schema}", lambda *_: self._wakeup.set()
+                    NOTIFY_CHANNEL_PREFIX + self.schema, lambda *_: self._wakeup.set()
                 )
                 await self._relay_forever()
             except (OSError, asyncpg.PostgresError) as exc:
@@ -245,6 +242,7 @@ class OutboxRelay:
                     await asyncio.shield(conn.close())
 
     async def _relay_forever(self) -> None:
+        await self.broker.connected.wait()
         backoff = self.poll_seconds
         while True:
             try:
@@ -281,10 +279,9 @@ class OutboxRelay:
                    FROM outbox WHERE sent_at IS NULL"""
             )
             assert lag is not None
-            OUTBOX_PENDING.labels(self.broker.service).set(lag["pending"] - len(rows))
-            OUTBOX_LAG.labels(self.broker.service).set(
-                float(lag["age"]) if lag["pending"] > len(rows) else 0.0
-            )
+            # Counted after this batch's UPDATEs, so the rows just sent are already excluded.
+            OUTBOX_PENDING.labels(self.broker.service).set(lag["pending"])
+            OUTBOX_LAG.labels(self.broker.service).set(float(lag["age"]))
             if rows:
                 await conn.execute(
                     "DELETE FROM outbox WHERE sent_at < now() - $1::interval", self.keep_sent

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aio_pika
 import asyncpg
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -207,19 +208,26 @@ class ServiceProcess:
 
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.module} exited early: {self.output()[-2000:]}")
+                output = self.output()
+                self.close()
+                raise RuntimeError(f"{self.module} exited early: {output[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health/live", timeout=1):  # noqa: S310
                     return
             except OSError:
                 time.sleep(0.1)
-        self.stop()
+        self.close()
         raise TimeoutError(f"{self.module} did not become live in {timeout}s")
 
     def output(self) -> str:
         """Everything the process wrote so far (its JSON log lines included)."""
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+    def close(self) -> None:
+        """Stop the process and release its log file."""
+        self.stop()
+        self.log.close()
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -239,3 +247,58 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+class EventTap:
+    """Receives every event published to a test exchange, through a real exclusive queue."""
+
+    def __init__(self, exchange: str, routing_key: str = "#") -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect(TEST_AMQP_URL)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=self.routing_key)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                event = orjson.loads(message.body)
+                event["_headers"] = dict(message.headers)
+                await self.received.put(event)
+
+        await queue.consume(on_message)
+
+    async def take(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The next ``count`` events, in arrival order; fails the test if they do not come."""
+        events = []
+        async with asyncio.timeout(timeout):
+            for _ in range(count):
+                events.append(await self.received.get())
+        return events
+
+    async def quiet(self, seconds: float = 0.5) -> list[dict[str, Any]]:
+        """Whatever else arrives within ``seconds`` (to assert that nothing more came)."""
+        await asyncio.sleep(seconds)
+        events = []
+        while not self.received.empty():
+            events.append(self.received.get_nowait())
+        return events
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+@pytest.fixture
+async def event_tap(events_exchange: str) -> AsyncIterator[EventTap]:
+    tap = EventTap(events_exchange)
+    await tap.start()
+    yield tap
+    await tap.close()

@@ -6,8 +6,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+# Used with ``fullmatch``: ``$`` would also accept a trailing newline (header injection in logs).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ def new_request_id() -> str:
 
 def valid_request_id(value: str | None) -> str | None:
     """Accept a client's request id only if it is short and harmless in logs and headers."""
-    if value and _REQUEST_ID.match(value):
+    if value and _REQUEST_ID.fullmatch(value):
         return value
     return None
 
@@ -42,7 +43,7 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
     """Parse a version-00 ``traceparent``; all-zero ids and version ``ff`` are invalid per spec."""
     if not value:
         return None
-    match = _TRACEPARENT.match(value.strip())
+    match = _TRACEPARENT.fullmatch(value.strip())
     if not match:
         return None
     version, trace_id, span_id, flags = match.groups()

@@ -11,6 +11,7 @@ Middleware order (outermost first) and why:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from loguru import logger
 from pydantic import BaseModel, ValidationError
 
 from common.config import ServiceSettings
+from common.context import REQUEST_ID, TRACE
 from common.errors import (
     BadRequest,
     ProblemError,
@@ -114,12 +116,16 @@ def is_json_content_type(content_type: str) -> bool:
     )
 
 
-async def read_json_value(request: web.Request) -> Any:
-    """The parsed JSON body: 415 unless the body is declared JSON, 400 if it does not parse."""
+def _require_json_content_type(request: web.Request) -> None:
     if not is_json_content_type(request.content_type):
         raise UnsupportedMediaType(
             f"Expected Content-Type application/json, got {request.content_type!r}."
         )
+
+
+async def read_json_value(request: web.Request) -> Any:
+    """The parsed JSON body: 415 unless the body is declared JSON, 400 if it does not parse."""
+    _require_json_content_type(request)
     raw = await request.read()
     try:
         return orjson.loads(raw)
@@ -128,8 +134,18 @@ async def read_json_value(request: web.Request) -> Any:
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:
-    """Parse and validate the body as ``model``; invalid values become a 422 problem."""
-    return model.model_validate(await read_json_value(request))
+    """Parse and validate the body as ``model``: 415 if not JSON, 400 if malformed, 422 if invalid.
+
+    Non-integer numbers are parsed as ``Decimal`` from their text, so money keeps every digit
+    (orjson and pydantic's own parser would go through ``float``).
+    """
+    _require_json_content_type(request)
+    raw = await request.read()
+    try:
+        value = json.loads(raw, parse_float=Decimal)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {type(exc).__name__}.") from None
+    return model.model_validate(value)
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
@@ -151,8 +167,8 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     request_id = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
     parent = parse_traceparent(request.headers.get("traceparent"))
     trace: TraceContext = parent.child() if parent else new_trace()
-    request["request_id"] = request_id
-    request["trace"] = trace
+    request[REQUEST_ID] = request_id
+    request[TRACE] = trace
     started = time.perf_counter()
     status = 500
     with logger.contextualize(request_id=request_id, trace_id=trace.trace_id):
@@ -160,6 +176,9 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
             response: web.StreamResponse = await handler(request)
             status = response.status
             return response
+        except web.HTTPException as exc:  # a redirect the error middleware let through
+            status = exc.status
+            raise
         finally:
             # The path only: query strings can carry things that must never reach a log.
             logger.info(
@@ -173,10 +192,10 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
 
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """Runs on every response, streaming ones included, just before headers are sent."""
-    request_id = request.get("request_id")
+    request_id = request.get(REQUEST_ID)
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
-    trace = request.get("trace")
+    trace = request.get(TRACE)
     if trace is not None:
         response.headers["traceparent"] = trace.traceparent
 
@@ -192,6 +211,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         response: web.StreamResponse = await handler(request)
         status = response.status
         return response
+    except web.HTTPException as exc:  # a redirect the error middleware let through
+        status = exc.status
+        raise
     finally:
         active.dec()
         labels = (service, request.method, route_template(request), str(status))

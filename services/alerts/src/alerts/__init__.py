@@ -1,0 +1,1 @@
+"""The CloudOps alerts service."""

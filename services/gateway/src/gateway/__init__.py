@@ -1,0 +1,1 @@
+"""The CloudOps gateway service."""

@@ -1,0 +1,1 @@
+"""The CloudOps resources service: the inventory of cloud resources."""

@@ -1,0 +1,224 @@
+"""Resources: what a resource is, what a valid one looks like, and which events a change makes.
+
+No aiohttp and no SQL here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MAX_TAGS = 50
+
+# Plain-text fields: no control characters, bounded length.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+TagValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00-\x1f]*$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=10, allow_inf_nan=False)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class Provider(StrEnum):
+    AWS = "aws"
+    AZURE = "azure"
+    GCP = "gcp"
+    OCI = "oci"
+    OTHER = "other"
+
+
+class ResourceType(StrEnum):
+    COMPUTE = "compute"
+    STORAGE = "storage"
+    DATABASE = "database"
+    NETWORK = "network"
+    CONTAINER = "container"
+    SERVERLESS = "serverless"
+    OTHER = "other"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    IDLE = "idle"
+    ERROR = "error"
+    TERMINATED = "terminated"
+
+
+def _no_control_chars(value: str | None) -> str | None:
+    if value is not None and any(ord(c) < 32 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ResourceFields(_Strict):
+    """The writable fields, as a client sends them to create or replace a resource."""
+
+    external_id: Identifier
+    name: Text
+    provider: Provider
+    type: ResourceType
+    region: ShortText
+    account: ShortText
+    status: Status = Status.PENDING
+    hourly_cost: Money = Decimal(0)
+    currency: Currency = "USD"
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
+    owner: ShortText | None = None
+    team: ShortText | None = None
+    cpu_utilization: Percent | None = None
+    memory_utilization: Percent | None = None
+
+    _text = field_validator("external_id", "name", "region", "account", "owner", "team")(
+        _no_control_chars
+    )
+
+
+class ResourcePatch(_Strict):
+    """A partial update: only the fields present change; ``external_id`` is immutable."""
+
+    name: Text | None = None
+    provider: Provider | None = None
+    type: ResourceType | None = None
+    region: ShortText | None = None
+    account: ShortText | None = None
+    status: Status | None = None
+    hourly_cost: Money | None = None
+    currency: Currency | None = None
+    tags: dict[TagKey, TagValue] | None = Field(default=None, max_length=MAX_TAGS)
+    owner: ShortText | None = None
+    team: ShortText | None = None
+    cpu_utilization: Percent | None = None
+    memory_utilization: Percent | None = None
+
+    _text = field_validator("name", "region", "account", "owner", "team")(_no_control_chars)
+
+    @model_validator(mode="after")
+    def _only_clearable_fields_nulled(self) -> ResourcePatch:
+        nulled = sorted(k for k in self.model_fields_set - CLEARABLE if getattr(self, k) is None)
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} cannot be null")
+        if not self.model_fields_set:
+            raise ValueError("at least one field must be given")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent."""
+        return self.model_dump(exclude_unset=True)
+
+
+#: Optional fields a PATCH may set to null.
+CLEARABLE = frozenset({"owner", "team", "cpu_utilization", "memory_utilization"})
+
+
+class BulkUpsert(_Strict):
+    resources: list[ResourceFields] = Field(min_length=1)
+
+
+class Resource(ResourceFields):
+    """A stored resource."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+SORT_FIELDS = (
+    "name",
+    "created_at",
+    "updated_at",
+    "hourly_cost",
+    "status",
+    "type",
+    "provider",
+    "region",
+)
+
+
+class ResourceQuery(BaseModel):
+    """Filters, sort and page of a list request (from the query string)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    status: Status | None = None
+    type: ResourceType | None = None
+    provider: Provider | None = None
+    region: ShortText | None = None
+    team: ShortText | None = None
+    account: ShortText | None = None
+    tag: list[Annotated[str, StringConstraints(min_length=1, max_length=385)]] = Field(
+        default_factory=list, max_length=10
+    )
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    sort: str = "-created_at"
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, value: str) -> str:
+        if value.removeprefix("-") not in SORT_FIELDS:
+            raise ValueError(f"sort must be one of {', '.join(SORT_FIELDS)}, optionally with '-'")
+        return value
+
+    def tag_filters(self) -> list[tuple[str, str | None]]:
+        """``key:value`` pairs (value None for ``key`` alone, meaning "has the tag")."""
+        out: list[tuple[str, str | None]] = []
+        for item in self.tag:
+            key, sep, value = item.partition(":")
+            out.append((key, value if sep else None))
+        return out
+
+
+EventType = Literal[
+    "resource.created", "resource.updated", "resource.status_changed", "resource.deleted"
+]
+
+
+def change_events(old: Resource | None, new: Resource | None) -> list[tuple[EventType, Any]]:
+    """The events (type, data) a change from ``old`` to ``new`` produces, in publication order."""
+    if old is None and new is not None:
+        return [("resource.created", {"resource": _public(new)})]
+    if new is None and old is not None:
+        return [("resource.deleted", {"resource": _public(old)})]
+    assert old is not None
+    assert new is not None
+    changed = sorted(k for k in ResourceFields.model_fields if getattr(old, k) != getattr(new, k))
+    if not changed:
+        return []
+    events: list[tuple[EventType, Any]] = [
+        ("resource.updated", {"resource": _public(new), "changed": changed})
+    ]
+    if old.status != new.status:
+        events.append(
+            (
+                "resource.status_changed",
+                {"resource": _public(new), "old_status": old.status, "new_status": new.status},
+            )
+        )
+    return events
+
+
+def _public(resource: Resource) -> dict[str, Any]:
+    return resource.model_dump(mode="json")

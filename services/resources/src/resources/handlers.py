@@ -1,0 +1,88 @@
+"""HTTP handlers of ``/api/resources``: parse, call the inventory, render. Nothing else."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from aiohttp import web
+
+from common.context import REQUEST_ID, TRACE
+from common.errors import BadRequest
+from common.web import json_response, parse_query, read_json
+from resources.domain import BulkUpsert, ResourceFields, ResourcePatch, ResourceQuery
+from resources.inventory import INVENTORY, Caller
+
+JSON = "application/json"
+
+
+def _resource_id(request: web.Request) -> UUID:
+    raw = request.match_info["id"]
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise BadRequest(
+            "The resource id in the path is not a UUID.",
+            errors=[{"field": "id", "message": "must be a UUID"}],
+        ) from None
+
+
+def _caller(request: web.Request) -> Caller:
+    return Caller(trace=request.get(TRACE), request_id=request.get(REQUEST_ID))
+
+
+def _query(request: web.Request) -> ResourceQuery:
+    # ``tag`` may repeat; every other parameter is single-valued.
+    values: dict[str, object] = dict(request.query)
+    values["tag"] = request.query.getall("tag", [])
+    try:
+        return ResourceQuery.model_validate(values)
+    except ValueError:
+        return parse_query(request, ResourceQuery)  # re-raises as a 400 with per-field errors
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    body = await request.config_dict[INVENTORY].list_page_json(_query(request))
+    return web.Response(body=body, content_type=JSON)
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    body = await request.config_dict[INVENTORY].get_json(_resource_id(request))
+    return web.Response(body=body, content_type=JSON)
+
+
+async def create_resource(request: web.Request) -> web.Response:
+    fields = await read_json(request, ResourceFields)
+    resource = await request.config_dict[INVENTORY].create(fields, _caller(request))
+    return json_response(
+        resource, status=201, headers={"Location": f"/api/resources/{resource.id}"}
+    )
+
+
+async def update_resource(request: web.Request) -> web.Response:
+    resource_id = _resource_id(request)
+    patch = await read_json(request, ResourcePatch)
+    resource = await request.config_dict[INVENTORY].update(resource_id, patch, _caller(request))
+    return json_response(resource)
+
+
+async def delete_resource(request: web.Request) -> web.Response:
+    await request.config_dict[INVENTORY].delete(_resource_id(request), _caller(request))
+    return web.Response(status=204)
+
+
+async def bulk_upsert(request: web.Request) -> web.Response:
+    payload = await read_json(request, BulkUpsert)
+    result = await request.config_dict[INVENTORY].bulk_upsert(payload, _caller(request))
+    return json_response(
+        result.resources,
+        meta={"created": result.created, "updated": result.updated, "unchanged": result.unchanged},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/resources", list_resources)
+    app.router.add_post("/api/resources", create_resource)
+    app.router.add_post("/api/resources/bulk", bulk_upsert)
+    app.router.add_get("/api/resources/{id}", get_resource)
+    app.router.add_patch("/api/resources/{id}", update_resource)
+    app.router.add_delete("/api/resources/{id}", delete_resource)

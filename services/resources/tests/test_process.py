@@ -1,0 +1,115 @@
+"""The service as operators run it: its own OS process with two workers, JSON logs on stdout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.testing import ServiceProcess, free_port, truncate_schema
+
+from .conftest import resource_body
+
+SECRET_KEY = "ck_live_DO_NOT_LOG_4f9a8b7c"
+SECRET_PASSWORD = "hunter2-DO-NOT-LOG"
+
+
+@pytest.fixture
+async def service(
+    pg_url: str, redis_prefix: str, events_exchange: str, tmp_path: Path
+) -> AsyncIterator[ServiceProcess]:
+    await truncate_schema(pg_url, "resources")
+    port = free_port()
+    process = ServiceProcess(
+        "resources",
+        {
+            "CLOUDOPS_RESOURCES_PORT": str(port),
+            "CLOUDOPS_RESOURCES_WORKERS": "2",
+            "CLOUDOPS_DATABASE_URL": pg_url,
+            "CLOUDOPS_REDIS_PREFIX": redis_prefix,
+            "CLOUDOPS_EVENTS_EXCHANGE": events_exchange,
+            "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        },
+        port,
+    )
+    process.start()
+    yield process
+    process.close()
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (s.labels, s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
+
+
+async def test_two_workers_report_exact_counts_and_buckets(
+    service: ServiceProcess, tmp_path: Path
+) -> None:
+    requests = 60
+    # A new connection per request lets the kernel hand requests to both workers.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        resp = await http.post(f"{service.url}/api/resources", json=resource_body())
+        resource_id = (await resp.json())["data"]["id"]
+        for _ in range(requests):
+            async with http.get(f"{service.url}/api/resources/{resource_id}") as r:
+                assert r.status == 200
+        text = await (await http.get(f"{service.url}/metrics")).text()
+
+    pids = {p.stem.rsplit("_", 1)[-1] for p in (tmp_path / "metrics").glob("counter_*.db")}
+    assert len(pids) == 2, "both workers should have served requests"
+    route = {"route": "/api/resources/{id}", "method": "GET", "status": "200"}
+
+    def matching(name: str) -> list[tuple[dict[str, str], float]]:
+        return [(lbl, v) for lbl, v in samples(text, name) if route.items() <= lbl.items()]
+
+    assert sum(v for _, v in matching("http_requests_total")) == requests
+    assert sum(v for _, v in matching("http_request_duration_seconds_count")) == requests
+    inf_bucket = [
+        v for lbl, v in matching("http_request_duration_seconds_bucket") if lbl["le"] == "+Inf"
+    ]
+    assert sum(inf_bucket) == requests
+    assert all(lbl["service"] == "resources" for lbl, _ in matching("http_requests_total"))
+    concrete = [
+        lbl for lbl, _ in samples(text, "http_requests_total") if resource_id in lbl["route"]
+    ]
+    assert concrete == [], "route labels must be templates, never concrete ids"
+
+
+async def test_one_json_log_line_per_request_and_no_secrets(service: ServiceProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        for n in range(3):
+            await http.post(
+                f"{service.url}/api/resources?api_key={SECRET_KEY}",
+                json=resource_body(n, tags={"password": SECRET_PASSWORD}),
+                headers={
+                    "X-API-Key": SECRET_KEY,
+                    "Authorization": f"Bearer {SECRET_KEY}",
+                    "Cookie": f"session={SECRET_KEY}",
+                    "X-Request-ID": f"log-test-{n}",
+                },
+            )
+        await http.get(f"{service.url}/api/resources/not-a-uuid", headers={"X-Request-ID": "bad-1"})
+    service.stop()
+    output = service.output()
+    assert SECRET_KEY not in output
+    assert SECRET_PASSWORD not in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert lines, "the service writes JSON lines"
+    requests = [ln["record"] for ln in lines if ln["record"]["message"] == "request"]
+    by_id = {r["extra"]["request_id"]: r["extra"] for r in requests}
+    for n in range(3):
+        assert by_id[f"log-test-{n}"]["status"] == 201
+        assert by_id[f"log-test-{n}"]["path"] == "/api/resources"
+        assert by_id[f"log-test-{n}"]["service"] == "resources"
+        assert len(by_id[f"log-test-{n}"]["trace_id"]) == 32
+    assert by_id["bad-1"]["status"] == 400
+    assert sum(1 for r in requests if r["extra"]["request_id"].startswith("log-test-")) == 3
