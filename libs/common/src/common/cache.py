@@ -32,6 +32,11 @@ class ReadCache:
         self._namespace = namespace
         self._service = service
         self._ttl = ttl_seconds
+        # Generation and value in one round trip: this is the hot path of every cached read.
+        self._lookup = redis.register_script(
+            "local g = redis.call('GET', KEYS[1]) or '0' "
+            "return {g, redis.call('GET', '" + self._base + ":' .. g .. ':' .. ARGV[1])}"
+        )
 
     @staticmethod
     def key_for(*parts: Any) -> str:
@@ -61,20 +66,18 @@ class ReadCache:
     async def get_or_load_bytes(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """Like :meth:`get_or_load` for an already-rendered body: no JSON work on a hit."""
         try:
-            generation = int(await self._redis.get(self._generation_key) or 0)
-            full_key = f"{self._base}:{generation}:{key}"
-            cached = await self._redis.get(full_key)
+            generation, cached = await self._lookup(keys=[self._generation_key], args=[key])
         except RedisError as exc:
             logger.warning("cache unavailable", error=type(exc).__name__)
             CACHE_MISSES.labels(self._service, self._namespace).inc()
             return await load()
-        if isinstance(cached, bytes):
+        if cached is not None:
             CACHE_HITS.labels(self._service, self._namespace).inc()
-            return cached
+            return bytes(cached)
         CACHE_MISSES.labels(self._service, self._namespace).inc()
         value = await load()
         try:
-            await self._redis.set(full_key, value, ex=self._ttl)
+            await self._redis.set(f"{self._base}:{int(generation)}:{key}", value, ex=self._ttl)
         except RedisError as exc:
             logger.warning("cache store failed", error=type(exc).__name__)
         return value

@@ -85,8 +85,11 @@ def new_event(
 async def enqueue_event(conn: Connection, event: CloudEvent, request_id: str | None = None) -> None:
     """Write ``event`` to the outbox on ``conn``; call inside the transaction of the change."""
     headers = {"x-request-id": request_id} if request_id else {}
+    # clock_timestamp(), not the column default now(): now() is the same for every event of one
+    # transaction, and the relay orders by created_at, so they would leave in random (id) order.
     await conn.execute(
-        "INSERT INTO outbox (id, type, payload, headers) VALUES ($1, $2, $3, $4)",
+        """INSERT INTO outbox (id, type, payload, headers, created_at)
+           VALUES ($1, $2, $3, $4, clock_timestamp())""",
         uuid.UUID(event.id),
         event.type,
         event.model_dump(mode="json", exclude_none=True),
@@ -233,7 +236,7 @@ class OutboxRelay:
                 await conn.add_listener(
                     NOTIFY_CHANNEL_PREFIX + self.schema, lambda *_: self._wakeup.set()
                 )
-                await self._relay_forever()
+                await self._relay_forever(conn)
             except (OSError, asyncpg.PostgresError) as exc:
                 logger.warning("outbox relay lost postgres", error=type(exc).__name__)
                 await asyncio.sleep(self.poll_seconds)
@@ -241,10 +244,12 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(conn.close())
 
-    async def _relay_forever(self) -> None:
+    async def _relay_forever(self, lock_conn: asyncpg.Connection) -> None:
         await self.broker.connected.wait()
         backoff = self.poll_seconds
-        while True:
+        # The lock (and LISTEN) live on lock_conn: once it is gone, another replica's relay may
+        # take the lock, so this one must stop relaying and start over.
+        while not lock_conn.is_closed():
             try:
                 sent = await self.relay_once()
                 backoff = self.poll_seconds
@@ -258,6 +263,7 @@ class OutboxRelay:
             self._wakeup.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+        raise ConnectionResetError("the relay's lock connection was closed")
 
     async def relay_once(self) -> int:
         """Publish one batch of pending events; returns how many were sent."""

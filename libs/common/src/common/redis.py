@@ -14,9 +14,7 @@ REDIS = web.AppKey("redis", Redis)
 
 def create_redis(url: str) -> Redis:
     # Short timeouts: a slow Redis must degrade a request, not hang it.
-    return Redis.from_url(
-        url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
-    )
+    return Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -247,9 +247,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         headers = {h: exc.headers[h] for h in _KEPT_HEADERS if h in exc.headers}
         return problem_response(request, exc.status, exc.reason, headers=headers)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # CancelledError is a BaseException: it passes through untouched
         service = request.config_dict[SETTINGS].service_name
         APPLICATION_ERRORS.labels(service, type(exc).__name__).inc()
         logger.opt(exception=exc).error("unhandled error", error=type(exc).__name__)

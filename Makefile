@@ -1,0 +1,45 @@
+# CloudOps: `make up` runs the whole platform, `make test` runs every check. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROJECTS := pyproject.toml uv.lock libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+.PHONY: up down test lint typecheck servers seed bench clean
+
+$(STAMP): $(PROJECTS)
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	uv sync --locked
+	@touch $@
+
+## Run the whole platform in the foreground (Ctrl-C stops it).
+up: $(STAMP)
+	$(BIN)/python scripts/platform.py up
+
+## Stop a platform started by `make up` (from another terminal).
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/platform.py down; else echo "nothing is running"; fi
+
+## PostgreSQL, Redis and RabbitMQ answering (started or installed when local), nginx installed.
+servers: $(STAMP)
+	$(BIN)/python scripts/platform.py servers
+
+seed: $(STAMP)
+	$(BIN)/python scripts/platform.py seed
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy libs services scripts tests bench
+
+## Lint, types and the whole suite against the real servers, with coverage.
+test: servers lint typecheck
+	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=90
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.resources_bench
+
+clean:
+	rm -rf $(VENV) run .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
