@@ -213,6 +213,15 @@ def _stop(pid: int, seconds: float = 15) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            return True
+    except OSError:
+        return False
+
+
 def _render_nginx(gateway_port: int) -> Path:
     conf_dir = RUN / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -227,7 +236,10 @@ def _render_nginx(gateway_port: int) -> Path:
     conf = conf_dir / "nginx.conf"
     conf.write_text(
         template.safe_substitute(
-            PUBLIC_PORT=PUBLIC_PORT, RUN_DIR=str(RUN), DASHBOARD_DIR=str(ROOT / "dashboard")
+            PUBLIC_PORT=PUBLIC_PORT,
+            LISTEN_V6=f"listen [::1]:{PUBLIC_PORT};" if _has_ipv6_loopback() else "",
+            RUN_DIR=str(RUN),
+            DASHBOARD_DIR=str(ROOT / "dashboard"),
         )
     )
     return conf

@@ -344,12 +344,17 @@ async def test_event_continues_the_callers_trace(client: Client, event_tap: Even
     resp = await client.post(
         "/api/resources",
         json=resource_body(),
-        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "X-Request-ID": "req-42"},
+        headers={
+            "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01",
+            "X-Request-ID": "req-42",
+            "X-CloudOps-Principal": "key:ops-bot",
+        },
     )
     assert resp.headers["X-Request-ID"] == "req-42"
     [event] = await event_tap.take(1)
     assert event["traceparent"].split("-")[1] == trace_id
     assert event["_headers"]["x-request-id"] == "req-42"
+    assert event["data"]["actor"] == "key:ops-bot"
 
 
 async def test_bulk_upsert_is_idempotent(client: Client, event_tap: EventTap) -> None:

@@ -11,7 +11,7 @@ from common.db import DB_POOL
 from common.testing import EventTap, TcpProxy, amqp_url_via, make_settings, truncate_schema
 from resources import storage
 from resources.app import create_app
-from resources.domain import ResourceFields
+from resources.domain import Caller, ResourceFields
 from resources.events import record_change
 from resources.settings import ResourcesSettings
 
@@ -35,7 +35,7 @@ async def test_failed_transaction_leaves_neither_row_nor_event(
     async def change_then_fail() -> None:
         async with pool.acquire() as conn, conn.transaction():
             resource = await storage.insert(conn, fields)
-            await record_change(conn, None, resource, trace=None, request_id=None)
+            await record_change(conn, None, resource, Caller())
             assert len(await conn.fetch("SELECT 1 FROM outbox")) == 1
             raise RuntimeError("failure after the insert")
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -113,3 +118,53 @@ async def test_one_json_log_line_per_request_and_no_secrets(service: ServiceProc
         assert len(by_id[f"log-test-{n}"]["trace_id"]) == 32
     assert by_id["bad-1"]["status"] == 400
     assert sum(1 for r in requests if r["extra"]["request_id"].startswith("log-test-")) == 3
+
+
+def _worker_pids(service: ServiceProcess) -> set[int]:
+    assert service.process is not None
+    pid = service.process.pid
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+async def test_a_crashed_worker_is_replaced(service: ServiceProcess) -> None:
+    before = _worker_pids(service)
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    after: set[int] = set()
+    while time.monotonic() < deadline:
+        after = _worker_pids(service)
+        if len(after) == 2 and victim not in after:
+            break
+        await asyncio.sleep(0.1)
+    assert len(after) == 2
+    assert victim not in after
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        for _ in range(10):
+            async with http.get(f"{service.url}/health/live") as r:
+                assert r.status == 200
+
+
+async def test_workers_that_cannot_start_stop_the_service(
+    pg_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = ServiceProcess(
+            "resources",
+            {
+                "CLOUDOPS_RESOURCES_PORT": str(port),
+                "CLOUDOPS_RESOURCES_WORKERS": "2",
+                "CLOUDOPS_DATABASE_URL": pg_url,
+                "CLOUDOPS_REDIS_PREFIX": redis_prefix,
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            },
+            port,
+        )
+        with pytest.raises(RuntimeError, match="exited early"):
+            process.start(timeout=30)
+        assert process.process is not None
+        assert process.process.returncode == 1

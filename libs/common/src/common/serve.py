@@ -1,4 +1,7 @@
-"""Run a service: one process, or N worker processes sharing one listening socket.
+"""Run a service: one process, or N worker processes listening on one port with SO_REUSEPORT.
+
+With SO_REUSEPORT each worker has its own accept queue and the kernel spreads new connections over
+them, rather than letting whichever worker wakes first take them all.
 
 With several workers, Prometheus multiprocess mode is switched on *before* the application module
 (and so ``common.metrics``) is imported, and each dead worker's live gauges are cleaned up.
@@ -13,15 +16,21 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable
+from multiprocessing.connection import wait
 from typing import Any
 
 from aiohttp import web
+from loguru import logger
 
 from common.config import ServiceSettings
 from common.logging import setup_logging
 
 AppFactory = Callable[[Any], web.Application]
+# More than CRASH_BUDGET worker deaths within CRASH_WINDOW seconds stop the service.
+CRASH_BUDGET = 5
+CRASH_WINDOW = 30.0
 
 
 def _load_factory(path: str) -> AppFactory:
@@ -30,17 +39,23 @@ def _load_factory(path: str) -> AppFactory:
     return factory
 
 
-def _run_worker(factory_path: str, settings: ServiceSettings, sock: socket.socket) -> None:
+def _listen(settings: ServiceSettings, *, reuse_port: bool) -> socket.socket:
+    return socket.create_server((settings.host, settings.port), reuse_port=reuse_port, backlog=2048)
+
+
+def _run_worker(
+    factory_path: str, settings: ServiceSettings, sock: socket.socket | None = None
+) -> None:
     setup_logging(settings.service_name, settings.log_level)
+    sock = sock or _listen(settings, reuse_port=True)
     app = _load_factory(factory_path)(settings)
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=10)
 
 
 def serve(factory_path: str, settings: ServiceSettings) -> None:
     """Serve ``module:create_app`` with ``settings`` until SIGINT/SIGTERM."""
-    sock = socket.create_server((settings.host, settings.port), reuse_port=False, backlog=2048)
     if settings.workers == 1:
-        _run_worker(factory_path, settings, sock)
+        _run_worker(factory_path, settings, _listen(settings, reuse_port=False))
         return
 
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
@@ -50,24 +65,46 @@ def serve(factory_path: str, settings: ServiceSettings) -> None:
     os.makedirs(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("fork")
-    workers = [
-        context.Process(target=_run_worker, args=(factory_path, settings, sock), daemon=False)
-        for _ in range(settings.workers)
-    ]
-    for worker in workers:
+    from prometheus_client import multiprocess  # only now: the env var above must come first
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        worker = context.Process(target=_run_worker, args=(factory_path, settings), daemon=False)
         worker.start()
+        return worker
+
+    setup_logging(settings.service_name, settings.log_level)
+    workers = [spawn() for _ in range(settings.workers)]
+    stopping = False
+    exit_code = 0
+    crashes: list[float] = []
 
     def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for worker in workers:
             if worker.is_alive() and worker.pid is not None:
                 os.kill(worker.pid, signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    from prometheus_client import multiprocess  # after the env var is set
-
-    for worker in workers:
-        worker.join()
-        if worker.pid is not None:
-            multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-    sock.close()
+    while workers:
+        wait([w.sentinel for w in workers])
+        for worker in [w for w in workers if not w.is_alive()]:
+            workers.remove(worker)
+            if worker.pid is not None:
+                multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+            if stopping:
+                continue
+            now = time.monotonic()
+            crashes = [t for t in crashes if now - t < CRASH_WINDOW] + [now]
+            if len(crashes) > CRASH_BUDGET:
+                # Workers dying over and over (port taken, bad settings) would only repeat.
+                logger.error("workers keep failing, stopping", code=worker.exitcode)
+                stop(signal.SIGTERM, None)
+                exit_code = 1
+                continue
+            # A crashed worker is replaced, so one bad request cannot shrink the pool for good.
+            logger.error("worker exited, replacing it", pid=worker.pid, code=worker.exitcode)
+            workers.append(spawn())
+    if exit_code:
+        raise SystemExit(exit_code)

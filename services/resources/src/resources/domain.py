@@ -5,6 +5,7 @@ No aiohttp and no SQL here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -19,6 +20,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from common.tracing import TraceContext
 
 MAX_TAGS = 50
 
@@ -191,30 +194,49 @@ class ResourceQuery(BaseModel):
         return out
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking (as the gateway vouches), and the trace the resulting events continue."""
+
+    principal: str | None = None
+    trace: TraceContext | None = None
+    request_id: str | None = None
+
+
 EventType = Literal[
     "resource.created", "resource.updated", "resource.status_changed", "resource.deleted"
 ]
 
 
-def change_events(old: Resource | None, new: Resource | None) -> list[tuple[EventType, Any]]:
-    """The events (type, data) a change from ``old`` to ``new`` produces, in publication order."""
+def change_events(
+    old: Resource | None, new: Resource | None, actor: str | None = None
+) -> list[tuple[EventType, Any]]:
+    """The events (type, data) a change from ``old`` to ``new`` produces, in publication order.
+
+    ``actor`` is who made the change, as the gateway identified them (None for internal writes).
+    """
     if old is None and new is not None:
-        return [("resource.created", {"resource": _public(new)})]
+        return [("resource.created", {"resource": _public(new), "actor": actor})]
     if new is None and old is not None:
-        return [("resource.deleted", {"resource": _public(old)})]
+        return [("resource.deleted", {"resource": _public(old), "actor": actor})]
     assert old is not None
     assert new is not None
     changed = sorted(k for k in ResourceFields.model_fields if getattr(old, k) != getattr(new, k))
     if not changed:
         return []
     events: list[tuple[EventType, Any]] = [
-        ("resource.updated", {"resource": _public(new), "changed": changed})
+        ("resource.updated", {"resource": _public(new), "changed": changed, "actor": actor})
     ]
     if old.status != new.status:
         events.append(
             (
                 "resource.status_changed",
-                {"resource": _public(new), "old_status": old.status, "new_status": new.status},
+                {
+                    "resource": _public(new),
+                    "old_status": old.status,
+                    "new_status": new.status,
+                    "actor": actor,
+                },
             )
         )
     return events

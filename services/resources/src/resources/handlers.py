@@ -9,10 +9,11 @@ from aiohttp import web
 from common.context import REQUEST_ID, TRACE
 from common.errors import BadRequest
 from common.web import json_response, parse_query, read_json
-from resources.domain import BulkUpsert, ResourceFields, ResourcePatch, ResourceQuery
-from resources.inventory import INVENTORY, Caller
+from resources.domain import BulkUpsert, Caller, ResourceFields, ResourcePatch, ResourceQuery
+from resources.inventory import INVENTORY
 
 JSON = "application/json"
+PRINCIPAL_HEADER = "X-CloudOps-Principal"
 
 
 def _resource_id(request: web.Request) -> UUID:
@@ -27,7 +28,12 @@ def _resource_id(request: web.Request) -> UUID:
 
 
 def _caller(request: web.Request) -> Caller:
-    return Caller(trace=request.get(TRACE), request_id=request.get(REQUEST_ID))
+    # Services listen only behind the gateway, which strips client-sent identity headers.
+    return Caller(
+        principal=request.headers.get(PRINCIPAL_HEADER),
+        trace=request.get(TRACE),
+        request_id=request.get(REQUEST_ID),
+    )
 
 
 def _query(request: web.Request) -> ResourceQuery:

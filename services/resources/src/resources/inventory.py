@@ -17,11 +17,11 @@ from prometheus_client import Gauge
 
 from common.cache import ReadCache
 from common.errors import NotFound, ValidationFailed
-from common.tracing import TraceContext
 from common.web import dumps
 from resources import storage
 from resources.domain import (
     BulkUpsert,
+    Caller,
     Resource,
     ResourceFields,
     ResourcePatch,
@@ -37,14 +37,6 @@ RESOURCES_TOTAL = Gauge(
     ["status", "type"],
     multiprocess_mode="livemostrecent",
 )
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is asking, for tracing the events a request causes."""
-
-    trace: TraceContext | None = None
-    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +90,7 @@ class Inventory:
     async def create(self, fields: ResourceFields, caller: Caller) -> Resource:
         async def change(conn: Any) -> Resource:
             resource = await storage.insert(conn, fields)
-            await record_change(
-                conn, None, resource, trace=caller.trace, request_id=caller.request_id
-            )
+            await record_change(conn, None, resource, caller)
             return resource
 
         created: Resource = await self._write(change)
@@ -112,7 +102,7 @@ class Inventory:
             if old is None:
                 raise NotFound(f"No resource with id {resource_id}.")
             new = await storage.update(conn, resource_id, patch.changes())
-            await record_change(conn, old, new, trace=caller.trace, request_id=caller.request_id)
+            await record_change(conn, old, new, caller)
             return new
 
         updated: Resource = await self._write(change)
@@ -123,7 +113,7 @@ class Inventory:
             old = await storage.delete(conn, resource_id)
             if old is None:
                 raise NotFound(f"No resource with id {resource_id}.")
-            await record_change(conn, old, None, trace=caller.trace, request_id=caller.request_id)
+            await record_change(conn, old, None, caller)
 
         await self._write(change)
 
@@ -162,9 +152,7 @@ class Inventory:
                 created += old is None
                 updated += old is not None
                 results.append(new)
-                await record_change(
-                    conn, old, new, trace=caller.trace, request_id=caller.request_id
-                )
+                await record_change(conn, old, new, caller)
             return BulkResult(created, updated, len(items) - created - updated, results)
 
         result: BulkResult = await self._write(change)

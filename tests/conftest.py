@@ -1,0 +1,1 @@
+"""Cross-service and end-to-end tests: the platform as an operator runs it."""

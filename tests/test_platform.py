@@ -1,0 +1,190 @@
+"""`make up` end to end: nginx -> gateway -> resources on loopback, seeded, then `make down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from common.testing import TEST_AMQP_URL, TEST_REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "co_test_admin_key_0123456789abcdefghijklmnop"
+
+
+def _free_port_block(size: int) -> int:
+    """A base port whose next ``size`` ports are all free on loopback."""
+    for _ in range(50):
+        base = random.randrange(20000, 30000)
+        try:
+            socks = []
+            for port in range(base, base + size):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+@dataclass
+class Platform:
+    api: str
+    run_dir: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+
+def request(
+    url: str, *, key: str | None = None, method: str = "GET", body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    headers = {"X-API-Key": key} if key else {}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture(scope="module")
+def platform(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    run_dir = tmp_path_factory.mktemp("run")
+    public_port = _free_port_block(1)
+    env = {
+        **os.environ,
+        "CLOUDOPS_PUBLIC_PORT": str(public_port),
+        "CLOUDOPS_PORT_BASE": str(_free_port_block(4)),
+        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CLOUDOPS_DATABASE_URL": pg_url,
+        "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
+        "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
+        "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2e{public_port}:",
+        "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.test.e2e{public_port}",
+        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+        "CLOUDOPS_RUN_DIR": str(run_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "platform.py"), "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 180
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if "press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        assert any("CloudOps is running at" in ln for ln in output), "".join(output)
+        yield Platform(f"http://127.0.0.1:{public_port}", run_dir, process, output)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        process.stdout.close()
+
+
+def test_up_prints_url_and_the_given_admin_key(platform: Platform) -> None:
+    text = "".join(platform.output)
+    assert f"CloudOps is running at {platform.api}" in text
+    assert f"admin API key: {ADMIN_KEY}" in text
+
+
+def test_health_through_nginx(platform: Platform) -> None:
+    status, headers, _ = request(f"{platform.api}/api/health")
+    assert status == 200
+    assert "X-Request-ID" in headers
+
+
+def test_seeded_inventory_through_the_full_path(platform: Platform) -> None:
+    status, headers, body = request(f"{platform.api}/api/resources?limit=5", key=ADMIN_KEY)
+    assert status == 200
+    page = json.loads(body)
+    assert page["meta"]["total"] == 400
+    assert len(page["data"]) == 5
+    assert headers["Content-Type"].startswith("application/json")
+
+
+def test_no_key_is_refused(platform: Platform) -> None:
+    status, _, body = request(f"{platform.api}/api/resources")
+    assert status == 401
+    assert json.loads(body)["status"] == 401
+
+
+def test_write_through_nginx_then_read_back(platform: Platform) -> None:
+    resource = {
+        "external_id": "e2e-1",
+        "name": "e2e",
+        "provider": "aws",
+        "type": "compute",
+        "region": "eu-west-1",
+        "account": "1",
+    }
+    status, _, body = request(
+        f"{platform.api}/api/resources",
+        key=ADMIN_KEY,
+        method="POST",
+        body=json.dumps(resource).encode(),
+    )
+    assert status == 201
+    created = json.loads(body)["data"]
+    status, _, body = request(f"{platform.api}/api/resources/{created['id']}", key=ADMIN_KEY)
+    assert status == 200
+    assert json.loads(body)["data"]["name"] == "e2e"
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health/live", "/health/ready"])
+def test_internal_endpoints_are_not_public(platform: Platform, path: str) -> None:
+    assert request(f"{platform.api}{path}")[0] == 404
+
+
+def test_dashboard_is_served(platform: Platform) -> None:
+    status, _, body = request(f"{platform.api}/")
+    assert status == 200
+    assert b"CloudOps" in body
+
+
+def test_down_stops_everything_it_started(platform: Platform) -> None:
+    pids: dict[str, int] = json.loads((platform.run_dir / "pids.json").read_text())
+    assert {"platform", "resources", "gateway", "nginx"} <= set(pids)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "platform.py"), "down"],
+        env={**os.environ, "CLOUDOPS_RUN_DIR": str(platform.run_dir)},
+        check=True,
+        timeout=90,
+        capture_output=True,
+    )
+    platform.process.wait(timeout=30)
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not (platform.run_dir / "pids.json").exists()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(platform.api.rsplit(":", 1)[1])), timeout=1)
