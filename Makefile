@@ -14,18 +14,18 @@ $(STAMP): $(PROJECTS)
 
 ## Run the whole platform in the foreground (Ctrl-C stops it).
 up: $(STAMP)
-	$(BIN)/python scripts/platform.py up
+	$(BIN)/python scripts/platformctl.py up
 
 ## Stop a platform started by `make up` (from another terminal).
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/platform.py down; else echo "nothing is running"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/platformctl.py down; else echo "nothing is running"; fi
 
 ## PostgreSQL, Redis and RabbitMQ answering (started or installed when local), nginx installed.
 servers: $(STAMP)
-	$(BIN)/python scripts/platform.py servers
+	$(BIN)/python scripts/platformctl.py servers
 
 seed: $(STAMP)
-	$(BIN)/python scripts/platform.py seed
+	$(BIN)/python scripts/platformctl.py seed
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

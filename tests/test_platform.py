@@ -83,7 +83,7 @@ def platform(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "CLOUDOPS_RUN_DIR": str(run_dir),
     }
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "platform.py"), "up"],
+        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "up"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -175,7 +175,7 @@ def test_down_stops_everything_it_started(platform: Platform) -> None:
     pids: dict[str, int] = json.loads((platform.run_dir / "pids.json").read_text())
     assert {"platform", "resources", "gateway", "nginx"} <= set(pids)
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "platform.py"), "down"],
+        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "down"],
         env={**os.environ, "CLOUDOPS_RUN_DIR": str(platform.run_dir)},
         check=True,
         timeout=90,

@@ -168,3 +168,35 @@ async def test_workers_that_cannot_start_stop_the_service(
             process.start(timeout=30)
         assert process.process is not None
         assert process.process.returncode == 1
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_metrics_dir_is_created_and_emptied_not_replaced(
+    pg_url: str, redis_prefix: str, tmp_path: Path, workers: str
+) -> None:
+    metrics_dir = tmp_path / "mount" / "multiproc"  # absent: must be created
+    stale = tmp_path / "mount" / "stale"
+    stale.mkdir(parents=True)
+    (stale / "counter_999999.db").write_bytes(b"stale")
+    for directory in (metrics_dir, stale):
+        port = free_port()
+        process = ServiceProcess(
+            "resources",
+            {
+                "CLOUDOPS_RESOURCES_PORT": str(port),
+                "CLOUDOPS_RESOURCES_WORKERS": workers,
+                "CLOUDOPS_DATABASE_URL": pg_url,
+                "CLOUDOPS_REDIS_PREFIX": redis_prefix,
+                "PROMETHEUS_MULTIPROC_DIR": str(directory),
+            },
+            port,
+        )
+        process.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                text = await (await http.get(f"{process.url}/metrics")).text()
+            assert "http_requests_total" in text
+        finally:
+            process.close()
+        assert directory.is_dir()
+        assert not (directory / "counter_999999.db").exists()

@@ -12,11 +12,11 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from common.encoding import dumps, loads
 from common.metrics import CACHE_HITS, CACHE_MISSES
 
 
@@ -33,25 +33,25 @@ class ReadCache:
         self._service = service
         self._ttl = ttl_seconds
         # Generation and value in one round trip: this is the hot path of every cached read.
+        # The value's key is built in the script from ARGV, so this needs a single Redis node
+        # (or a hash tag in the prefix on Redis Cluster).
         self._lookup = redis.register_script(
             "local g = redis.call('GET', KEYS[1]) or '0' "
-            "return {g, redis.call('GET', '" + self._base + ":' .. g .. ':' .. ARGV[1])}"
+            "return {g, redis.call('GET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2])}"
         )
 
     @staticmethod
     def key_for(*parts: Any) -> str:
         """A short stable key for a query (its parameters hashed)."""
-        return hashlib.blake2b(
-            orjson.dumps(parts, option=orjson.OPT_SORT_KEYS), digest_size=16
-        ).hexdigest()
+        return hashlib.blake2b(dumps(parts, sort_keys=True), digest_size=16).hexdigest()
 
     async def get_or_load(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached JSON value for ``key``, or ``load()``'s result, stored for next time."""
 
         async def load_bytes() -> bytes:
-            return orjson.dumps(await load())
+            return dumps(await load())
 
-        return orjson.loads(await self.get_or_load_bytes(key, load_bytes))
+        return loads(await self.get_or_load_bytes(key, load_bytes))
 
     async def invalidate(self) -> None:
         """Call after a write has committed; a failure here is logged and must not fail the write.
@@ -66,7 +66,9 @@ class ReadCache:
     async def get_or_load_bytes(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """Like :meth:`get_or_load` for an already-rendered body: no JSON work on a hit."""
         try:
-            generation, cached = await self._lookup(keys=[self._generation_key], args=[key])
+            generation, cached = await self._lookup(
+                keys=[self._generation_key], args=[self._base, key]
+            )
         except RedisError as exc:
             logger.warning("cache unavailable", error=type(exc).__name__)
             CACHE_MISSES.labels(self._service, self._namespace).inc()

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import asyncpg
-import orjson
 from aiohttp import web
 from asyncpg.pool import PoolConnectionProxy
 from loguru import logger
 
 from common.config import ServiceSettings
+from common.encoding import dumps, loads
 from common.web import READINESS, SETTINGS
 
 COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -44,8 +44,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
             type_name,
-            encoder=lambda v: orjson.dumps(v).decode(),
-            decoder=orjson.loads,
+            encoder=lambda v: dumps(v).decode(),
+            decoder=loads,
             schema="pg_catalog",
         )
 

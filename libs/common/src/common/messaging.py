@@ -27,6 +27,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
 from aiohttp import web
@@ -118,13 +119,18 @@ class Broker:
         self._connector: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        self.connection = await aio_pika.connect_robust(
+        connection = await aio_pika.connect_robust(
             self.url, client_properties={"connection_name": f"cloudops-{self.service}"}
         )
-        self.channel = await self.connection.channel(publisher_confirms=True)
-        self.exchange = await self.channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
+        try:
+            self.channel = await connection.channel(publisher_confirms=True)
+            self.exchange = await self.channel.declare_exchange(
+                self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        except BaseException:
+            await connection.close()  # a half-set-up connection would leak and retry forever
+            raise
+        self.connection = connection
         self.connected.set()
 
     async def _keep_connecting(self) -> None:
@@ -341,6 +347,11 @@ class ConsumerRunner:
             broker.exchange_name, broker.service, consumer.name
         )
         self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         assert self.broker.connection is not None
@@ -374,7 +385,19 @@ class ConsumerRunner:
         exchange = await channel.get_exchange(self.broker.exchange_name)
         for key in self.consumer.routing_keys:
             await queue.bind(exchange, routing_key=key)
-        await queue.consume(self.on_message)
+        self._queue = queue
+        self._consumer_tag = await queue.consume(self._track)
+
+    async def _track(self, message: AbstractIncomingMessage) -> None:
+        """Count messages being handled, so that ``close`` can let them finish first."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            await self.on_message(message)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         name, service = self.consumer.name, self.broker.service
@@ -448,9 +471,20 @@ class ConsumerRunner:
         await message.ack()
         EVENTS_CONSUMED.labels(service, name, "retried").inc()
 
-    async def close(self) -> None:
-        if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Stop taking messages, let those in hand finish (and ack), then close the channel.
+
+        Closing first would make their later acks hit a closed channel, which RabbitMQ answers by
+        closing the whole connection.
+        """
+        if self._channel is None or self._channel.is_closed:
+            return
+        if self._queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.cancel(self._consumer_tag)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
+        await self._channel.close()
 
 
 BROKER = web.AppKey("broker", Broker)
@@ -483,10 +517,30 @@ def messaging_ctx(
             for c in consumers
         ]
 
+        attached = asyncio.Event()
+
         async def attach_consumers() -> None:
             await broker.connected.wait()
-            for runner in runners:
-                await runner.start()
+            pending = list(runners)
+            delay = 0.5
+            while pending:
+                try:
+                    await pending[0].start()
+                    pending.pop(0)
+                except Exception as exc:
+                    logger.opt(exception=exc).error(
+                        "consumer could not attach, retrying", consumer=pending[0].consumer.name
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+            attached.set()
+
+        async def consumers_check() -> None:
+            if not attached.is_set():
+                raise ConnectionError("consumers not attached")
+
+        if runners:
+            app[READINESS].add("consumers", consumers_check)
 
         attaching = asyncio.create_task(attach_consumers())
         outbox = None

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -52,18 +52,30 @@ def _run_worker(
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=10)
 
 
+def _prepare_metrics_dir(settings: ServiceSettings) -> None:
+    """Make ``PROMETHEUS_MULTIPROC_DIR`` exist and hold no stale values (a temp dir if unset).
+
+    Emptied, not deleted: on Kubernetes it is typically an emptyDir mount point.
+    """
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured is None and settings.workers == 1:
+        return
+    metrics_dir = Path(
+        configured or tempfile.mkdtemp(prefix=f"cloudops-{settings.service_name}-metrics-")
+    )
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
 def serve(factory_path: str, settings: ServiceSettings) -> None:
     """Serve ``module:create_app`` with ``settings`` until SIGINT/SIGTERM."""
+    _prepare_metrics_dir(settings)
     if settings.workers == 1:
         _run_worker(factory_path, settings, _listen(settings, reuse_port=False))
         return
 
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
-        prefix=f"cloudops-{settings.service_name}-metrics-"
-    )
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    os.makedirs(metrics_dir)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("fork")
     from prometheus_client import multiprocess  # only now: the env var above must come first
 

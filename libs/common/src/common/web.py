@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import orjson
 from aiohttp import web
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from common.config import ServiceSettings
 from common.context import REQUEST_ID, TRACE
+from common.encoding import dumps
 from common.errors import (
     BadRequest,
     ProblemError,
@@ -79,19 +80,6 @@ class Readiness:
 
 SETTINGS = web.AppKey("settings", ServiceSettings)
 READINESS = web.AppKey("readiness", Readiness)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def dumps(value: Any) -> bytes:
-    """JSON bytes; ``Decimal`` becomes a string so money keeps every digit."""
-    return orjson.dumps(value, default=_json_default)
 
 
 def json_response(
@@ -149,9 +137,17 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
-    """Validate query parameters as ``model``; a malformed query is a 400 with per-field errors."""
+    """Validate query parameters as ``model``; a malformed query is a 400 with per-field errors.
+
+    A parameter may repeat (``?tag=a&tag=b``) where the model's field is a list.
+    """
+    values: dict[str, Any] = {}
+    for name in request.query:
+        field = model.model_fields.get(name)
+        is_list = field is not None and get_origin(field.annotation) is list
+        values[name] = request.query.getall(name) if is_list else request.query[name]
     try:
-        return model.model_validate(dict(request.query))
+        return model.model_validate(values)
     except ValidationError as exc:
         raise BadRequest("Invalid query parameters.", errors=validation_errors(exc)) from None
 

@@ -36,18 +36,9 @@ def _caller(request: web.Request) -> Caller:
     )
 
 
-def _query(request: web.Request) -> ResourceQuery:
-    # ``tag`` may repeat; every other parameter is single-valued.
-    values: dict[str, object] = dict(request.query)
-    values["tag"] = request.query.getall("tag", [])
-    try:
-        return ResourceQuery.model_validate(values)
-    except ValueError:
-        return parse_query(request, ResourceQuery)  # re-raises as a 400 with per-field errors
-
-
 async def list_resources(request: web.Request) -> web.Response:
-    body = await request.config_dict[INVENTORY].list_page_json(_query(request))
+    query = parse_query(request, ResourceQuery)
+    body = await request.config_dict[INVENTORY].list_page_json(query)
     return web.Response(body=body, content_type=JSON)
 
 

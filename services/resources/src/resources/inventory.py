@@ -16,8 +16,8 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from common.cache import ReadCache
+from common.encoding import dumps
 from common.errors import NotFound, ValidationFailed
-from common.web import dumps
 from resources import storage
 from resources.domain import (
     BulkUpsert,

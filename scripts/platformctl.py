@@ -333,7 +333,9 @@ def up(no_wait: bool = False) -> None:
         for service in services:
             process = platform.spawn(service.name, [sys.executable, "-m", service.name], env)
             if not _wait_http(f"http://127.0.0.1:{service.port}/health/live", 60, process):
-                raise SystemExit(f"{service.name} did not start; see {RUN}/logs/{service.name}.log")
+                log = RUN / "logs" / f"{service.name}.log"
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise SystemExit(f"{service.name} did not start; the end of {log}:\n{tail}")
             say(f"{service.name} is up on 127.0.0.1:{service.port}")
         gateway_port = next(s.port for s in services if s.name == "gateway")
         conf = _render_nginx(gateway_port)
@@ -383,6 +385,11 @@ def down() -> None:
 
 
 def main() -> None:
+    from loguru import logger
+
+    # Migration progress is summarised by `say`; only problems need loguru's own lines here.
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["up", "down", "servers", "seed"])
     args = parser.parse_args()

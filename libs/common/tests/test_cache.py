@@ -1,0 +1,193 @@
+"""The generation-keyed read cache on the real Redis, and how it degrades when Redis is gone."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from common.cache import ReadCache
+from common.redis import create_redis
+from common.testing import TEST_REDIS_URL, TcpProxy
+
+SERVICE = "cache-test"
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = create_redis(TEST_REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+class Loader:
+    """A ``load`` callable that counts its calls and returns the current value of the source."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.calls = 0
+
+    async def __call__(self) -> Any:
+        self.calls += 1
+        return self.value
+
+
+def counts(namespace: str) -> tuple[float, float]:
+    labels = {"service": SERVICE, "cache": namespace}
+    return (
+        REGISTRY.get_sample_value("cache_hits_total", labels) or 0.0,
+        REGISTRY.get_sample_value("cache_misses_total", labels) or 0.0,
+    )
+
+
+def make_cache(redis: Redis, prefix: str, namespace: str = "things", ttl: int = 60) -> ReadCache:
+    return ReadCache(redis, prefix=prefix, namespace=namespace, service=SERVICE, ttl_seconds=ttl)
+
+
+async def test_first_read_misses_and_later_reads_hit(redis: Redis, redis_prefix: str) -> None:
+    cache = make_cache(redis, redis_prefix, "hits")
+    load = Loader({"id": 1, "tags": ["a", "b"]})
+    hits, misses = counts("hits")
+
+    first = await cache.get_or_load("k", load)
+    assert counts("hits") == (hits, misses + 1)
+    second = await cache.get_or_load("k", load)
+    third = await cache.get_or_load("k", load)
+
+    assert first == second == third == {"id": 1, "tags": ["a", "b"]}
+    assert load.calls == 1
+    assert counts("hits") == (hits + 2, misses + 1)
+
+
+async def test_invalidate_makes_the_next_read_a_miss_with_the_fresh_value(
+    redis: Redis, redis_prefix: str
+) -> None:
+    cache = make_cache(redis, redis_prefix, "invalidate")
+    load = Loader({"name": "old"})
+    await cache.get_or_load("k", load)
+    hits, misses = counts("invalidate")
+
+    load.value = {"name": "new"}
+    await cache.invalidate()
+
+    assert await cache.get_or_load("k", load) == {"name": "new"}
+    assert counts("invalidate") == (hits, misses + 1)
+    assert await cache.get_or_load("k", load) == {"name": "new"}
+    assert counts("invalidate") == (hits + 1, misses + 1)
+    assert load.calls == 2
+
+
+async def test_invalidation_is_per_namespace(redis: Redis, redis_prefix: str) -> None:
+    costs, alerts = (
+        make_cache(redis, redis_prefix, "costs"),
+        make_cache(redis, redis_prefix, "alerts"),
+    )
+    cost_load, alert_load = Loader([1]), Loader([2])
+    await costs.get_or_load("k", cost_load)
+    await alerts.get_or_load("k", alert_load)
+
+    await costs.invalidate()
+    await costs.get_or_load("k", cost_load)
+    await alerts.get_or_load("k", alert_load)
+
+    assert (cost_load.calls, alert_load.calls) == (2, 1)
+
+
+async def test_entries_are_stored_under_the_prefix_with_the_ttl(
+    redis: Redis, redis_prefix: str
+) -> None:
+    cache = make_cache(redis, redis_prefix, "ttl", ttl=30)
+
+    await cache.get_or_load("k", Loader("v"))
+
+    keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}*")]
+    assert keys == [f"{redis_prefix}cache:ttl:0:k".encode()]
+    assert 0 < await redis.ttl(keys[0]) <= 30
+    assert await redis.get(keys[0]) == b'"v"'
+
+
+async def test_rendered_bodies_are_served_byte_for_byte(redis: Redis, redis_prefix: str) -> None:
+    cache = make_cache(redis, redis_prefix, "bytes")
+    body = orjson.dumps({"success": True, "data": [1, 2]})
+    calls = 0
+
+    async def render() -> bytes:
+        nonlocal calls
+        calls += 1
+        return body
+
+    assert await cache.get_or_load_bytes("page-1", render) == body
+    assert await cache.get_or_load_bytes("page-1", render) == body
+    assert calls == 1
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        (("list", {"a": 1, "b": 2}), ("list", {"b": 2, "a": 1}), True),
+        (("list", 20, 0), ("list", 20, 0), True),
+        (("list", 20, 0), ("list", 0, 20), False),
+        (("list", "1"), ("list", 1), False),
+    ],
+)
+def test_keys_depend_on_parameter_values_not_dict_order(
+    left: tuple[Any, ...], right: tuple[Any, ...], same: bool
+) -> None:
+    key = ReadCache.key_for(*left)
+
+    assert len(key) == 32
+    assert (key == ReadCache.key_for(*right)) is same
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_unreachable_redis_degrades_to_load_without_raising() -> None:
+    redis = create_redis(f"redis://127.0.0.1:{closed_port()}/0")
+    cache = ReadCache(redis, prefix="unused:", namespace="down", service=SERVICE)
+    load = Loader({"from": "postgres"})
+    hits, misses = counts("down")
+    started = time.monotonic()
+    try:
+        assert await cache.get_or_load("k", load) == {"from": "postgres"}
+        assert await cache.get_or_load("k", load) == {"from": "postgres"}
+        await cache.invalidate()
+    finally:
+        await redis.aclose()
+
+    assert load.calls == 2
+    assert counts("down") == (hits, misses + 2)
+    assert time.monotonic() - started < 5
+
+
+async def test_a_failed_store_still_returns_the_loaded_value(redis_prefix: str) -> None:
+    proxy = TcpProxy("127.0.0.1", 6379)
+    await proxy.start()
+    redis = create_redis(f"redis://127.0.0.1:{proxy.port}/0")
+    cache = ReadCache(redis, prefix=redis_prefix, namespace="store", service=SERVICE)
+
+    async def load_while_redis_goes_away() -> dict[str, int]:
+        await proxy.cut()
+        return {"n": 1}
+
+    try:
+        assert await cache.get_or_load("k", load_while_redis_goes_away) == {"n": 1}
+    finally:
+        await redis.aclose()
+        await proxy.cut()
+
+    direct = create_redis(TEST_REDIS_URL)
+    try:
+        assert [k async for k in direct.scan_iter(match=f"{redis_prefix}*")] == []
+    finally:
+        await direct.aclose()
