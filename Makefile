@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROJECTS := pyproject.toml uv.lock libs/common/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: up down test lint typecheck servers seed bench clean
+.PHONY: up down deploy test lint typecheck servers seed bench clean
 
 $(STAMP): $(PROJECTS)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -19,6 +19,10 @@ up: $(STAMP)
 ## Stop a platform started by `make up` (from another terminal).
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/platformctl.py down; else echo "nothing is running"; fi
+
+## Blue/green redeploy of the running platform: the other stack starts, nginx switches, the old stops.
+deploy: $(STAMP)
+	$(BIN)/python scripts/platformctl.py deploy
 
 ## PostgreSQL, Redis and RabbitMQ answering (started or installed when local), nginx installed.
 servers: $(STAMP)

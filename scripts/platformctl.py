@@ -1,8 +1,14 @@
-"""Run the whole CloudOps platform on one machine: ``up``, ``down``, ``servers``, ``seed``.
+"""Run the whole CloudOps platform on one machine: ``up``, ``down``, ``deploy``, ``servers``.
 
 ``up`` makes sure PostgreSQL, Redis and RabbitMQ answer (starting or installing local ones), creates
-the database, applies every service's migrations, starts each service and nginx, seeds demo data,
-prints the URL and the admin key, and then waits: Ctrl-C (or ``down``) stops everything it started.
+the database, applies every service's migrations, starts the blue stack (each service and its
+gateway) and nginx, seeds demo data, prints the URL and the admin key, and then waits: Ctrl-C (or
+``down``) stops everything it started.
+
+``deploy`` is a blue/green redeploy of the running platform: the other colour's stack starts on its
+own ports, and only once it is live does nginx switch to it (a reload, not a restart: requests in
+flight finish on the old stack), after which the old stack stops. If the new stack fails to start,
+the old one keeps serving.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ AMQP_URL = os.environ.get("CLOUDOPS_AMQP_URL", "amqp://guest:guest@127.0.0.1:567
 PUBLIC_PORT = int(os.environ.get("CLOUDOPS_PUBLIC_PORT", "8080"))
 # Services listen on loopback at PORT_BASE + their offset (the gateway at PORT_BASE itself).
 PORT_BASE = int(os.environ.get("CLOUDOPS_PORT_BASE", "8100"))
+# After a blue/green switch, how long nginx's old workers get to finish on the old stack.
+DRAIN_SECONDS = float(os.environ.get("CLOUDOPS_DRAIN_SECONDS", "3"))
+
+
+COLOR_OFFSET = {"blue": 0, "green": 10}
 
 
 @dataclass(frozen=True)
@@ -46,9 +57,8 @@ class Service:
     name: str
     offset: int
 
-    @property
-    def port(self) -> int:
-        return PORT_BASE + self.offset
+    def port(self, color: str = "blue") -> int:
+        return PORT_BASE + COLOR_OFFSET[color] + self.offset
 
     @property
     def env_prefix(self) -> str:
@@ -200,6 +210,7 @@ def _wait_http(url: str, seconds: float, process: subprocess.Popen[bytes] | None
 
 
 def _stop(pid: int, seconds: float = 15) -> None:
+    """SIGTERM a process group we did not start; SIGKILL what is left after ``seconds``."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + seconds
@@ -213,6 +224,18 @@ def _stop(pid: int, seconds: float = 15) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _stop_child(process: subprocess.Popen[bytes], seconds: float = 15) -> None:
+    """Like :func:`_stop` for our own child, which is also reaped (no zombie left behind)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _has_ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as s:
@@ -222,16 +245,21 @@ def _has_ipv6_loopback() -> bool:
         return False
 
 
-def _render_nginx(gateway_port: int) -> Path:
-    conf_dir = RUN / "nginx"
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (conf_dir / sub).mkdir(parents=True, exist_ok=True)
-    (conf_dir / "active.conf").write_text(
+def _write_upstream(gateway_port: int) -> None:
+    """The active stack, as nginx sees it; rewritten by a blue/green switch."""
+    (RUN / "nginx" / "active.conf").write_text(
         "upstream cloudops_gateway {\n"
         f"    server 127.0.0.1:{gateway_port};\n"
         "    keepalive 64;\n"
         "}\n"
     )
+
+
+def _render_nginx(gateway_port: int) -> Path:
+    conf_dir = RUN / "nginx"
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (conf_dir / sub).mkdir(parents=True, exist_ok=True)
+    _write_upstream(gateway_port)
     template = Template((ROOT / "nginx" / "nginx.conf.template").read_text())
     conf = conf_dir / "nginx.conf"
     conf.write_text(
@@ -274,72 +302,146 @@ def seed(api: str, admin_key: str) -> int:
     return created
 
 
+class StackFailed(RuntimeError):
+    """A service of a stack did not become live."""
+
+
 class Platform:
-    """The processes ``up`` started, so that they can all be stopped, in reverse order."""
+    """What ``up`` runs: one stack of services (blue or green) and nginx in front of it."""
 
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    def __init__(self, services: list[Service], env: dict[str, str]) -> None:
+        self.services = services
+        self.env = env
+        self.color = "blue"
+        self.stack: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.nginx: subprocess.Popen[bytes] | None = None
+        self.nginx_conf = RUN / "nginx" / "nginx.conf"
+        self.redeploy_requested = False
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (RUN / "logs" / f"{name}.log").open("ab")
         process = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
-        self.children.append((name, process))
-        self._write_pids()
         return process
 
-    def _write_pids(self) -> None:
-        pids = {"platform": os.getpid(), **{n: p.pid for n, p in self.children}}
-        (RUN / "pids.json").write_text(json.dumps(pids))
+    def start_stack(self, color: str) -> list[tuple[str, subprocess.Popen[bytes]]]:
+        """Start every service of ``color`` in order, each live before the next; or none."""
+        env = dict(self.env)
+        for service in self.services:
+            env[f"{service.env_prefix}PORT"] = str(service.port(color))
+            name = service.name.upper()
+            env[f"CLOUDOPS_GATEWAY_{name}_URL"] = f"http://127.0.0.1:{service.port(color)}"
+        started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        try:
+            for service in self.services:
+                process = self._spawn(
+                    f"{service.name}.{color}", [sys.executable, "-m", service.name], env
+                )
+                started.append((service.name, process))
+                port = service.port(color)
+                if not _wait_http(f"http://127.0.0.1:{port}/health/live", 60, process):
+                    log = RUN / "logs" / f"{service.name}.{color}.log"
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                    raise StackFailed(f"{service.name} did not start; the end of {log}:\n{tail}")
+                say(f"{service.name} ({color}) is up on 127.0.0.1:{port}")
+        except BaseException:
+            self._stop_stack(started)
+            raise
+        return started
 
-    def stop_all(self) -> None:
-        for name, process in reversed(self.children):
+    def _gateway_port(self, color: str) -> int:
+        return next(s.port(color) for s in self.services if s.name == "gateway")
+
+    def start_nginx(self) -> subprocess.Popen[bytes]:
+        conf = _render_nginx(self._gateway_port(self.color))
+        self.nginx = self._spawn(
+            "nginx", ["nginx", "-c", str(conf), "-p", str(RUN / "nginx")], self.env
+        )
+        self.write_pids()
+        return self.nginx
+
+    def redeploy(self) -> None:
+        """Blue/green: start the other stack, point nginx at it, then stop the old one."""
+        new_color = "green" if self.color == "blue" else "blue"
+        say(f"redeploying: starting the {new_color} stack")
+        try:
+            new_stack = self.start_stack(new_color)
+        except StackFailed as exc:
+            say(f"redeploy aborted, {self.color} keeps serving: {exc}")
+            return
+        _write_upstream(self._gateway_port(new_color))
+        subprocess.run(
+            ["nginx", "-c", str(self.nginx_conf), "-p", str(RUN / "nginx"), "-s", "reload"],
+            check=True,
+        )
+        # nginx's old workers finish their requests on the old stack; give them time to drain.
+        time.sleep(DRAIN_SECONDS)
+        old_stack, self.stack, self.color = self.stack, new_stack, new_color
+        self._stop_stack(old_stack)
+        self.write_pids()  # written last: `deploy` reports success once this shows the new colour
+        say(f"nginx now serves the {new_color} stack")
+
+    def alive(self) -> bool:
+        processes = [p for _, p in self.stack] + ([self.nginx] if self.nginx else [])
+        return all(p.poll() is None for p in processes)
+
+    def write_pids(self) -> None:
+        pids = {"platform": os.getpid(), **{n: p.pid for n, p in self.stack}}
+        if self.nginx is not None:
+            pids["nginx"] = self.nginx.pid
+        (RUN / "pids.json").write_text(json.dumps({"color": self.color, "pids": pids}))
+
+    @staticmethod
+    def _stop_stack(stack: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+        # The reverse of the start order: the gateway goes first, so nothing calls a dead service.
+        for name, process in reversed(stack):
             if process.poll() is None:
                 say(f"stopping {name} (pid {process.pid})")
-                _stop(process.pid)
-        self.children.clear()
+                _stop_child(process)
+
+    def stop_all(self) -> None:
+        if self.nginx is not None and self.nginx.poll() is None:
+            say(f"stopping nginx (pid {self.nginx.pid})")
+            _stop_child(self.nginx)
+        self._stop_stack(self.stack)
+        self.stack.clear()
         with contextlib.suppress(FileNotFoundError):
             (RUN / "pids.json").unlink()
 
 
-def up(no_wait: bool = False) -> None:
+def up() -> None:
     RUN.mkdir(parents=True, exist_ok=True)
     (RUN / "logs").mkdir(exist_ok=True)
     ensure_servers()
     services = available_services()
+    if not any(s.name == "gateway" for s in services):
+        sys.exit("the gateway service is missing from this checkout")
     asyncio.run(_create_database())
     asyncio.run(_migrate(services))
     admin_key = _admin_key()
-    platform = Platform()
+    env = {
+        **os.environ,
+        "CLOUDOPS_DATABASE_URL": DATABASE_URL,
+        "CLOUDOPS_REDIS_URL": REDIS_URL,
+        "CLOUDOPS_AMQP_URL": AMQP_URL,
+        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": admin_key,
+        "CLOUDOPS_GATEWAY_TRUSTED_PROXIES": '["127.0.0.1/32", "::1/128"]',
+    }
+    platform = Platform(services, env)
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    def on_redeploy(signum: int, _frame: object) -> None:
+        platform.redeploy_requested = True
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_redeploy)
     try:
-        env = {
-            **os.environ,
-            "CLOUDOPS_DATABASE_URL": DATABASE_URL,
-            "CLOUDOPS_REDIS_URL": REDIS_URL,
-            "CLOUDOPS_AMQP_URL": AMQP_URL,
-            "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": admin_key,
-            "CLOUDOPS_GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32,::1/128",
-        }
-        for service in services:
-            env[f"{service.env_prefix}PORT"] = str(service.port)
-            env[f"CLOUDOPS_GATEWAY_{service.name.upper()}_URL"] = f"http://127.0.0.1:{service.port}"
-        for service in services:
-            process = platform.spawn(service.name, [sys.executable, "-m", service.name], env)
-            if not _wait_http(f"http://127.0.0.1:{service.port}/health/live", 60, process):
-                log = RUN / "logs" / f"{service.name}.log"
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                raise SystemExit(f"{service.name} did not start; the end of {log}:\n{tail}")
-            say(f"{service.name} is up on 127.0.0.1:{service.port}")
-        gateway_port = next(s.port for s in services if s.name == "gateway")
-        conf = _render_nginx(gateway_port)
-        nginx = platform.spawn("nginx", ["nginx", "-c", str(conf), "-p", str(RUN / "nginx")], env)
+        platform.stack = platform.start_stack("blue")
+        nginx = platform.start_nginx()
         api = f"http://127.0.0.1:{PUBLIC_PORT}"
         if not _wait_http(f"{api}/api/health", 30, nginx):
             raise SystemExit(f"nginx did not start; see {RUN}/nginx/error.log")
@@ -348,27 +450,53 @@ def up(no_wait: bool = False) -> None:
         say(f"CloudOps is running at {api}")
         say(f"admin API key: {admin_key}")
         say("press Ctrl-C (or run `make down`) to stop everything")
-        if no_wait:
-            return
-        while all(p.poll() is None for _, p in platform.children):
-            time.sleep(0.5)
-        dead = [n for n, p in platform.children if p.poll() is not None]
-        say(f"stopping: {', '.join(dead)} exited; see {RUN}/logs")
-    except KeyboardInterrupt:
-        pass
+        while platform.alive():
+            if platform.redeploy_requested:
+                platform.redeploy_requested = False
+                platform.redeploy()
+            time.sleep(0.2)
+        say(f"stopping: a process exited; see {RUN}/logs")
+    except (KeyboardInterrupt, StackFailed) as exc:
+        if isinstance(exc, StackFailed):
+            say(str(exc))
     finally:
-        if not no_wait:
-            platform.stop_all()
-            say("stopped")
+        platform.stop_all()
+        say("stopped")
+
+
+def _read_pids() -> tuple[str, dict[str, int]] | None:
+    pids_file = RUN / "pids.json"
+    if not pids_file.exists():
+        return None
+    state = json.loads(pids_file.read_text())
+    return state["color"], state["pids"]
+
+
+def deploy() -> None:
+    """Ask the running platform for a blue/green redeploy and wait for its outcome."""
+    state = _read_pids()
+    if state is None:
+        sys.exit("nothing is running: start it with `make up`")
+    color, pids = state
+    os.kill(pids["platform"], signal.SIGHUP)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = _read_pids()
+        if state is not None and state[0] != color:
+            say(f"deployed: the {state[0]} stack is serving")
+            return
+    sys.exit(f"the redeploy did not complete; the {color} stack is still serving (see {RUN}/logs)")
 
 
 def down() -> None:
     """Stop a running ``up`` (and, should it be gone, whatever it started)."""
     pids_file = RUN / "pids.json"
-    if not pids_file.exists():
+    state = _read_pids()
+    if state is None:
         say("nothing is running")
         return
-    pids: dict[str, int] = json.loads(pids_file.read_text())
+    pids = state[1]
     with contextlib.suppress(ProcessLookupError):
         os.kill(pids.pop("platform"), signal.SIGTERM)
     deadline = time.monotonic() + 30
@@ -391,12 +519,14 @@ def main() -> None:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "servers", "seed"])
+    parser.add_argument("command", choices=["up", "down", "deploy", "servers", "seed"])
     args = parser.parse_args()
     if args.command == "up":
         up()
     elif args.command == "down":
         down()
+    elif args.command == "deploy":
+        deploy()
     elif args.command == "servers":
         ensure_servers()
     else:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -72,7 +73,10 @@ def platform(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {
         **os.environ,
         "CLOUDOPS_PUBLIC_PORT": str(public_port),
-        "CLOUDOPS_PORT_BASE": str(_free_port_block(4)),
+        "CLOUDOPS_PORT_BASE": str(_free_port_block(14)),  # blue +0..3, green +10..13
+        "CLOUDOPS_DRAIN_SECONDS": "1",
+        # The switch test reads continuously; the default of 100 per 15 min would reject it.
+        "CLOUDOPS_GATEWAY_RATE_LIMIT": "100000",
         "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
         "CLOUDOPS_DATABASE_URL": pg_url,
         "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
@@ -171,8 +175,47 @@ def test_dashboard_is_served(platform: Platform) -> None:
     assert b"CloudOps" in body
 
 
+def _state(platform: Platform) -> tuple[str, dict[str, int]]:
+    state = json.loads((platform.run_dir / "pids.json").read_text())
+    return state["color"], state["pids"]
+
+
+def test_blue_green_redeploy_keeps_serving(platform: Platform) -> None:
+    color, before = _state(platform)
+    assert color == "blue"
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_reading() -> None:
+        while not stop.is_set() and len(statuses) < 5000:
+            statuses.append(request(f"{platform.api}/api/resources?limit=1", key=ADMIN_KEY)[0])
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    try:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "deploy"],
+            env={**os.environ, "CLOUDOPS_RUN_DIR": str(platform.run_dir)},
+            check=True,
+            timeout=200,
+            capture_output=True,
+        )
+    finally:
+        stop.set()
+        reader.join(timeout=60)
+    color, after = _state(platform)
+    assert color == "green"
+    assert after["nginx"] == before["nginx"], "a switch is a reload, not a restart"
+    for name in ("resources", "gateway"):
+        assert after[name] != before[name]
+        with pytest.raises(ProcessLookupError):
+            os.kill(before[name], 0)
+    assert len(statuses) > 10
+    assert set(statuses) == {200}, f"requests failed during the switch: {set(statuses)}"
+
+
 def test_down_stops_everything_it_started(platform: Platform) -> None:
-    pids: dict[str, int] = json.loads((platform.run_dir / "pids.json").read_text())
+    _, pids = _state(platform)
     assert {"platform", "resources", "gateway", "nginx"} <= set(pids)
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "down"],
