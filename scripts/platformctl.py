@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import importlib.util
 import json
 import os
@@ -302,6 +303,16 @@ def seed(api: str, admin_key: str) -> int:
     return created
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the platform process dies, however it dies.
+
+    Without this a platform killed with SIGKILL would leave its services running, unowned.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class StackFailed(RuntimeError):
     """A service of a stack did not become live."""
 
@@ -321,7 +332,12 @@ class Platform:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (RUN / "logs" / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         return process

@@ -108,7 +108,7 @@ def platform(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
             try:
-                process.wait(timeout=60)
+                process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
@@ -231,3 +231,53 @@ def test_down_stops_everything_it_started(platform: Platform) -> None:
     assert not (platform.run_dir / "pids.json").exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", int(platform.api.rsplit(":", 1)[1])), timeout=1)
+
+
+def test_services_do_not_outlive_a_killed_platform(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Even SIGKILL, which the platform cannot handle, must not leave services running."""
+    run_dir = tmp_path_factory.mktemp("killed")
+    public_port = _free_port_block(1)
+    env = {
+        **os.environ,
+        "CLOUDOPS_PUBLIC_PORT": str(public_port),
+        "CLOUDOPS_PORT_BASE": str(_free_port_block(4)),
+        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CLOUDOPS_DATABASE_URL": pg_url,
+        "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2ekill{public_port}:",
+        "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.test.e2ekill{public_port}",
+        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+        "CLOUDOPS_RUN_DIR": str(run_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "press Ctrl-C" in line:
+                break
+        pids = json.loads((run_dir / "pids.json").read_text())["pids"]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        alive = set(pids) - {"platform"}
+        while alive and time.monotonic() < deadline:
+            for name in list(alive):
+                try:
+                    os.kill(pids[name], 0)
+                except ProcessLookupError:
+                    alive.discard(name)
+            time.sleep(0.2)
+        assert alive == set(), f"still running after the platform was killed: {alive}"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()

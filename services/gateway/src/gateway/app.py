@@ -1,0 +1,147 @@
+"""The gateway application factory: the route table, the middleware chain, the clients.
+
+Middleware order (outermost first) and why. ``create_base_app`` puts its three first:
+request context (request id, access log), metrics (final status), errors (every exception
+below becomes problem+json that the two above still observe). Then the gateway's, cheapest
+refusal first, so that nothing expensive runs for a request that is refused anyway:
+
+4. ``stats``: per-route latency for /api/performance/stats, seeing every status below;
+5. ``network``: resolves the client IP (trusted proxy aware) that everything below logs and
+   limits by, and refuses denied networks before any other work;
+6. ``hardening``: TRACE, paths with dot segments or encoded separators, credentials in the
+   URL, declared body too large (413 before reading) or of the wrong media type (415), CORS
+   preflight: all without touching Redis or PostgreSQL;
+7. ``bots``: User-Agent patterns and honeypot paths, before authentication so a trap path
+   never answers 401 and so reveals nothing;
+8. ``auth``: identify the caller (401), then check the route's permission (403); before the
+   rate limiter so that the limit counts per key, and refused calls consume no quota (keys
+   and tokens are 256-bit secrets, so unthrottled 401s do not help guessing; password logins
+   have their own per-account and per-IP failure limits);
+9. ``rate_limit``: one atomic Redis script per request (also checks the honeypot flag).
+
+The gateway has no sub-applications, so its code reads app state from ``request.app``;
+``request.config_dict`` builds a new chain map on every access and showed up in the profile.
+
+Security and rate-limit headers are added in ``on_response_prepare``, not in a middleware,
+so that they reach every response: errors from any layer, 404/405, and streamed proxy bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from common.db import postgres_ctx
+from common.redis import redis_ctx
+from common.web import create_base_app
+from gateway import handlers, performance
+from gateway.auth import auth_middleware
+from gateway.bots import BOT_PATTERNS, bot_middleware, compile_patterns
+from gateway.hardening import hardening_middleware, security_headers
+from gateway.keys import key_ring_ctx
+from gateway.network import network_middleware
+from gateway.performance import STATS, PerformanceStats, stats_middleware
+from gateway.principal import Permission
+from gateway.proxy import proxy_handler, upstreams_ctx
+from gateway.ratelimit import rate_limit_headers, rate_limit_middleware, rate_limiter_ctx
+from gateway.routes import ADMIN, READ, RouteSpec, configure, register, upstream_routes
+from gateway.sessions import sessions_ctx
+from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
+from gateway.tokens import TOKEN_ISSUER, TokenIssuer
+from gateway.users import users_ctx
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+LOGIN_BODY_BYTES = 8 * 1024
+
+
+def gateway_routes() -> list[RouteSpec]:
+    """Routes the gateway answers itself; together with :func:`upstream_routes`, the table."""
+    small = LOGIN_BODY_BYTES
+
+    def local(
+        template: str,
+        methods: str,
+        permission: Permission | None,
+        handler: Any,
+        **kw: Any,
+    ) -> RouteSpec:
+        return RouteSpec(
+            template=template,
+            methods=tuple(methods.split(",")),
+            permission=permission,
+            handler=handler,
+            name=f"gateway:{template}:{methods}",
+            **kw,
+        )
+
+    admin = {"admin_network": True, "max_body_bytes": 64 * 1024}
+    return [
+        local("/api/health", "GET", None, handlers.health, rate_limited=False),
+        local("/api/auth/token", "POST", None, handlers.issue_token, max_body_bytes=small),
+        local("/api/auth/login", "POST", None, handlers.login, max_body_bytes=small),
+        local("/api/auth/logout", "POST", None, handlers.logout, max_body_bytes=small),
+        local("/api/admin/keys", "GET", ADMIN, handlers.list_keys, **admin),
+        local("/api/admin/keys", "POST", ADMIN, handlers.create_key, **admin),
+        local("/api/admin/keys/{key_id}", "DELETE", ADMIN, handlers.revoke_key, **admin),
+        local("/api/admin/users", "GET", ADMIN, handlers.list_users, **admin),
+        local("/api/admin/users", "POST", ADMIN, handlers.create_user, **admin),
+        local("/api/performance/stats", "GET", READ, performance.stats_handler),
+        local("/api/performance/health", "GET", READ, performance.health_handler),
+        local("/api/performance/loadtest", "POST", ADMIN, performance.loadtest_handler, **admin),
+        local("/api/performance/gc", "POST", ADMIN, performance.gc_handler, **admin),
+    ]
+
+
+def create_app(settings: GatewaySettings | None = None) -> web.Application:
+    settings = settings or GatewaySettings()
+    app = create_base_app(
+        settings,
+        middlewares=(
+            stats_middleware,
+            network_middleware,
+            hardening_middleware,
+            bot_middleware,
+            auth_middleware,
+            rate_limit_middleware,
+        ),
+        client_max_size=settings.max_body_bytes,
+    )
+    app[GATEWAY_SETTINGS] = settings
+    app[STATS] = PerformanceStats()
+    app[BOT_PATTERNS] = compile_patterns(settings)
+    app[TOKEN_ISSUER] = TokenIssuer(
+        secret=(settings.jwt_secret.get_secret_value() if settings.jwt_secret else _dev_secret()),
+        issuer=settings.jwt_issuer,
+        ttl_seconds=settings.jwt_ttl_seconds,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+    app.on_response_prepare.extend([security_headers, rate_limit_headers])
+    # Order matters: each context may use what the ones before it opened.
+    app.cleanup_ctx.extend(
+        [
+            postgres_ctx(MIGRATIONS),
+            redis_ctx,
+            key_ring_ctx,
+            users_ctx,
+            sessions_ctx,
+            rate_limiter_ctx,
+            upstreams_ctx,
+        ]
+    )
+    table = configure(
+        [*gateway_routes(), *upstream_routes()],
+        rate_limits=settings.route_rate_limits,
+        body_limits=settings.route_body_limits,
+    )
+    register(app, table, proxy_handler)
+    return app
+
+
+def _dev_secret() -> str:
+    # Outside production a missing secret is replaced per process: tokens then only work on
+    # the replica that issued them, which is fine on a developer machine.
+    import secrets
+
+    return secrets.token_urlsafe(48)

@@ -1,0 +1,68 @@
+"""Authentication (who is calling) and authorization (may they call this route).
+
+Credentials are read from headers only: ``X-API-Key``, ``Authorization: Bearer``, or the
+dashboard session cookie, in that order. A credential that is present but wrong is a 401 even
+if another one would have worked: a caller must not be able to probe keys behind a valid cookie.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from common.errors import Forbidden, Unauthorized
+from common.web import Handler
+from gateway.keys import KEY_RING, key_principal
+from gateway.principal import PRINCIPAL, Principal
+from gateway.routes import route_spec
+from gateway.security_log import security_event
+from gateway.sessions import SESSIONS
+from gateway.tokens import TOKEN_ISSUER, InvalidToken
+
+KEY_CHALLENGE = 'ApiKey realm="cloudops", Bearer realm="cloudops"'
+BAD_BEARER_CHALLENGE = 'Bearer realm="cloudops", error="invalid_token"'
+MAX_CREDENTIAL_LENGTH = 4096
+
+
+def _unauthorized(request: web.Request, reason: str, challenge: str) -> Unauthorized:
+    security_event("auth_failed", request, reason=reason)
+    return Unauthorized("Valid credentials are required.", headers={"WWW-Authenticate": challenge})
+
+
+async def authenticate(request: web.Request) -> Principal | None:
+    """The caller's principal, None when no credential was sent; 401 for a bad credential."""
+    api_key = request.headers.get("X-API-Key")
+    if api_key is not None:
+        if not api_key or len(api_key) > MAX_CREDENTIAL_LENGTH:
+            raise _unauthorized(request, "malformed api key", KEY_CHALLENGE)
+        key = await request.app[KEY_RING].verify(api_key)
+        if key is None:
+            raise _unauthorized(request, "unknown, revoked or expired api key", KEY_CHALLENGE)
+        return key_principal(key)
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token or len(token) > MAX_CREDENTIAL_LENGTH:
+            raise _unauthorized(request, "unsupported authorization scheme", BAD_BEARER_CHALLENGE)
+        try:
+            return request.app[TOKEN_ISSUER].verify(token.strip())
+        except InvalidToken:
+            raise _unauthorized(request, "invalid bearer token", BAD_BEARER_CHALLENGE) from None
+    return await request.app[SESSIONS].principal(request)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    spec = route_spec(request)
+    if spec is None:  # unmatched (404/405) or operator routes (/metrics, /health/*)
+        return await handler(request)
+    principal = await authenticate(request)
+    if principal is not None:
+        request[PRINCIPAL] = principal
+    if spec.permission is None:
+        return await handler(request)
+    if principal is None:
+        raise _unauthorized(request, "no credentials", KEY_CHALLENGE)
+    if not principal.may(spec.permission):
+        security_event("forbidden", request, principal=principal.name, needed=spec.permission)
+        raise Forbidden(f"This route needs the {spec.permission.value!r} permission.")
+    return await handler(request)

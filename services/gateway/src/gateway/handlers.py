@@ -1,0 +1,130 @@
+"""HTTP handlers the gateway answers itself: health, admin keys and users, login and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.errors import Forbidden, Unauthorized
+from common.web import json_response, parse_query, read_json, read_json_value
+from gateway.bots import flag_client
+from gateway.domain import KeyRequest, UserRequest
+from gateway.keys import KEY_RING
+from gateway.network import CLIENT
+from gateway.principal import PRINCIPAL, Principal
+from gateway.security_log import security_event
+from gateway.sessions import SESSIONS
+from gateway.settings import GATEWAY_SETTINGS
+from gateway.tokens import TOKEN_ISSUER
+from gateway.users import LOGIN_GUARD, USERS
+
+LOGIN_CHALLENGE = 'Bearer realm="cloudops"'
+
+
+async def health(request: web.Request) -> web.Response:
+    """Public liveness of the platform's front door."""
+    return json_response({"status": "ok"})
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+
+
+async def create_key(request: web.Request) -> web.Response:
+    key, secret = await request.app[KEY_RING].create(await read_json(request, KeyRequest))
+    # The only time the key is ever shown.
+    return json_response(
+        {**key.public(), "key": secret},
+        status=201,
+        headers={"Location": f"/api/admin/keys/{key.id}"},
+    )
+
+
+async def list_keys(request: web.Request) -> web.Response:
+    page = parse_query(request, Page)
+    keys, total = await request.app[KEY_RING].list(page.limit, page.offset)
+    return json_response(
+        [k.public() for k in keys],
+        meta={"total": total, "limit": page.limit, "offset": page.offset},
+    )
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    key = await request.app[KEY_RING].revoke(request.match_info["key_id"])
+    return json_response(key.public())
+
+
+async def create_user(request: web.Request) -> web.Response:
+    user = await request.app[USERS].create(await read_json(request, UserRequest))
+    return json_response(user.public(), status=201)
+
+
+async def list_users(request: web.Request) -> web.Response:
+    users = await request.app[USERS].list()
+    return json_response([u.public() for u in users])
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+async def _check_password(request: web.Request, credentials: Credentials) -> Principal:
+    guard = request.app[LOGIN_GUARD]
+    ip = request[CLIENT].ip
+    await guard.check(credentials.username, ip)
+    principal = await request.app[USERS].verify(credentials.username, credentials.password)
+    if principal is None:
+        await guard.failed(credentials.username, ip)
+        security_event("login_failed", request)
+        raise Unauthorized(
+            "Unknown user or wrong password.", headers={"WWW-Authenticate": LOGIN_CHALLENGE}
+        )
+    await guard.succeeded(credentials.username, ip)
+    return principal
+
+
+async def login(request: web.Request) -> web.Response:
+    raw: Any = await read_json_value(request)
+    field = request.app[GATEWAY_SETTINGS].honeypot_field
+    if isinstance(raw, dict) and raw.pop(field, None):
+        # Only bots fill the hidden field: answer like a wrong password, and remember them.
+        await flag_client(request, "login-field")
+        raise Unauthorized(
+            "Unknown user or wrong password.", headers={"WWW-Authenticate": LOGIN_CHALLENGE}
+        )
+    principal = await _check_password(request, Credentials.model_validate(raw))
+    response = json_response(
+        {"username": principal.name, "permissions": sorted(principal.permissions)}
+    )
+    await request.app[SESSIONS].start(request, response, principal)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    await request.app[SESSIONS].end(request, response)
+    return response
+
+
+async def issue_token(request: web.Request) -> web.Response:
+    """A short-lived JWT for the key or session sent, or for a user name and password."""
+    principal = request.get(PRINCIPAL)
+    if principal is None and not request.body_exists:
+        raise Unauthorized(
+            "Send an API key, a session, or a user name and password.",
+            headers={"WWW-Authenticate": 'ApiKey realm="cloudops"'},
+        )
+    if principal is None:
+        principal = await _check_password(request, await read_json(request, Credentials))
+    elif principal.bearer:
+        raise Forbidden("A bearer token cannot be exchanged for another token.")
+    token, ttl = request.app[TOKEN_ISSUER].issue(principal)
+    return json_response({"access_token": token, "token_type": "Bearer", "expires_in": ttl})

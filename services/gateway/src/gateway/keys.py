@@ -1,0 +1,138 @@
+"""API key use cases: verify a presented key (cached briefly), create, list, revoke, bootstrap."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+from loguru import logger
+
+from common.db import DB_POOL
+from common.errors import NotFound, ValidationFailed
+from gateway import storage
+from gateway.domain import ApiKey, KeyRequest, hash_key, new_key, utcnow
+from gateway.principal import Permission, Principal
+from gateway.settings import GATEWAY_SETTINGS
+
+BOOTSTRAP_KEY_ID = "key_bootstrap"
+MAX_CACHED_KEYS = 10_000
+
+
+class KeyRing:
+    """Looks keys up by hash; remembers answers (hits and misses) for ``cache_seconds``.
+
+    The cache keeps PostgreSQL off the hot path; a revocation is seen at once by the process
+    that made it and within ``cache_seconds`` by the others.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, cache_seconds: float) -> None:
+        self._pool = pool
+        self._cache_seconds = cache_seconds
+        self._cache: dict[bytes, tuple[float, ApiKey | None]] = {}
+
+    async def verify(self, presented: str) -> ApiKey | None:
+        """The usable key matching ``presented``, or None (unknown, revoked or expired)."""
+        digest = hash_key(presented)
+        key = await self._lookup(digest)
+        # The lookup is by hash; the final comparison is constant time all the same.
+        if key is None or not hmac.compare_digest(key.key_hash, digest):
+            return None
+        return key if key.usable(utcnow()) else None
+
+    async def _lookup(self, digest: bytes) -> ApiKey | None:
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._pool.acquire() as conn:
+            key = await storage.key_by_hash(conn, digest)
+        if len(self._cache) >= MAX_CACHED_KEYS:
+            self._cache.clear()
+        self._cache[digest] = (now + self._cache_seconds, key)
+        return key
+
+    async def create(self, request: KeyRequest) -> tuple[ApiKey, str]:
+        try:
+            request.check_expiry(utcnow())
+        except ValueError as exc:
+            raise ValidationFailed(
+                "The key request has invalid values.",
+                errors=[{"field": "expires_at", "message": str(exc)}],
+            ) from None
+        key_id, secret = new_key()
+        key = ApiKey(
+            id=key_id,
+            name=request.name,
+            owner=request.owner,
+            key_hash=hash_key(secret),
+            permissions=frozenset(request.permissions),
+            created_at=utcnow(),
+            expires_at=request.expires_at,
+            revoked_at=None,
+            rate_limit=request.rate_limit,
+            rate_window_seconds=request.rate_window_seconds,
+        )
+        async with self._pool.acquire() as conn:
+            stored = await storage.insert_key(conn, key)
+        assert stored is not None
+        return stored, secret
+
+    async def list(self, limit: int, offset: int) -> tuple[list[ApiKey], int]:
+        async with self._pool.acquire() as conn:
+            return await storage.list_keys(conn, limit, offset)
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        async with self._pool.acquire() as conn:
+            key = await storage.revoke_key(conn, key_id, utcnow())
+        if key is None:
+            raise NotFound(f"No API key {key_id!r}.")
+        self._cache.pop(key.key_hash, None)
+        return key
+
+    async def bootstrap(self, secret: str) -> None:
+        """Store the operator's initial admin key (hashed); a no-op when it is already there."""
+        key = ApiKey(
+            id=BOOTSTRAP_KEY_ID,
+            name="bootstrap admin",
+            owner="operator",
+            key_hash=hash_key(secret),
+            permissions=frozenset(Permission),
+            created_at=utcnow(),
+            expires_at=None,
+            revoked_at=None,
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            # A changed bootstrap key replaces the old one rather than adding a second.
+            await conn.execute(
+                "DELETE FROM api_keys WHERE id = $1 AND key_hash <> $2", key.id, key.key_hash
+            )
+            stored = await storage.insert_key(conn, key, if_absent=True)
+        if stored is not None:
+            logger.info("bootstrap admin key stored", key_id=key.id)
+
+
+def key_principal(key: ApiKey) -> Principal:
+    return Principal(
+        kind="key",
+        name=key.id,
+        permissions=key.permissions,
+        rate_limit=key.rate_limit,
+        rate_window_seconds=key.rate_window_seconds,
+    )
+
+
+KEY_RING = web.AppKey("key_ring", KeyRing)
+
+
+async def key_ring_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[GATEWAY_SETTINGS]
+    ring = KeyRing(app[DB_POOL], settings.key_cache_seconds)
+    if settings.bootstrap_admin_key is not None:
+        await ring.bootstrap(settings.bootstrap_admin_key.get_secret_value())
+    else:
+        logger.warning("CLOUDOPS_BOOTSTRAP_ADMIN_KEY is not set: no bootstrap admin key")
+    app[KEY_RING] = ring
+    yield

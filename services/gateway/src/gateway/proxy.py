@@ -1,0 +1,270 @@
+"""The reverse proxy: one keep-alive client session and one circuit breaker per upstream.
+
+Requests are forwarded with hop-by-hop headers removed (RFC 9110 section 7.6.1), client
+credentials and client-sent identity headers stripped, and the gateway's own identity headers
+added. Responses stream back chunk by chunk; the body is never buffered whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from loguru import logger
+from multidict import CIMultiDict
+
+from common.context import REQUEST_ID, TRACE
+from common.errors import ProblemError, ServiceUnavailable
+from gateway.breaker import CircuitBreaker
+from gateway.hardening import read_bounded_body
+from gateway.network import CLIENT, Client
+from gateway.principal import PRINCIPAL
+from gateway.routes import route_spec
+from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded upstream: the host is the upstream's, credentials stay at the door, and
+# forwarding/identity headers are rebuilt by the gateway from what it verified itself.
+_REQUEST_DROPPED = frozenset(
+    {
+        "host",
+        "content-length",
+        "expect",
+        "x-api-key",
+        "authorization",
+        "cookie",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-real-ip",
+        "x-request-id",
+        "traceparent",
+        "tracestate",
+    }
+)
+# The gateway decides these for the public response (security headers, its own Date/Server).
+_RESPONSE_DROPPED = frozenset({"server", "date", "set-cookie", "x-request-id", "traceparent"})
+IDENTITY_PREFIX = "x-cloudops-"
+# Bodies up to this size, with a declared length, are read whole and sent in one write: the
+# profile showed per-chunk writes dominating small JSON answers. Larger ones stream.
+BUFFERED_BODY_BYTES = 256 * 1024
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class BadGateway(ProblemError):
+    status, slug = 502, "bad-gateway"
+
+
+class GatewayTimeout(ProblemError):
+    status, slug = 504, "upstream-timeout"
+
+
+@dataclass
+class Upstream:
+    name: str
+    base_url: str
+    session: aiohttp.ClientSession
+    breaker: CircuitBreaker
+
+
+class Upstreams(dict[str, Upstream]):
+    """Upstream name -> its session and breaker."""
+
+
+UPSTREAMS = web.AppKey("upstreams", Upstreams)
+
+
+def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
+    return {
+        "resources": settings.resources_url,
+        "costs": settings.costs_url,
+        "alerts": settings.alerts_url,
+    }
+
+
+async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open one pooled keep-alive session per upstream; close them all on shutdown."""
+    settings = app[GATEWAY_SETTINGS]
+    upstreams = Upstreams()
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=settings.upstream_connect_timeout,
+        sock_read=settings.upstream_read_timeout,
+    )
+    for name, url in upstream_urls(settings).items():
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.upstream_pool_size, keepalive_timeout=30, ttl_dns_cache=300
+            ),
+            timeout=timeout,
+            auto_decompress=False,  # pass encoded bodies through untouched
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+        # aiohttp silently re-sends idempotent requests once when a pooled connection drops;
+        # the gateway does its own single retry (and counts it in the breaker), so that one is
+        # switched off to keep "at most one retry" true. No public switch exists in 3.14.
+        session._retry_connection = False
+        breaker = CircuitBreaker(
+            settings.service_name,
+            name,
+            failure_threshold=settings.breaker_failure_threshold,
+            window_seconds=settings.breaker_window_seconds,
+            window_min_requests=settings.breaker_window_min_requests,
+            failure_ratio=settings.breaker_failure_ratio,
+            reset_seconds=settings.breaker_reset_seconds,
+        )
+        upstreams[name] = Upstream(name, url.rstrip("/"), session, breaker)
+    app[UPSTREAMS] = upstreams
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(u.session.close() for u in upstreams.values()))
+
+
+def _connection_tokens(headers: Mapping[str, str]) -> set[str]:
+    """Header names listed in ``Connection`` are hop-by-hop too (RFC 9110 7.6.1)."""
+    value = headers.get("Connection", "")
+    return {t.strip().lower() for t in value.split(",") if t.strip()}
+
+
+def upstream_request_headers(request: web.Request, client: Client) -> CIMultiDict[str]:
+    listed = _connection_tokens(request.headers)
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if (
+            lower in HOP_BY_HOP
+            or lower in listed
+            or lower in _REQUEST_DROPPED
+            or lower.startswith(IDENTITY_PREFIX)
+        ):
+            continue
+        headers.add(name, value)
+    headers["X-Forwarded-For"] = client.ip
+    headers["X-Forwarded-Proto"] = client.scheme
+    request_id = request.get(REQUEST_ID)
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    trace = request.get(TRACE)
+    if trace is not None:
+        headers["traceparent"] = trace.traceparent
+    principal = request.get(PRINCIPAL)
+    if principal is not None:
+        headers["X-CloudOps-Principal"] = principal.name
+        headers["X-CloudOps-Permissions"] = principal.permissions_header
+    return headers
+
+
+def downstream_response_headers(upstream_headers: Mapping[str, str]) -> CIMultiDict[str]:
+    listed = _connection_tokens(upstream_headers)
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream_headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in listed or lower in _RESPONSE_DROPPED:
+            continue
+        headers.add(name, value)
+    return headers
+
+
+def _unavailable(upstream: Upstream, detail: str) -> ServiceUnavailable:
+    return ServiceUnavailable(detail, headers={"Retry-After": str(upstream.breaker.retry_after())})
+
+
+async def _send(
+    request: web.Request, upstream: Upstream, body: bytes | None, headers: CIMultiDict[str]
+) -> aiohttp.ClientResponse:
+    """Send once, or twice for idempotent methods when the connection itself failed."""
+    attempts = 2 if request.method in IDEMPOTENT else 1
+    url = upstream.base_url + request.raw_path
+    for attempt in range(1, attempts + 1):
+        if not upstream.breaker.allow():
+            raise _unavailable(upstream, f"The {upstream.name} service is unavailable.")
+        try:
+            return await upstream.session.request(
+                request.method, url, headers=headers, data=body, allow_redirects=False
+            )
+        except TimeoutError:
+            # Before ClientConnectionError: aiohttp's timeouts are both. A slow service is not
+            # retried; that would only double the wait.
+            upstream.breaker.record_failure()
+            raise GatewayTimeout(f"The {upstream.name} service did not answer in time.") from None
+        except aiohttp.ClientConnectionError as exc:
+            upstream.breaker.record_failure()
+            logger.warning(
+                "upstream connection failed",
+                upstream=upstream.name,
+                attempt=attempt,
+                error=type(exc).__name__,
+            )
+    raise _unavailable(upstream, f"The {upstream.name} service is unavailable.")
+
+
+async def _buffered(
+    upstream: Upstream, upstream_response: aiohttp.ClientResponse, headers: CIMultiDict[str]
+) -> web.Response:
+    """A small body of known length, sent in one write instead of header + chunk + eof."""
+    try:
+        body = await upstream_response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        upstream.breaker.record_failure()
+        logger.warning("upstream body failed", upstream=upstream.name, error=type(exc).__name__)
+        raise BadGateway(f"The {upstream.name} service sent an incomplete answer.") from None
+    headers.popall("Content-Length", None)
+    return web.Response(
+        body=body, status=upstream_response.status, reason=upstream_response.reason, headers=headers
+    )
+
+
+async def proxy_handler(request: web.Request) -> web.StreamResponse:
+    """Forward the request to its upstream and stream the answer back."""
+    spec = route_spec(request)
+    assert spec is not None
+    assert spec.upstream is not None
+    upstream = request.app[UPSTREAMS][spec.upstream]
+    body = await read_bounded_body(request, spec)
+    headers = upstream_request_headers(request, request[CLIENT])
+    upstream_response = await _send(request, upstream, body, headers)
+    try:
+        if upstream_response.status in (502, 503, 504):
+            upstream.breaker.record_failure()
+        else:
+            upstream.breaker.record_success()
+        headers = downstream_response_headers(upstream_response.headers)
+        length = upstream_response.content_length
+        if length is not None and length <= BUFFERED_BODY_BYTES:
+            return await _buffered(upstream, upstream_response, headers)
+        response = web.StreamResponse(
+            status=upstream_response.status, reason=upstream_response.reason, headers=headers
+        )
+        await response.prepare(request)
+        try:
+            async for chunk in upstream_response.content.iter_any():
+                await response.write(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Headers are already sent: all we can do is cut the connection so the client
+            # sees a truncated response rather than a silently short one.
+            upstream.breaker.record_failure()
+            logger.warning("upstream body failed", upstream=upstream.name, error=type(exc).__name__)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+    finally:
+        upstream_response.release()

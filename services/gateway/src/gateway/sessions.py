@@ -1,0 +1,114 @@
+"""Dashboard sessions in Redis, with aiohttp-session's ``RedisStorage`` handling the cookie.
+
+Session data lives under this deployment's Redis prefix (``<prefix>gateway:session:<id>``) so
+replicas share it and tests clean it up; aiohttp-session's storage renders and reads the cookie
+(HttpOnly, SameSite=Strict, Secure when the client reached us over TLS). Its middleware is not
+used: it keeps state under string request keys (aiohttp 3.14 warns on those) and saves after the
+handler, too late for streamed proxy responses. Login always starts a new session id.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp_session.redis_storage import RedisStorage
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from common.errors import ServiceUnavailable
+from common.redis import REDIS
+from gateway.network import CLIENT
+from gateway.principal import Principal, parse_permissions
+from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
+
+# Rewriting the session on every request would cost a Redis write each time; the idle clock is
+# advanced at most once a minute instead.
+TOUCH_EVERY_SECONDS = 60
+
+
+class Sessions:
+    def __init__(self, redis: Redis, settings: GatewaySettings) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._prefix = f"{settings.redis_prefix}gateway:session:"
+        self.cookie = settings.session_cookie
+        self.storage = RedisStorage(
+            redis,
+            cookie_name=self.cookie,
+            max_age=settings.session_idle_seconds,
+            httponly=True,
+            samesite="Strict",
+            path="/",
+        )
+
+    async def principal(self, request: web.Request) -> Principal | None:
+        """The user of a live session cookie; None without one or when it has timed out."""
+        identity = self.storage.load_cookie(request)
+        if not isinstance(identity, str) or not identity or len(identity) > 128:
+            return None
+        key = self._prefix + identity
+        try:
+            raw = await self._redis.get(key)
+            if raw is None:
+                return None
+            data: dict[str, Any] = orjson.loads(raw)
+            now = time.time()
+            if (
+                now - data["login_at"] > self._settings.session_absolute_seconds
+                or now - data["seen_at"] > self._settings.session_idle_seconds
+            ):
+                await self._redis.delete(key)
+                return None
+            if now - data["seen_at"] > TOUCH_EVERY_SECONDS:
+                data["seen_at"] = now
+                await self._redis.set(
+                    key, orjson.dumps(data), ex=self._settings.session_idle_seconds
+                )
+        except RedisError:
+            raise ServiceUnavailable(
+                "Sessions are unavailable right now.", headers={"Retry-After": "5"}
+            ) from None
+        return Principal(
+            kind="user", name=data["user"], permissions=parse_permissions(data["perms"])
+        )
+
+    async def start(
+        self, request: web.Request, response: web.StreamResponse, user: Principal
+    ) -> None:
+        """Begin a fresh session for ``user``; any session id the client had is dropped."""
+        await self.end(request, None)
+        now = time.time()
+        identity = secrets.token_urlsafe(32)
+        data = {
+            "user": user.name,
+            "perms": sorted(p.value for p in user.permissions),
+            "login_at": now,
+            "seen_at": now,
+        }
+        await self._redis.set(
+            self._prefix + identity, orjson.dumps(data), ex=self._settings.session_idle_seconds
+        )
+        self.storage.save_cookie(response, identity, max_age=self._settings.session_idle_seconds)
+        client = request.get(CLIENT)
+        if client is not None and client.secure:
+            response.cookies[self.cookie]["secure"] = True
+
+    async def end(self, request: web.Request, response: web.StreamResponse | None) -> None:
+        identity = self.storage.load_cookie(request)
+        if isinstance(identity, str) and identity:
+            await self._redis.delete(self._prefix + identity)
+        if response is not None:
+            response.del_cookie(self.cookie, path="/", httponly=True, samesite="Strict")
+
+
+SESSIONS = web.AppKey("sessions", Sessions)
+
+
+async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SESSIONS] = Sessions(app[REDIS], app[GATEWAY_SETTINGS])
+    yield
