@@ -274,17 +274,22 @@ def _render_nginx(gateway_port: int) -> Path:
     return conf
 
 
-def _admin_key() -> str:
-    key = os.environ.get("CLOUDOPS_BOOTSTRAP_ADMIN_KEY")
-    if key:
-        return key
-    stored = RUN / "admin-key"
+def _secret(variable: str, file_name: str, prefix: str = "") -> str:
+    """The value of ``variable``, else one generated once and kept in the run directory (0600)."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    stored = RUN / file_name
     if stored.exists():
         return stored.read_text().strip()
-    key = f"co_{secrets.token_urlsafe(32)}"
-    stored.write_text(key)
+    value = f"{prefix}{secrets.token_urlsafe(32)}"
+    stored.write_text(value)
     stored.chmod(0o600)
-    return key
+    return value
+
+
+def _admin_key() -> str:
+    return _secret("CLOUDOPS_BOOTSTRAP_ADMIN_KEY", "admin-key", prefix="co_")
 
 
 def seed(api: str, admin_key: str) -> int:
@@ -443,6 +448,8 @@ def up() -> None:
         "CLOUDOPS_REDIS_URL": REDIS_URL,
         "CLOUDOPS_AMQP_URL": AMQP_URL,
         "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": admin_key,
+        # Shared by both colours, so tokens stay valid across a blue/green switch.
+        "CLOUDOPS_GATEWAY_JWT_SECRET": _secret("CLOUDOPS_GATEWAY_JWT_SECRET", "jwt-secret"),
         "CLOUDOPS_GATEWAY_TRUSTED_PROXIES": '["127.0.0.1/32", "::1/128"]',
     }
     platform = Platform(services, env)
