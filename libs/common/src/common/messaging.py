@@ -315,6 +315,10 @@ class Consumer:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
     prefetch: int = 32
+    #: Runs after the handler's transaction committed (same task, so context variables the
+    #: handler set are visible), for side effects that must not be seen before the commit.
+    #: A failure is logged; the event stays processed.
+    after_commit: Callable[[CloudEvent], Awaitable[None]] | None = None
 
     def retry_delay(self, attempt: int) -> float:
         return float(min(self.retry_base_seconds * 2 ** (attempt - 1), self.retry_max_seconds))
@@ -434,6 +438,14 @@ class ConsumerRunner:
             if not fresh:
                 return False
             await self.consumer.handler(event, conn)
+        if self.consumer.after_commit is not None:
+            try:
+                await self.consumer.after_commit(event)
+            except Exception as exc:
+                APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
+                logger.opt(exception=exc).warning(
+                    "after-commit step failed", consumer=self.consumer.name
+                )
         return True
 
     async def _retry_or_dead_letter(

@@ -196,25 +196,46 @@ async def _echo_request_id(request: web.Request, response: web.StreamResponse) -
         response.headers["traceparent"] = trace.traceparent
 
 
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    service = request.config_dict[SETTINGS].service_name
-    started = time.perf_counter()
-    status = 500
+class _RequestMetrics:
+    """The label children of one (method, route, status), looked up once and then reused."""
+
+    __slots__ = ("duration", "total")
+
+    def __init__(self, labels: tuple[str, str, str, str]) -> None:
+        self.duration = HTTP_REQUEST_DURATION.labels(*labels)
+        self.total = HTTP_REQUESTS.labels(*labels)
+
+
+def metrics_middleware_for(service: str) -> Any:
+    """Request metrics for ``service``; label children are cached, as this runs on every request.
+
+    The cache is bounded by routes x methods x statuses, the same bound as the label sets.
+    """
     active = ACTIVE_CONNECTIONS.labels(service)
-    active.inc()
-    try:
-        response: web.StreamResponse = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # a redirect the error middleware let through
-        status = exc.status
-        raise
-    finally:
-        active.dec()
-        labels = (service, request.method, route_template(request), str(status))
-        HTTP_REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(*labels).inc()
+    children: dict[tuple[str, str, str], _RequestMetrics] = {}
+
+    @web.middleware
+    async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        active.inc()
+        try:
+            response: web.StreamResponse = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # a redirect the error middleware let through
+            status = exc.status
+            raise
+        finally:
+            active.dec()
+            key = (request.method, route_template(request), str(status))
+            metrics = children.get(key)
+            if metrics is None:
+                metrics = children[key] = _RequestMetrics((service, *key))
+            metrics.duration.observe(time.perf_counter() - started)
+            metrics.total.inc()
+
+    return metrics_middleware
 
 
 # Headers of aiohttp's own HTTP errors that the problem response must keep.
@@ -282,7 +303,7 @@ def create_base_app(
     app = web.Application(
         middlewares=[
             request_context_middleware,
-            metrics_middleware,
+            metrics_middleware_for(settings.service_name),
             error_middleware,
             *middlewares,
         ],
