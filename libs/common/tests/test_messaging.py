@@ -489,13 +489,18 @@ async def start_consumer(
 ) -> AsyncIterator[Callable[..., Awaitable[ConsumerRunner]]]:
     runners: list[ConsumerRunner] = []
 
-    async def start(handler: Handled, max_attempts: int = 3) -> ConsumerRunner:
+    async def start(
+        handler: Handled,
+        max_attempts: int = 3,
+        after_commit: Callable[[CloudEvent], Awaitable[None]] | None = None,
+    ) -> ConsumerRunner:
         consumer = Consumer(
             name=f"c{uuid.uuid4().hex[:8]}",
             routing_keys=["thing.*"],
             handler=handler,
             max_attempts=max_attempts,
             retry_base_seconds=0.05,
+            after_commit=after_commit,
         )
         runner = ConsumerRunner(broker, pool, consumer, queue_expires_ms=60_000)
         queues_to_delete.extend([runner.queue, runner.retry_queue, runner.dead_queue])
@@ -568,6 +573,33 @@ async def test_handler_runs_once_per_event_id_even_if_delivered_twice(
     assert handler.calls == [event.id]
     assert await processed_ids(pool, name) == [event.id]
     assert await pool.fetchval("SELECT count(*) FROM side_effects") == 1
+
+
+async def test_after_commit_sees_the_committed_change_once_and_never_for_failed_attempts(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]], broker: Broker, pool: asyncpg.Pool
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def after_commit(event: CloudEvent) -> None:
+        # Read on another connection: only a committed change is visible there.
+        visible = await pool.fetchval(
+            "SELECT count(*) FROM side_effects WHERE event_id = $1", event.id
+        )
+        seen.append((event.id, visible))
+
+    handler = Handled(fail_times=1)
+    runner = await start_consumer(handler, after_commit=after_commit)
+    name = runner.consumer.name
+    duplicate = consumed(name, "duplicate")
+    event = new_event("thing.created", source="/t", data={"n": 1})
+
+    await broker.publish(event)
+    await eventually(lambda: bool(seen))
+    await broker.publish(event)
+    await eventually(lambda: consumed(name, "duplicate") == duplicate + 1)
+
+    assert len(handler.calls) == 2
+    assert seen == [(event.id, 1)]
 
 
 async def test_events_not_matching_the_routing_keys_are_not_delivered(

@@ -1,0 +1,374 @@
+"""Alerts: identity, validation, matchers, silences, inhibition and notification payloads.
+
+No aiohttp and no SQL here. Semantics follow Prometheus Alertmanager where it documents them:
+the fingerprint is a hash of the sorted label set, regex matchers are fully anchored, an inhibition
+rule mutes targets whose ``equal`` labels have the same values (absent equals absent) as a firing
+source alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MAX_LABELS = 64
+MAX_ANNOTATIONS = 64
+
+LabelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+]
+LabelValue = Annotated[str, StringConstraints(max_length=1024)]
+AnnotationValue = Annotated[str, StringConstraints(max_length=8192)]
+Labels = Annotated[dict[LabelName, LabelValue], Field(max_length=MAX_LABELS)]
+Annotations = Annotated[dict[LabelName, AnnotationValue], Field(max_length=MAX_ANNOTATIONS)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Status(StrEnum):
+    FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable hash of the sorted label set: the alert's identity."""
+    canonical = orjson.dumps(sorted(labels.items()))
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def _drop_empty(labels: Mapping[str, str]) -> dict[str, str]:
+    # As in Prometheus, a label with an empty value is the same as no label.
+    return {k: v for k, v in labels.items() if v != ""}
+
+
+class AlertIn(BaseModel):
+    """An alert as a source reports it (our events, Alertmanager v2 or webhook payloads)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    labels: Labels = Field(min_length=1)
+    annotations: Annotations = Field(default_factory=dict)
+    starts_at: AwareDatetime | None = Field(default=None, alias="startsAt")
+    ends_at: AwareDatetime | None = Field(default=None, alias="endsAt")
+    generator_url: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, alias="generatorURL"
+    )
+
+    @model_validator(mode="after")
+    def _known_severity(self) -> AlertIn:
+        self.labels = _drop_empty(self.labels)
+        if not self.labels:
+            raise ValueError("labels must not be empty")
+        severity = self.labels.setdefault("severity", Severity.WARNING.value)
+        if severity not in Severity.__members__.values():
+            allowed = ", ".join(s.value for s in Severity)
+            raise ValueError(f"unknown severity {severity[:64]!r}; use one of {allowed}")
+        return self
+
+    @property
+    def severity(self) -> Severity:
+        return Severity(self.labels["severity"])
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+
+class Alert(BaseModel):
+    """A stored alert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    fingerprint: str
+    source: str
+    severity: Severity
+    status: Status
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str | None
+    observed_at: datetime
+    suppressed: bool
+    silenced_by: list[UUID]
+    inhibited_by: list[str]
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    actor: str
+    action: str
+    from_status: Status | None
+    to_status: Status | None
+    comment: str | None
+
+
+class DeliveryAttempt(BaseModel):
+    """One HTTP attempt to deliver a notification."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receiver: str
+    group_key: str
+    delivery_id: UUID
+    attempt: int
+    at: datetime
+    status_code: int | None
+    outcome: str
+    error: str | None
+    duration_ms: float
+
+
+# -- matchers -----------------------------------------------------------------------------------
+
+MatchOp = Literal["=", "!=", "=~", "!~"]
+_MATCHER_TEXT = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.S)
+
+
+class Matcher(BaseModel):
+    """A label matcher in Alertmanager's v2 form; regexes are fully anchored."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    name: LabelName
+    value: Annotated[str, StringConstraints(max_length=1024)]
+    is_regex: bool = Field(default=False, alias="isRegex")
+    is_equal: bool = Field(default=True, alias="isEqual")
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Matcher:
+        if self.is_regex:
+            try:
+                re.compile(self.value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc.msg}") from None
+        return self
+
+    @property
+    def op(self) -> MatchOp:
+        if self.is_regex:
+            return "=~" if self.is_equal else "!~"
+        return "=" if self.is_equal else "!="
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        # An absent label matches as the empty string, as in Prometheus.
+        actual = labels.get(self.name, "")
+        if self.is_regex:
+            hit = _compiled(self.value).fullmatch(actual) is not None
+        else:
+            hit = actual == self.value
+        return hit if self.is_equal else not hit
+
+    @classmethod
+    def parse(cls, text: str) -> Matcher:
+        """``name=value``, ``name!=value``, ``name=~regex`` or ``name!~regex``; values may be
+        double-quoted."""
+        found = _MATCHER_TEXT.match(text)
+        if found is None:
+            raise ValueError(f"matcher {text[:64]!r} is not name<op>value with op =, !=, =~ or !~")
+        name, op, value = found.groups()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        return cls.model_validate(
+            {"name": name, "value": value, "isRegex": "~" in op, "isEqual": op[0] == "="}
+        )
+
+
+_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    compiled = _REGEX_CACHE.get(pattern)
+    if compiled is None:
+        if len(_REGEX_CACHE) > 4096:
+            _REGEX_CACHE.clear()
+        compiled = _REGEX_CACHE[pattern] = re.compile(pattern)
+    return compiled
+
+
+def match_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
+    return all(m.matches(labels) for m in matchers)
+
+
+# -- silences -----------------------------------------------------------------------------------
+
+
+class SilenceState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+
+
+class SilenceIn(BaseModel):
+    """A silence as a client creates or replaces it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    matchers: list[Matcher] = Field(min_length=1, max_length=32)
+    starts_at: AwareDatetime | None = Field(default=None, alias="startsAt")
+    ends_at: AwareDatetime = Field(alias="endsAt")
+    comment: Text
+    created_by: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None, alias="createdBy"
+    )
+
+    @field_validator("matchers")
+    @classmethod
+    def _not_match_everything(cls, matchers: list[Matcher]) -> list[Matcher]:
+        # Alertmanager rejects silences whose matchers all match the empty string: they'd mute all.
+        if all(m.matches({}) for m in matchers):
+            raise ValueError("at least one matcher must not match the empty string")
+        return matchers
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SilenceIn:
+        if self.starts_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("endsAt must be after startsAt")
+        return self
+
+
+class Silence(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    matchers: list[Matcher]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    updated_at: datetime
+
+    def state(self, now: datetime) -> SilenceState:
+        if now < self.starts_at:
+            return SilenceState.PENDING
+        if now >= self.ends_at:
+            return SilenceState.EXPIRED
+        return SilenceState.ACTIVE
+
+    def public(self, now: datetime) -> dict[str, Any]:
+        body = self.model_dump(mode="json", exclude={"matchers"})
+        body["matchers"] = [m.model_dump(by_alias=True) for m in self.matchers]
+        body["state"] = self.state(now).value
+        return body
+
+
+# -- inhibition ---------------------------------------------------------------------------------
+
+
+class InhibitRule(BaseModel):
+    """Mute alerts matching ``target_matchers`` while an alert matching ``source_matchers`` fires
+    with the same values of the ``equal`` labels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_matchers: list[Matcher] = Field(min_length=1)
+    target_matchers: list[Matcher] = Field(min_length=1)
+    equal: list[LabelName] = Field(default_factory=list)
+
+    @field_validator("source_matchers", "target_matchers", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [Matcher.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    def equal_values(self, labels: Mapping[str, str]) -> dict[str, str]:
+        return {name: labels.get(name, "") for name in self.equal}
+
+    def inhibits(self, source: Mapping[str, str], target: Mapping[str, str]) -> bool:
+        if source is target or dict(source) == dict(target):
+            return False  # an alert never inhibits itself
+        return (
+            match_all(self.source_matchers, source)
+            and match_all(self.target_matchers, target)
+            and self.equal_values(source) == self.equal_values(target)
+        )
+
+
+class InhibitionIndex:
+    """Source alerts indexed by each rule's ``equal`` values: one dict lookup per rule."""
+
+    def __init__(self, rules: Sequence[InhibitRule], sources: Iterable[Mapping[str, str]]) -> None:
+        self._rules: list[tuple[InhibitRule, dict[tuple[str, ...], list[Mapping[str, str]]]]] = []
+        materialised = list(sources)
+        for rule in rules:
+            index: dict[tuple[str, ...], list[Mapping[str, str]]] = {}
+            for source in materialised:
+                if match_all(rule.source_matchers, source):
+                    key = tuple(rule.equal_values(source).values())
+                    index.setdefault(key, []).append(source)
+            self._rules.append((rule, index))
+
+    def inhibitors(self, target: Mapping[str, str]) -> list[str]:
+        """Fingerprints of the source alerts that inhibit ``target``, sorted."""
+        found: set[str] = set()
+        for rule, index in self._rules:
+            if not match_all(rule.target_matchers, target):
+                continue
+            for source in index.get(tuple(rule.equal_values(target).values()), []):
+                if rule.inhibits(source, target):
+                    found.add(fingerprint(source))
+        return sorted(found)
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+class AlertQuery(BaseModel):
+    """Filters and page of a feed request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    severity: list[Severity] = Field(default_factory=list, max_length=3)
+    status: list[Status] = Field(default_factory=list, max_length=3)
+    source: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    suppressed: bool | None = None
+    matcher: list[Matcher] = Field(default_factory=list, max_length=16)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+
+    @field_validator("matcher", mode="before")
+    @classmethod
+    def _parse_matchers(cls, value: Any) -> Any:
+        return [Matcher.parse(v) if isinstance(v, str) else v for v in value]
+
+    def equality_labels(self) -> dict[str, str]:
+        """Labels the SQL can narrow by (``=`` matchers with a value)."""
+        return {m.name: m.value for m in self.matcher if m.op == "=" and m.value != ""}

@@ -1,0 +1,386 @@
+"""SQL for alerts, their history, silences and notification bookkeeping; returns domain objects."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from alerts.domain import (
+    Alert,
+    AlertQuery,
+    DeliveryAttempt,
+    HistoryEntry,
+    Matcher,
+    Silence,
+    SilenceIn,
+    Status,
+)
+from common.db import Connection
+
+ALERT_COLUMNS = (
+    "id, fingerprint, source, severity, status, labels, annotations, starts_at, ends_at, "
+    "generator_url, observed_at, suppressed, silenced_by, inhibited_by, acknowledged_by, "
+    "acknowledged_at, resolved_by, resolved_at, created_at, updated_at"
+)
+SILENCE_COLUMNS = "id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at"
+
+
+def to_alert(row: asyncpg.Record) -> Alert:
+    return Alert.model_validate(dict(row))
+
+
+def to_silence(row: asyncpg.Record) -> Silence:
+    return Silence.model_validate(dict(row))
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+async def lock_alert(conn: Connection, fingerprint: str) -> Alert | None:
+    row = await conn.fetchrow(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = $1 FOR UPDATE", fingerprint
+    )
+    return to_alert(row) if row else None
+
+
+async def insert_alert(conn: Connection, values: dict[str, Any]) -> Alert | None:
+    """Insert a new alert; None when a concurrent writer inserted this fingerprint first."""
+    names = ", ".join(values)
+    placeholders = ", ".join(f"${i}" for i in range(2, len(values) + 2))
+    row = await conn.fetchrow(
+        f"INSERT INTO alerts (id, {names}) VALUES ($1, {placeholders}) "
+        f"ON CONFLICT (fingerprint) DO NOTHING RETURNING {ALERT_COLUMNS}",
+        uuid.uuid4(),
+        *values.values(),
+    )
+    return to_alert(row) if row else None
+
+
+async def update_alert(conn: Connection, alert_id: UUID, changes: dict[str, Any]) -> Alert:
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE alerts SET {assignments}, updated_at = now() WHERE id = $1 "
+        f"RETURNING {ALERT_COLUMNS}",
+        alert_id,
+        *changes.values(),
+    )
+    assert row is not None
+    return to_alert(row)
+
+
+async def get_alert(conn: Connection, alert_id: UUID, *, for_update: bool = False) -> Alert | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1{lock}", alert_id)
+    return to_alert(row) if row else None
+
+
+async def add_history(
+    conn: Connection,
+    alert_id: UUID,
+    *,
+    actor: str,
+    action: str,
+    from_status: Status | None,
+    to_status: Status | None,
+    comment: str | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO alert_history (alert_id, actor, action, from_status, to_status, comment)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        alert_id,
+        actor,
+        action,
+        from_status,
+        to_status,
+        comment,
+    )
+
+
+async def history(conn: Connection, alert_id: UUID) -> list[HistoryEntry]:
+    rows = await conn.fetch(
+        """SELECT at, actor, action, from_status, to_status, comment FROM alert_history
+           WHERE alert_id = $1 ORDER BY id""",
+        alert_id,
+    )
+    return [HistoryEntry.model_validate(dict(r)) for r in rows]
+
+
+def _matcher_sql(matcher: Matcher, arg: Any) -> str:
+    value = f"coalesce(labels->>{arg(matcher.name)}, '')"
+    if matcher.is_regex:
+        # Anchored like Alertmanager: the whole value must match.
+        clause = f"{value} ~ {arg('^(?:' + matcher.value + ')$')}"
+    else:
+        clause = f"{value} = {arg(matcher.value)}"
+    return clause if matcher.is_equal else f"NOT ({clause})"
+
+
+def _where(query: AlertQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if query.severity:
+        clauses.append(f"severity = ANY({arg([s.value for s in query.severity])}::text[])")
+    if query.status:
+        clauses.append(f"status = ANY({arg([s.value for s in query.status])}::text[])")
+    if query.source is not None:
+        clauses.append(f"source = {arg(query.source)}")
+    if query.suppressed is not None:
+        clauses.append(f"suppressed = {arg(query.suppressed)}")
+    if query.since is not None:
+        clauses.append(f"starts_at >= {arg(query.since)}")
+    if query.until is not None:
+        clauses.append(f"starts_at < {arg(query.until)}")
+    equality = query.equality_labels()
+    if equality:
+        clauses.append(f"labels @> {arg(equality)}")  # uses the GIN index
+    clauses.extend(_matcher_sql(m, arg) for m in query.matcher if m.op != "=" or not m.value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+async def list_alerts(conn: Connection, query: AlertQuery) -> tuple[list[Alert], int]:
+    where, args = _where(query)
+    total = await conn.fetchval(f"SELECT count(*) FROM alerts{where}", *args)
+    rows = await conn.fetch(
+        f"SELECT {ALERT_COLUMNS} FROM alerts{where} ORDER BY starts_at DESC, id DESC "
+        f"LIMIT {query.limit} OFFSET {query.offset}",
+        *args,
+    )
+    return [to_alert(r) for r in rows], int(total)
+
+
+async def open_alerts(conn: Connection, containing: dict[str, str] | None = None) -> list[Alert]:
+    """Unresolved alerts, optionally only those whose labels include ``containing``."""
+    if containing:
+        rows = await conn.fetch(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status <> 'resolved' AND labels @> $1",
+            containing,
+        )
+    else:
+        rows = await conn.fetch(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status <> 'resolved'")
+    return [to_alert(r) for r in rows]
+
+
+async def lock_expired(conn: Connection, limit: int = 500) -> list[Alert]:
+    rows = await conn.fetch(
+        f"""SELECT {ALERT_COLUMNS} FROM alerts
+            WHERE status <> 'resolved' AND ends_at IS NOT NULL AND ends_at <= now()
+            ORDER BY ends_at LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit,
+    )
+    return [to_alert(r) for r in rows]
+
+
+async def firing_counts(conn: Connection) -> dict[str, int]:
+    rows = await conn.fetch(
+        """SELECT severity, count(*) AS n FROM alerts
+           WHERE status = 'firing' AND NOT suppressed GROUP BY severity"""
+    )
+    return {r["severity"]: r["n"] for r in rows}
+
+
+# -- silences -----------------------------------------------------------------------------------
+
+
+def _silence_values(silence: SilenceIn) -> list[Any]:
+    return [
+        [m.model_dump(by_alias=True) for m in silence.matchers],
+        silence.starts_at,
+        silence.ends_at,
+        silence.comment,
+    ]
+
+
+# A silence without startsAt starts at the transaction's now(), the same clock
+# ``active_silences`` uses, so it applies within the transaction that creates it.
+
+
+async def insert_silence(conn: Connection, silence: SilenceIn, created_by: str) -> Silence:
+    row = await conn.fetchrow(
+        f"""INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by)
+            VALUES ($1, $2, coalesce($3, now()), $4, $5, $6) RETURNING {SILENCE_COLUMNS}""",
+        uuid.uuid4(),
+        *_silence_values(silence),
+        created_by,
+    )
+    assert row is not None
+    return to_silence(row)
+
+
+async def replace_silence(conn: Connection, silence_id: UUID, silence: SilenceIn) -> Silence | None:
+    row = await conn.fetchrow(
+        f"""UPDATE silences SET matchers = $2, starts_at = coalesce($3, now()), ends_at = $4,
+                   comment = $5, updated_at = now()
+            WHERE id = $1 RETURNING {SILENCE_COLUMNS}""",
+        silence_id,
+        *_silence_values(silence),
+    )
+    return to_silence(row) if row else None
+
+
+async def expire_silence(conn: Connection, silence_id: UUID) -> Silence | None:
+    row = await conn.fetchrow(
+        f"""UPDATE silences SET ends_at = least(ends_at, now()),
+                   starts_at = least(starts_at, now()), updated_at = now()
+            WHERE id = $1 RETURNING {SILENCE_COLUMNS}""",
+        silence_id,
+    )
+    return to_silence(row) if row else None
+
+
+async def get_silence(conn: Connection, silence_id: UUID) -> Silence | None:
+    row = await conn.fetchrow(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1", silence_id)
+    return to_silence(row) if row else None
+
+
+async def list_silences(conn: Connection) -> list[Silence]:
+    rows = await conn.fetch(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY created_at DESC")
+    return [to_silence(r) for r in rows]
+
+
+async def silence_window_crossed(conn: Connection, since: datetime) -> bool:
+    """Whether a silence started or ended after ``since`` (so suppression must be re-applied)."""
+    return bool(
+        await conn.fetchval(
+            """SELECT exists(SELECT 1 FROM silences
+                             WHERE (starts_at > $1 AND starts_at <= now())
+                                OR (ends_at > $1 AND ends_at <= now()))""",
+            since,
+        )
+    )
+
+
+async def active_silences(conn: Connection) -> list[Silence]:
+    rows = await conn.fetch(
+        f"SELECT {SILENCE_COLUMNS} FROM silences WHERE starts_at <= now() AND ends_at > now()"
+    )
+    return [to_silence(r) for r in rows]
+
+
+# -- notifications ------------------------------------------------------------------------------
+
+
+async def touch_group(
+    conn: Connection, receiver: str, group_key: str, group_labels: dict[str, str]
+) -> None:
+    await conn.execute(
+        """INSERT INTO notification_groups (receiver, group_key, group_labels)
+           VALUES ($1, $2, $3)
+           ON CONFLICT (receiver, group_key) DO UPDATE SET changed_at = now()""",
+        receiver,
+        group_key,
+        group_labels,
+    )
+
+
+async def claim_due_groups(
+    conn: Connection,
+    receiver: str,
+    *,
+    group_wait: float,
+    group_interval: float,
+    repeat_interval: float,
+) -> list[asyncpg.Record]:
+    """Mark the receiver's due groups as sent now and return them (with the previous send time).
+
+    Due as Alertmanager documents: a new group after ``group_wait``; a changed group
+    ``group_interval`` after its last notification; an unchanged firing group after
+    ``repeat_interval``. ``SKIP LOCKED`` lets several processes dispatch without doubling.
+    """
+    return await conn.fetch(
+        """WITH due AS (
+               SELECT receiver, group_key, sent_at FROM notification_groups
+               WHERE receiver = $1 AND (
+                   (sent_at IS NULL AND created_at <= now() - make_interval(secs => $2))
+                   OR (sent_at IS NOT NULL AND changed_at > sent_at
+                       AND sent_at <= now() - make_interval(secs => $3))
+                   OR (sent_at IS NOT NULL AND sent_firing
+                       AND sent_at <= now() - make_interval(secs => $4)))
+               FOR UPDATE SKIP LOCKED)
+           UPDATE notification_groups g SET sent_at = now()
+           FROM due WHERE g.receiver = due.receiver AND g.group_key = due.group_key
+           RETURNING g.group_key, g.group_labels, due.sent_at AS previous_sent_at""",
+        receiver,
+        group_wait,
+        group_interval,
+        repeat_interval,
+    )
+
+
+async def set_group_firing(conn: Connection, receiver: str, group_key: str, firing: bool) -> None:
+    await conn.execute(
+        "UPDATE notification_groups SET sent_firing = $3 WHERE receiver = $1 AND group_key = $2",
+        receiver,
+        group_key,
+        firing,
+    )
+
+
+async def record_attempt(
+    conn: Connection,
+    *,
+    receiver: str,
+    group_key: str,
+    delivery_id: UUID,
+    attempt: int,
+    status_code: int | None,
+    outcome: str,
+    error: str | None,
+    duration_ms: float,
+) -> None:
+    await conn.execute(
+        """INSERT INTO notification_attempts
+               (receiver, group_key, delivery_id, attempt, status_code, outcome, error, duration_ms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        receiver,
+        group_key,
+        delivery_id,
+        attempt,
+        status_code,
+        outcome,
+        error,
+        duration_ms,
+    )
+
+
+async def list_attempts(
+    conn: Connection, receiver: str | None, limit: int, offset: int
+) -> tuple[list[DeliveryAttempt], int]:
+    """Delivery attempts, newest first, optionally of one receiver."""
+    where = " WHERE receiver = $1" if receiver is not None else ""
+    args: list[Any] = [receiver] if receiver is not None else []
+    total = await conn.fetchval(f"SELECT count(*) FROM notification_attempts{where}", *args)
+    rows = await conn.fetch(
+        f"""SELECT receiver, group_key, delivery_id, attempt, at, status_code, outcome, error,
+                   duration_ms FROM notification_attempts{where}
+            ORDER BY id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
+        *args,
+    )
+    return [DeliveryAttempt.model_validate(dict(r)) for r in rows], int(total)
+
+
+async def group_members(
+    conn: Connection, group_labels: dict[str, str], resolved_since: datetime | None
+) -> list[Alert]:
+    """Open alerts carrying ``group_labels``, plus those resolved after ``resolved_since``."""
+    present = {k: v for k, v in group_labels.items() if v != ""}
+    rows = await conn.fetch(
+        f"""SELECT {ALERT_COLUMNS} FROM alerts WHERE labels @> $1
+            AND (status <> 'resolved' OR ($2::timestamptz IS NOT NULL AND resolved_at > $2))
+            ORDER BY starts_at, id""",
+        present,
+        resolved_since,
+    )
+    return [
+        alert
+        for alert in map(to_alert, rows)
+        if all(alert.labels.get(k, "") == v for k, v in group_labels.items())
+    ]
