@@ -164,6 +164,56 @@ def test_write_through_nginx_then_read_back(platform: Platform) -> None:
     assert json.loads(body)["data"]["name"] == "e2e"
 
 
+def test_resource_error_reaches_the_live_alert_feed_through_nginx(platform: Platform) -> None:
+    """resources -> outbox -> RabbitMQ -> alerts -> Redis stream -> gateway -> nginx -> SSE."""
+    stream = urllib.request.urlopen(  # noqa: S310 - loopback
+        urllib.request.Request(  # noqa: S310
+            f"{platform.api}/api/alerts/stream",
+            headers={"X-API-Key": ADMIN_KEY, "Accept": "text/event-stream"},
+        ),
+        timeout=15,
+    )
+    try:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        resource = {
+            "external_id": "e2e-broken-vm",
+            "name": "broken-vm",
+            "provider": "aws",
+            "type": "compute",
+            "region": "eu-west-1",
+            "account": "1",
+            "status": "running",
+        }
+        status, _, body = request(
+            f"{platform.api}/api/resources",
+            key=ADMIN_KEY,
+            method="POST",
+            body=json.dumps(resource).encode(),
+        )
+        assert status == 201
+        resource_id = json.loads(body)["data"]["id"]
+        status, _, _ = request(
+            f"{platform.api}/api/resources/{resource_id}",
+            key=ADMIN_KEY,
+            method="PATCH",
+            body=b'{"status": "error"}',
+        )
+        assert status == 200
+        deadline = time.monotonic() + 15
+        event, data = "", ""
+        while time.monotonic() < deadline:
+            line = stream.readline().decode().rstrip("\n")
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:") and event == "alert.raised":
+                data = line.partition(":")[2].strip()
+                if resource_id in data:
+                    break
+        assert resource_id in data, "no alert.raised for the broken resource on the stream"
+    finally:
+        stream.close()
+
+
 @pytest.mark.parametrize("path", ["/metrics", "/health/live", "/health/ready"])
 def test_internal_endpoints_are_not_public(platform: Platform, path: str) -> None:
     assert request(f"{platform.api}{path}")[0] == 404
