@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from common.testing import TEST_AMQP_URL, TEST_REDIS_URL
+from common.testing import TEST_AMQP_URL, TEST_REDIS_URL, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "co_test_admin_key_0123456789abcdefghijklmnop"
@@ -67,7 +67,16 @@ def request(
 
 
 @pytest.fixture(scope="module")
-def platform(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform_database() -> Iterator[str]:
+    """The platform's own database: its services run for the whole module."""
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def platform(
+    platform_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
     run_dir = tmp_path_factory.mktemp("run")
     public_port = _free_port_block(1)
     env = {
@@ -78,7 +87,7 @@ def platform(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # The switch test reads continuously; the default of 100 per 15 min would reject it.
         "CLOUDOPS_GATEWAY_RATE_LIMIT": "100000",
         "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "CLOUDOPS_DATABASE_URL": pg_url,
+        "CLOUDOPS_DATABASE_URL": platform_database,
         "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
         "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
         "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2e{public_port}:",

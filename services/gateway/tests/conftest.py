@@ -20,6 +20,7 @@ from common.testing import (
     ServiceProcess,
     free_port,
     make_settings,
+    scratch_database,
     truncate_schema,
 )
 from gateway.app import create_app
@@ -55,7 +56,15 @@ async def _drop_exchange(name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def resources_service(pg_url: str) -> Iterator[ServiceProcess]:
+def resources_database() -> Iterator[str]:
+    """The resources process's own database: it runs all session, and its outbox relay would
+    otherwise take over the resources schema (and its events) of every other suite."""
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def resources_service(resources_database: str) -> Iterator[ServiceProcess]:
     """The real resources service, one process for the whole session (it takes a while to start)."""
     prefix = f"cloudopstest:{uuid.uuid4().hex[:12]}:"
     exchange = f"cloudops.test.{uuid.uuid4().hex[:12]}"
@@ -64,7 +73,7 @@ def resources_service(pg_url: str) -> Iterator[ServiceProcess]:
         "resources",
         {
             "CLOUDOPS_RESOURCES_PORT": str(port),
-            "CLOUDOPS_DATABASE_URL": pg_url,
+            "CLOUDOPS_DATABASE_URL": resources_database,
             "CLOUDOPS_REDIS_PREFIX": prefix,
             "CLOUDOPS_EVENTS_EXCHANGE": exchange,
             "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
@@ -211,9 +220,9 @@ def make_client(aiohttp_client: ClientFactory) -> Callable[[GatewaySettings], Aw
 async def client(
     make_client: Callable[[GatewaySettings], Awaitable[Client]],
     settings: GatewaySettings,
-    pg_url: str,
+    resources_database: str,
 ) -> Client:
-    await truncate_schema(pg_url, "resources")
+    await truncate_schema(resources_database, "resources")
     return await make_client(settings)
 
 

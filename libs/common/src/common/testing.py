@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import aio_pika
@@ -49,15 +50,30 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh database for this test session, dropped at the end."""
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A database of its own (dropped afterwards), for a process that must not share one.
+
+    Call it outside a running event loop (a sync or session fixture).
+    """
     name = f"cloudops_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     try:
         yield _database_url(name)
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database for this test session, dropped at the end.
+
+    Long-lived service processes of a test module should use :func:`scratch_database` instead:
+    a service's outbox relay holds its schema's lock for as long as it runs, so a process left
+    on this database would publish every later test's events to its own exchange.
+    """
+    with scratch_database() as url:
+        yield url
 
 
 async def truncate_schema(url: str, schema: str) -> None:
