@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import os
 import random
@@ -15,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -221,6 +225,32 @@ def test_resource_error_reaches_the_live_alert_feed_through_nginx(platform: Plat
         assert resource_id in data, "no alert.raised for the broken resource on the stream"
     finally:
         stream.close()
+
+
+def test_focus_billing_file_imports_through_nginx_and_the_gateway(platform: Platform) -> None:
+    """A gzip FOCUS upload streams through nginx and the gateway; its grand total matches."""
+    raw = (ROOT / "services" / "costs" / "tests" / "data" / "aws_focus_1_0.csv").read_bytes()
+    rows = list(csv.DictReader(io.StringIO(raw.decode())))
+    expected = sum((Decimal(r["BilledCost"]) for r in rows), Decimal(0))
+    req = urllib.request.Request(  # noqa: S310 - loopback
+        f"{platform.api}/api/costs/imports?filename=aws.csv.gz",
+        data=gzip.compress(raw),
+        method="POST",
+        headers={"X-API-Key": ADMIN_KEY, "Content-Type": "application/gzip"},
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310
+        assert resp.status == 201
+        result = json.loads(resp.read())["data"]
+    assert result["rows_rejected"] == 0, result
+    assert result["rows_accepted"] == len(rows)
+    status, _, body = request(
+        f"{platform.api}/api/costs/daily?start=2023-01-01&end=2025-12-31&group_by=none",
+        key=ADMIN_KEY,
+    )
+    assert status == 200, body
+    report = json.loads(body)
+    assert sum((Decimal(i["cost"]) for i in report["data"]), Decimal(0)) == expected
+    assert Decimal(report["meta"]["totals"]["USD"]) == expected
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/health/live", "/health/ready"])

@@ -540,6 +540,11 @@ def messaging_ctx(
                     await pending[0].start()
                     pending.pop(0)
                 except Exception as exc:
+                    # aio-pika can turn the cancellation of a shutdown into another error; retrying
+                    # then would swallow the cancel and keep the shutdown waiting forever.
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from exc
                     logger.opt(exception=exc).error(
                         "consumer could not attach, retrying", consumer=pending[0].consumer.name
                     )

@@ -20,6 +20,8 @@ READ = Permission.READ
 WRITE = Permission.WRITE
 ADMIN = Permission.ADMIN
 JSON_TYPES = ("application/json",)
+UPLOAD_TYPES = ("text/csv", "application/csv", "application/gzip", "application/x-gzip")
+UPLOAD_MAX_BYTES = 2 * 1024**3  # nginx's client_max_body_size for /api/costs/imports
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,11 @@ def upstream_routes() -> list[RouteSpec]:
                 ("/{id}", "GET", READ),
                 ("/{id}", "PATCH,DELETE", WRITE),
             ],
+        ),
+        # Billing files: streamed through as CSV or gzip, as large as nginx lets through.
+        *(
+            replace(spec, body_types=UPLOAD_TYPES, max_body_bytes=UPLOAD_MAX_BYTES)
+            for spec in proxied("/api/costs", "costs", [("/imports", "POST", WRITE)])
         ),
         *proxied(
             "/api/costs",

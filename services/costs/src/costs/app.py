@@ -1,0 +1,110 @@
+"""The costs service application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+from loguru import logger
+
+from common.db import DB_POOL, postgres_ctx
+from common.messaging import messaging_ctx
+from common.web import create_base_app
+from costs.budgets import Budgets
+from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
+from costs.domain import ForecastQuery
+from costs.events import RESOURCE_CONSUMER
+from costs.handlers import add_routes
+from costs.importer import Importer
+from costs.optimization import Thresholds
+from costs.platform import TRACKER, CostTracker, cost_tracking_middleware
+from costs.reports import Reports
+from costs.settings import CostsSettings
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def make_importer(pool: asyncpg.Pool, settings: CostsSettings) -> Importer:
+    return Importer(
+        pool,
+        max_line_bytes=settings.import_max_line_bytes,
+        max_upload_bytes=settings.import_max_upload_bytes,
+        batch_rows=settings.import_batch_rows,
+        chunk_bytes=settings.import_chunk_bytes,
+        max_stored_rejections=settings.import_max_stored_rejections,
+        service=settings.service_name,
+    )
+
+
+def thresholds_from(settings: CostsSettings) -> Thresholds:
+    names = Thresholds.__dataclass_fields__
+    return Thresholds(**{name: getattr(settings, name) for name in names})
+
+
+async def use_cases_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, pool = app[SETTINGS_KEY], app[DB_POOL]
+    app[IMPORTER] = make_importer(pool, settings)
+    app[REPORTS] = Reports(
+        pool,
+        horizon_days=settings.forecast_horizon_days,
+        min_history_days=settings.forecast_min_history_days,
+        anomaly_z=settings.anomaly_z_threshold,
+    )
+    app[BUDGETS] = Budgets(pool, team_tag_key=settings.team_tag_key)
+    app[THRESHOLDS] = thresholds_from(settings)
+    tracker = CostTracker(
+        pool,
+        service=settings.service_name,
+        compute_per_cpu_second=settings.platform_compute_per_cpu_second,
+        network_per_gb=settings.platform_network_per_gb,
+        storage_per_gb_month=settings.platform_storage_per_gb_month,
+    )
+    app[TRACKER] = tracker
+    yield
+    with contextlib.suppress(Exception):
+        await tracker.flush()
+
+
+async def periodic_checks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Budget thresholds and anomalies are checked on a timer (crossings are emitted once)."""
+    interval = app[SETTINGS_KEY].budget_check_seconds
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await app[BUDGETS].evaluate(datetime.now(UTC))
+                await app[REPORTS].detect_anomalies(ForecastQuery())
+                await app[TRACKER].flush()
+            except Exception:  # keep checking; the next round may succeed
+                logger.exception("periodic cost checks failed")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(settings: CostsSettings | None = None) -> web.Application:
+    settings = settings or CostsSettings()
+    app = create_base_app(
+        settings, client_max_size=settings.max_body_bytes, middlewares=(cost_tracking_middleware,)
+    )
+    app[SETTINGS_KEY] = settings
+    # Order matters: each context may use what the ones before it opened.
+    app.cleanup_ctx.extend(
+        [
+            postgres_ctx(MIGRATIONS),
+            messaging_ctx([RESOURCE_CONSUMER]),
+            use_cases_ctx,
+            periodic_checks_ctx,
+        ]
+    )
+    add_routes(app)
+    return app

@@ -1,0 +1,196 @@
+"""HTTP handlers of ``/api/costs``: parse, call the use case, render. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from common.errors import BadRequest, UnsupportedMediaType
+from common.web import json_response, parse_query, read_json
+from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
+from costs.domain import (
+    AtQuery,
+    BudgetFields,
+    BudgetPatch,
+    DailyQuery,
+    ForecastQuery,
+    ListQuery,
+    PlatformQuery,
+    RealtimeQuery,
+)
+from costs.platform import TRACKER
+
+PRINCIPAL_HEADER = "X-CloudOps-Principal"
+UPLOAD_TYPES = frozenset(
+    {"text/csv", "application/csv", "application/gzip", "application/x-gzip",
+     "application/octet-stream", "text/plain"}
+)  # fmt: skip
+
+
+def path_uuid(request: web.Request, name: str = "id") -> UUID:
+    try:
+        return UUID(request.match_info[name])
+    except ValueError:
+        raise BadRequest(
+            f"The {name} in the path is not a UUID.",
+            errors=[{"field": name, "message": "must be a UUID"}],
+        ) from None
+
+
+def principal(request: web.Request) -> str | None:
+    return request.headers.get(PRINCIPAL_HEADER) or None
+
+
+def _at(request: web.Request) -> datetime:
+    return parse_query(request, AtQuery).at or datetime.now(UTC)
+
+
+async def create_import(request: web.Request) -> web.Response:
+    """Stream the request body (a FOCUS CSV, optionally gzip) into an import."""
+    if request.content_type not in UPLOAD_TYPES:
+        raise UnsupportedMediaType(
+            f"Send the FOCUS file as text/csv or application/gzip, not {request.content_type!r}."
+        )
+    settings = request.config_dict[SETTINGS_KEY]
+    filename = request.query.get("filename", "upload.csv")[:255]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in request.content.iter_chunked(settings.import_chunk_bytes):
+            yield chunk
+
+    result = await request.config_dict[IMPORTER].run(
+        chunks(), filename=filename, created_by=principal(request)
+    )
+    return json_response(
+        result, status=201, headers={"Location": f"/api/costs/imports/{result['id']}"}
+    )
+
+
+async def get_import(request: web.Request) -> web.Response:
+    return json_response(await request.config_dict[IMPORTER].get(path_uuid(request)))
+
+
+async def daily(request: web.Request) -> web.Response:
+    report = await request.config_dict[REPORTS].daily(parse_query(request, DailyQuery))
+    return json_response(report["items"], meta=report["meta"])
+
+
+async def export_daily(request: web.Request) -> web.Response:
+    body = await request.config_dict[REPORTS].daily_csv(parse_query(request, DailyQuery))
+    return web.Response(
+        text=body,
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="costs-daily.csv"'},
+    )
+
+
+async def export_focus(request: web.Request) -> web.StreamResponse:
+    query = parse_query(request, DailyQuery)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/csv; charset=utf-8",
+                 "Content-Disposition": 'attachment; filename="focus-line-items.csv"'}
+    )  # fmt: skip
+    await response.prepare(request)
+    async for chunk in request.config_dict[REPORTS].focus_csv(query):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def realtime(request: web.Request) -> web.Response:
+    return json_response(
+        await request.config_dict[REPORTS].realtime(parse_query(request, RealtimeQuery))
+    )
+
+
+async def forecast(request: web.Request) -> web.Response:
+    return json_response(
+        await request.config_dict[REPORTS].forecast(parse_query(request, ForecastQuery))
+    )
+
+
+async def detect_anomalies(request: web.Request) -> web.Response:
+    found = await request.config_dict[REPORTS].detect_anomalies(parse_query(request, ForecastQuery))
+    return json_response(found, meta={"total": len(found)})
+
+
+async def list_anomalies(request: web.Request) -> web.Response:
+    page = parse_query(request, ListQuery)
+    items, total = await request.config_dict[REPORTS].anomalies(page.limit, page.offset)
+    return json_response(items, meta={"total": total, "limit": page.limit, "offset": page.offset})
+
+
+async def optimization(request: web.Request) -> web.Response:
+    at = _at(request)
+    found = await request.config_dict[REPORTS].recommendations(request.config_dict[THRESHOLDS], at)
+    totals: dict[str, Any] = {}
+    for rec in found:
+        totals[rec.currency] = totals.get(rec.currency, 0) + rec.monthly_savings
+    return json_response(
+        [asdict(rec) for rec in found],
+        meta={"total": len(found), "monthly_savings": totals, "at": at},
+    )
+
+
+async def create_budget(request: web.Request) -> web.Response:
+    fields = await read_json(request, BudgetFields)
+    budget = await request.config_dict[BUDGETS].create(fields, principal(request))
+    return json_response(
+        budget, status=201, headers={"Location": f"/api/costs/budgets/{budget.id}"}
+    )
+
+
+async def list_budgets(request: web.Request) -> web.Response:
+    page = parse_query(request, ListQuery)
+    items, total = await request.config_dict[BUDGETS].page(page.limit, page.offset)
+    return json_response(items, meta={"total": total, "limit": page.limit, "offset": page.offset})
+
+
+async def get_budget(request: web.Request) -> web.Response:
+    return json_response(await request.config_dict[BUDGETS].get(path_uuid(request)))
+
+
+async def update_budget(request: web.Request) -> web.Response:
+    budget_id = path_uuid(request)
+    patch = await read_json(request, BudgetPatch)
+    return json_response(await request.config_dict[BUDGETS].update(budget_id, patch))
+
+
+async def delete_budget(request: web.Request) -> web.Response:
+    await request.config_dict[BUDGETS].delete(path_uuid(request))
+    return web.Response(status=204)
+
+
+async def evaluate_budgets(request: web.Request) -> web.Response:
+    crossed = await request.config_dict[BUDGETS].evaluate(_at(request))
+    return json_response(crossed, meta={"total": len(crossed)})
+
+
+async def platform(request: web.Request) -> web.Response:
+    day = parse_query(request, PlatformQuery).day or datetime.now(UTC).date()
+    return json_response(await request.config_dict[TRACKER].report(day))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/costs/imports", create_import)
+    app.router.add_get("/api/costs/imports/{id}", get_import)
+    app.router.add_get("/api/costs/daily", daily)
+    app.router.add_get("/api/costs/export/daily.csv", export_daily)
+    app.router.add_get("/api/costs/export/focus.csv", export_focus)
+    app.router.add_get("/api/costs/realtime", realtime)
+    app.router.add_get("/api/costs/forecast", forecast)
+    app.router.add_get("/api/costs/anomalies", list_anomalies)
+    app.router.add_post("/api/costs/anomalies/detect", detect_anomalies)
+    app.router.add_get("/api/costs/optimization", optimization)
+    app.router.add_get("/api/costs/budgets", list_budgets)
+    app.router.add_post("/api/costs/budgets", create_budget)
+    app.router.add_post("/api/costs/budgets/evaluate", evaluate_budgets)
+    app.router.add_get("/api/costs/budgets/{id}", get_budget)
+    app.router.add_patch("/api/costs/budgets/{id}", update_budget)
+    app.router.add_delete("/api/costs/budgets/{id}", delete_budget)
+    app.router.add_get("/api/costs/platform", platform)

@@ -1,0 +1,228 @@
+"""The FOCUS import use case: stream a file into ``line_items`` as one all-or-nothing transaction.
+
+Good rows are loaded with ``COPY`` in batches while the file is still arriving; bad rows are
+recorded with their line and reason. A file-level problem (header, encoding, quoting, a line over
+the limit) rolls everything back. Rows of the same billing account whose billing period overlaps
+the new file's are replaced at the end, under a per-account lock, so re-imports never duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from loguru import logger
+from prometheus_client import Counter
+
+from common.errors import NotFound, ProblemError
+from costs import storage
+from costs.focus import DB_COLUMNS, HeaderError, Rejection, RowParser, read_header
+from costs.records import FileError, csv_records
+
+IMPORT_ROWS = Counter(
+    "costs_import_rows_total", "FOCUS rows read by outcome.", ["service", "outcome"]
+)
+
+
+@dataclass
+class ImportProgress:
+    import_id: UUID
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    focus_version: str | None = None
+    rejections: list[Rejection] = field(default_factory=list)
+    reported_at: float = float("-inf")
+
+
+class ImportFailed(ProblemError):
+    """A file-level problem: nothing of the file was kept."""
+
+    slug = "import-failed"
+
+
+async def _hashing(chunks: AsyncIterable[bytes], digest: Any, limit: int) -> AsyncIterator[bytes]:
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise FileError(f"The upload is larger than {limit} bytes.", status=413)
+        digest.update(chunk)
+        yield chunk
+
+
+class Importer:
+    """Runs FOCUS imports against one pool."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_line_bytes: int = 1024 * 1024,
+        max_upload_bytes: int = 20 * 1024**3,
+        batch_rows: int = 5000,
+        chunk_bytes: int = 256 * 1024,
+        max_stored_rejections: int = 1000,
+        progress_seconds: float = 0.5,
+        service: str = "costs",
+    ) -> None:
+        self.progress_seconds = progress_seconds
+        self.pool = pool
+        self.max_line_bytes = max_line_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.batch_rows = batch_rows
+        self.chunk_bytes = chunk_bytes
+        self.max_stored_rejections = max_stored_rejections
+        self.service = service
+
+    async def run(
+        self, chunks: AsyncIterable[bytes], *, filename: str, created_by: str | None = None
+    ) -> dict[str, Any]:
+        """Import one file; returns the import's outcome or raises :class:`ImportFailed`."""
+        progress = ImportProgress(uuid.uuid4())
+        async with self.pool.acquire() as conn:
+            await storage.create_import(conn, progress.import_id, filename, created_by)
+        digest = hashlib.sha256()
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._load(conn, _hashing(chunks, digest, self.max_upload_bytes), progress)
+                replaced = await storage.replace_overlapping(
+                    conn, progress.import_id, digest.hexdigest()
+                )
+                await storage.store_rejections(conn, progress.import_id, progress.rejections)
+                await storage.finish_import(
+                    conn, progress, sha256=digest.hexdigest(), rows_replaced=replaced
+                )
+        except (FileError, HeaderError) as exc:
+            await self._fail(progress, exc)
+            status = exc.status if isinstance(exc, FileError) else 422
+            message = exc.message if isinstance(exc, FileError) else str(exc)
+            raise ImportFailed(
+                f"Import {progress.import_id} failed, nothing was imported: {message}",
+                status=status,
+                errors=exc.errors,
+                headers={"X-Import-Id": str(progress.import_id)},
+            ) from None
+        except BaseException as exc:
+            # Shielded: a cancelled upload must still be recorded as failed.
+            await asyncio.shield(self._fail(progress, exc))
+            raise
+        IMPORT_ROWS.labels(self.service, "accepted").inc(progress.rows_accepted)
+        IMPORT_ROWS.labels(self.service, "rejected").inc(progress.rows_rejected)
+        logger.info(
+            "focus import finished",
+            import_id=str(progress.import_id),
+            accepted=progress.rows_accepted,
+            rejected=progress.rows_rejected,
+        )
+        return await self.get(progress.import_id)
+
+    async def _fail(self, progress: ImportProgress, exc: BaseException) -> None:
+        if isinstance(exc, FileError):
+            error = {"detail": exc.message, "errors": exc.errors}
+        elif isinstance(exc, HeaderError):
+            error = {"detail": str(exc), "errors": exc.errors}
+        else:
+            error = {"detail": f"interrupted: {type(exc).__name__}", "errors": []}
+        try:
+            async with self.pool.acquire() as conn:
+                await storage.fail_import(conn, progress, error)
+        except Exception:  # the original error matters more than the bookkeeping one
+            logger.exception("could not record the failed import")
+
+    async def _load(
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy[Any],
+        chunks: AsyncIterable[bytes],
+        progress: ImportProgress,
+    ) -> None:
+        """Parse and COPY in a pipeline: one batch is loading while the next one is parsed.
+
+        PostgreSQL ingests a COPY on its own core, so overlapping it with parsing here nearly
+        hides it; at most one COPY is in flight (one connection), which bounds memory to two
+        batches.
+        """
+        parser: RowParser | None = None
+        batch: list[tuple[Any, ...]] = []
+        copying: asyncio.Task[None] | None = None
+
+        async def send(rows: list[tuple[Any, ...]]) -> None:
+            nonlocal copying
+            if copying is not None:
+                await copying
+            copying = asyncio.create_task(self._copy(conn, rows, progress))
+
+        try:
+            async for records in csv_records(
+                chunks, max_line_bytes=self.max_line_bytes, chunk_bytes=self.chunk_bytes
+            ):
+                for line, fields in records:
+                    if parser is None:
+                        index, progress.focus_version = read_header(fields)
+                        parser = RowParser(index, len(fields))
+                        continue
+                    progress.rows_read += 1
+                    row = parser.parse(progress.import_id, line, fields)
+                    if isinstance(row, Rejection):
+                        progress.rows_rejected += 1
+                        if len(progress.rejections) < self.max_stored_rejections:
+                            progress.rejections.append(row)
+                        continue
+                    batch.append(row)
+                    if len(batch) >= self.batch_rows:
+                        await send(batch)
+                        batch = []
+                # Give the in-flight COPY a turn even when the next chunk is already buffered.
+                await asyncio.sleep(0)
+            if parser is None:
+                raise FileError("The file is empty: no FOCUS header and no rows.", status=400)
+            if batch:
+                await send(batch)
+        finally:
+            # The transaction must not end (commit or roll back) under a running COPY.
+            if copying is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(copying)
+        if copying is not None:
+            await copying  # re-raises a failed COPY
+
+    async def _copy(
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy[Any],
+        batch: list[tuple[Any, ...]],
+        progress: ImportProgress,
+    ) -> None:
+        await conn.copy_records_to_table("line_items", records=batch, columns=DB_COLUMNS)
+        progress.rows_accepted += len(batch)
+        await self._report(progress)
+
+    async def _report(self, progress: ImportProgress) -> None:
+        """Write progress outside the import's transaction, so GET shows it while it runs.
+
+        Best effort and throttled: it never waits for a free connection, since every running
+        import already holds one and waiting here could starve the pool into a deadlock.
+        """
+        now = time.monotonic()
+        if now - progress.reported_at < self.progress_seconds:
+            return
+        progress.reported_at = now
+        try:
+            async with self.pool.acquire(timeout=0.05) as other:
+                await storage.record_progress(other, progress)
+        except TimeoutError:
+            logger.debug("import progress not written: no free connection")
+
+    async def get(self, import_id: UUID, *, rejection_limit: int = 100) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            found = await storage.get_import(conn, import_id, rejection_limit)
+        if found is None:
+            raise NotFound(f"No import with id {import_id}.")
+        return found

@@ -1,0 +1,52 @@
+"""Costs service settings (``CLOUDOPS_COSTS_*`` plus the shared ``CLOUDOPS_*``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from common.config import ServiceSettings
+
+
+class CostsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLOUDOPS_COSTS_", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "costs"
+    port: int = 8102
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # FOCUS import limits: a physical line or one record larger than this ends the import, so a
+    # hostile file (one 1 GB line) is refused with bounded memory.
+    import_max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
+    import_max_upload_bytes: int = Field(default=20 * 1024**3, ge=1024)
+    import_batch_rows: int = Field(default=5000, ge=1)
+    import_chunk_bytes: int = Field(default=256 * 1024, ge=1024)
+    import_max_stored_rejections: int = Field(default=1000, ge=1)
+
+    forecast_horizon_days: int = Field(default=30, ge=1, le=366)
+    forecast_min_history_days: int = Field(default=14, ge=9)
+    anomaly_z_threshold: float = Field(default=3.5, gt=0)
+    budget_check_seconds: float = Field(default=300.0, gt=0)
+    team_tag_key: str = "team"
+
+    # Optimisation thresholds; defaults follow AWS Trusted Advisor (idle: CPU <= 10% over 14 days)
+    # and Azure Advisor (right-size when utilisation stays low; snapshots older than 90 days).
+    idle_cpu_percent: Decimal = Decimal("10")
+    idle_window_days: int = Field(default=14, ge=1)
+    idle_min_samples: int = Field(default=4, ge=1)
+    rightsize_cpu_percent: Decimal = Decimal("40")
+    rightsize_memory_percent: Decimal = Decimal("40")
+    stopped_min_days: int = Field(default=7, ge=0)
+    unattached_volume_days: int = Field(default=7, ge=0)
+    unused_ip_days: int = Field(default=1, ge=0)
+    old_snapshot_days: int = Field(default=90, ge=1)
+    hours_per_month: Decimal = Decimal("730")
+
+    # Platform's own unit prices (USD) for the CostTracker.
+    platform_compute_per_cpu_second: Decimal = Decimal("0.0000133")
+    platform_network_per_gb: Decimal = Decimal("0.09")
+    platform_storage_per_gb_month: Decimal = Decimal("0.115")

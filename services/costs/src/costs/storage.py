@@ -1,0 +1,533 @@
+"""SQL of the costs schema; every function takes a connection and returns plain values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from common.db import Connection
+from costs.domain import GROUPS, TAG_PREFIX, Budget, BudgetFields, BudgetPatch
+from costs.focus import COLUMNS, COST_BASES, Rejection
+
+IMPORT_COLUMNS = (
+    "id, filename, status, focus_version, sha256, rows_read, rows_accepted, rows_rejected, "
+    "rows_replaced, error, created_by, started_at, finished_at"
+)
+
+
+async def create_import(
+    conn: Connection, import_id: UUID, filename: str, created_by: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO imports (id, filename, status, created_by) VALUES ($1, $2, 'running', $3)",
+        import_id,
+        filename,
+        created_by,
+    )
+
+
+async def record_progress(conn: Connection, progress: Any) -> None:
+    await conn.execute(
+        """UPDATE imports SET rows_read = $2, rows_accepted = $3, rows_rejected = $4,
+               focus_version = $5 WHERE id = $1 AND status = 'running'""",
+        progress.import_id,
+        progress.rows_read,
+        progress.rows_accepted,
+        progress.rows_rejected,
+        progress.focus_version,
+    )
+
+
+async def finish_import(
+    conn: Connection, progress: Any, *, sha256: str, rows_replaced: int
+) -> None:
+    await conn.execute(
+        """UPDATE imports SET status = 'succeeded', rows_read = $2, rows_accepted = $3,
+               rows_rejected = $4, focus_version = $5, sha256 = $6, rows_replaced = $7,
+               finished_at = now() WHERE id = $1""",
+        progress.import_id,
+        progress.rows_read,
+        progress.rows_accepted,
+        progress.rows_rejected,
+        progress.focus_version,
+        sha256,
+        rows_replaced,
+    )
+
+
+async def fail_import(conn: Connection, progress: Any, error: dict[str, Any]) -> None:
+    # Nothing of a failed file is kept, so it accepted nothing whatever its progress said.
+    await conn.execute(
+        """UPDATE imports SET status = 'failed', error = $2, rows_accepted = 0,
+               finished_at = now() WHERE id = $1""",
+        progress.import_id,
+        error,
+    )
+
+
+async def store_rejections(
+    conn: Connection, import_id: UUID, rejections: Sequence[Rejection]
+) -> None:
+    if rejections:
+        await conn.copy_records_to_table(
+            "import_rejections",
+            records=[(import_id, r.line, r.field, r.message) for r in rejections],
+            columns=("import_id", "line", "field", "message"),
+        )
+
+
+async def replace_overlapping(conn: Connection, import_id: UUID, sha256: str) -> int:
+    """Delete rows of other imports this file supersedes; returns how many.
+
+    Superseded: the same file imported before, or the same billing account with an overlapping
+    billing period. Accounts are locked in sorted order first, so two imports touching the same
+    account serialise here (the later one then sees and replaces the earlier one's rows).
+    """
+    periods = await conn.fetch(
+        """SELECT billing_account_id AS account, min(billing_period_start) AS start,
+                  max(billing_period_end) AS end
+           FROM line_items WHERE import_id = $1 GROUP BY 1 ORDER BY 1""",
+        import_id,
+    )
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(hashtextextended('costs.account:' || a, 0))
+           FROM unnest($1::text[]) AS a""",
+        [p["account"] for p in periods],
+    )
+    same_file = await conn.fetchval(
+        """WITH gone AS (DELETE FROM line_items WHERE import_id IN (
+               SELECT id FROM imports WHERE sha256 = $2 AND id <> $1) RETURNING 1)
+           SELECT count(*) FROM gone""",
+        import_id,
+        sha256,
+    )
+    overlapping = await conn.fetchval(
+        """WITH p AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
+                      AS t(account, start_at, end_at)),
+                gone AS (DELETE FROM line_items li USING p
+                         WHERE li.import_id <> $1 AND li.billing_account_id = p.account
+                           AND li.billing_period_start < p.end_at
+                           AND li.billing_period_end > p.start_at RETURNING 1)
+           SELECT count(*) FROM gone""",
+        import_id,
+        [p["account"] for p in periods],
+        [p["start"] for p in periods],
+        [p["end"] for p in periods],
+    )
+    return int(same_file) + int(overlapping)
+
+
+async def get_import(
+    conn: Connection, import_id: UUID, rejection_limit: int
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {IMPORT_COLUMNS} FROM imports WHERE id = $1", import_id)
+    if row is None:
+        return None
+    rejections = await conn.fetch(
+        """SELECT line, field, message FROM import_rejections WHERE import_id = $1
+           ORDER BY line, message LIMIT $2""",
+        import_id,
+        rejection_limit,
+    )
+    return {**dict(row), "id": str(row["id"]), "rejections": [dict(r) for r in rejections]}
+
+
+# ----- cost queries ---------------------------------------------------------------------------
+
+_FILTER_COLUMNS = {
+    "provider": "provider_name",
+    "service_category": "service_category",
+    "service": "service_name",
+    "region": "region_id",
+    "account": "billing_account_id",
+    "currency": "billing_currency",
+}
+
+
+class Where:
+    """A parameterised WHERE clause built from trusted column names and untrusted values."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, clause: str) -> None:
+        self.clauses.append(clause)
+
+    def sql(self) -> str:
+        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""
+
+
+def cost_filter(where: Where, query: Any, start: datetime, end: datetime) -> None:
+    where.add(f"charge_period_start >= {where.arg(start)}")
+    where.add(f"charge_period_start < {where.arg(end)}")
+    for name, column in _FILTER_COLUMNS.items():
+        value = getattr(query, name)
+        if value is not None:
+            where.add(f"{column} = {where.arg(value)}")
+    tag = query.tag_filter()
+    if tag is not None:
+        where.add(f"(tags::jsonb ->> {where.arg(tag[0])}) = {where.arg(tag[1])}")
+
+
+def group_expression(where: Where, group_by: str) -> str:
+    if group_by.startswith(TAG_PREFIX):
+        return f"(tags::jsonb ->> {where.arg(group_by.removeprefix(TAG_PREFIX))})"
+    column = GROUPS[group_by]
+    return column if column is not None else "NULL::text"
+
+
+async def daily_breakdown(
+    conn: Connection, query: Any, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """Exact NUMERIC sums per UTC day (of ChargePeriodStart), group and currency."""
+    where = Where()
+    cost_filter(where, query, start, end)
+    group = group_expression(where, query.group_by)
+    basis = COST_BASES[query.basis]
+    return await conn.fetch(
+        f"""SELECT (charge_period_start AT TIME ZONE 'UTC')::date AS day, {group} AS grp,
+                   billing_currency AS currency, sum({basis}) AS cost, count(*) AS items
+            FROM line_items{where.sql()} GROUP BY 1, 2, 3 ORDER BY 1, 2 NULLS FIRST, 3""",
+        *where.args,
+    )
+
+
+async def daily_totals(
+    conn: Connection, query: Any, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    where = Where()
+    cost_filter(where, query, start, end)
+    basis = COST_BASES[query.basis]
+    return await conn.fetch(
+        f"""SELECT (charge_period_start AT TIME ZONE 'UTC')::date AS day,
+                   billing_currency AS currency, sum({basis}) AS cost
+            FROM line_items{where.sql()} GROUP BY 1, 2 ORDER BY 1, 2""",
+        *where.args,
+    )
+
+
+async def last_charge_day(conn: Connection) -> date | None:
+    value = await conn.fetchval(
+        "SELECT max((charge_period_start AT TIME ZONE 'UTC')::date) FROM line_items"
+    )
+    return value if isinstance(value, date) else None
+
+
+async def resources_by_external_id(
+    conn: Connection, external_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT id, external_id, name, team, type, status FROM inventory
+           WHERE external_id = ANY($1::text[]) AND NOT deleted""",
+        list(external_ids),
+    )
+    return {r["external_id"]: {**dict(r), "id": str(r["id"])} for r in rows}
+
+
+async def scoped_spend(
+    conn: Connection,
+    *,
+    basis: str,
+    currency: str,
+    start: datetime,
+    end: datetime,
+    scope_column: str | None = None,
+    tag_key: str | None = None,
+    value: str | None = None,
+) -> Decimal:
+    where = Where()
+    where.add(f"charge_period_start >= {where.arg(start)}")
+    where.add(f"charge_period_start < {where.arg(end)}")
+    where.add(f"billing_currency = {where.arg(currency)}")
+    if scope_column is not None:
+        where.add(f"{scope_column} = {where.arg(value)}")
+    if tag_key is not None:
+        where.add(f"(tags::jsonb ->> {where.arg(tag_key)}) = {where.arg(value)}")
+    total = await conn.fetchval(
+        f"SELECT coalesce(sum({COST_BASES[basis]}), 0) FROM line_items{where.sql()}", *where.args
+    )
+    return Decimal(total)
+
+
+async def stream_line_items(conn: Connection, query: Any, start: datetime, end: datetime) -> Any:
+    """A server-side cursor over the window's line items (call inside a transaction)."""
+    where = Where()
+    cost_filter(where, query, start, end)
+    columns = ", ".join(c.db for c in COLUMNS)
+    return conn.cursor(
+        f"SELECT {columns} FROM line_items{where.sql()} ORDER BY charge_period_start, line",
+        *where.args,
+        prefetch=2000,
+    )
+
+
+# ----- inventory mirror -----------------------------------------------------------------------
+
+INVENTORY_COLUMNS = (
+    "id, external_id, name, provider, type, region, account, status, status_since, hourly_cost, "
+    "currency, tags, team, cpu_utilization, memory_utilization, created_at, updated_at"
+)
+
+
+async def upsert_inventory(conn: Connection, r: dict[str, Any]) -> None:
+    """Store the resource unless a newer version is already stored (events can arrive late)."""
+    await conn.execute(
+        """INSERT INTO inventory (id, external_id, name, provider, type, region, account, status,
+               status_since, hourly_cost, currency, tags, team, cpu_utilization,
+               memory_utilization, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $17, $9, $10, $11, $12, $13, $14, $15, $16)
+           ON CONFLICT (id) DO UPDATE SET external_id = EXCLUDED.external_id,
+               name = EXCLUDED.name, provider = EXCLUDED.provider, type = EXCLUDED.type,
+               region = EXCLUDED.region, account = EXCLUDED.account, status = EXCLUDED.status,
+               status_since = CASE WHEN inventory.status = EXCLUDED.status
+                                   THEN inventory.status_since ELSE EXCLUDED.updated_at END,
+               hourly_cost = EXCLUDED.hourly_cost, currency = EXCLUDED.currency,
+               tags = EXCLUDED.tags, team = EXCLUDED.team,
+               cpu_utilization = EXCLUDED.cpu_utilization,
+               memory_utilization = EXCLUDED.memory_utilization,
+               updated_at = EXCLUDED.updated_at, deleted = false
+           WHERE inventory.updated_at <= EXCLUDED.updated_at""",
+        r["id"],
+        r["external_id"],
+        r["name"],
+        r["provider"],
+        r["type"],
+        r.get("region"),
+        r.get("account"),
+        r["status"],
+        r["hourly_cost"],
+        r["currency"],
+        r.get("tags") or {},
+        r.get("team"),
+        r.get("cpu_utilization"),
+        r.get("memory_utilization"),
+        r["created_at"],
+        r["updated_at"],
+        r.get("status_since") or r["updated_at"],
+    )
+    if r.get("cpu_utilization") is not None or r.get("memory_utilization") is not None:
+        await conn.execute(
+            """INSERT INTO utilization_samples (resource_id, sampled_at, cpu, memory)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
+            r["id"],
+            r["updated_at"],
+            r.get("cpu_utilization"),
+            r.get("memory_utilization"),
+        )
+
+
+async def delete_inventory(conn: Connection, resource_id: UUID) -> None:
+    await conn.execute("DELETE FROM utilization_samples WHERE resource_id = $1", resource_id)
+    await conn.execute("DELETE FROM inventory WHERE id = $1", resource_id)
+
+
+async def running_rates(conn: Connection, group_column: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""SELECT {group_column} AS grp, currency, sum(hourly_cost) AS hourly, count(*) AS n
+            FROM inventory WHERE status = 'running' AND NOT deleted
+            GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2"""
+    )
+
+
+async def month_to_date(
+    conn: Connection, basis: str, start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    rows = await conn.fetch(
+        f"""SELECT billing_currency AS currency, sum({COST_BASES[basis]}) AS cost FROM line_items
+            WHERE charge_period_start >= $1 AND charge_period_start < $2 GROUP BY 1""",
+        start,
+        end,
+    )
+    return {r["currency"]: r["cost"] for r in rows}
+
+
+async def inventory_with_samples(conn: Connection, since: datetime) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT {INVENTORY_COLUMNS},
+               coalesce((SELECT array_agg(cpu ORDER BY sampled_at) FROM utilization_samples s
+                         WHERE s.resource_id = i.id AND s.sampled_at >= $1
+                           AND s.cpu IS NOT NULL), '{{}}') AS cpu_samples,
+               coalesce((SELECT array_agg(memory ORDER BY sampled_at) FROM utilization_samples s
+                         WHERE s.resource_id = i.id AND s.sampled_at >= $1
+                           AND s.memory IS NOT NULL), '{{}}') AS memory_samples
+            FROM inventory i WHERE NOT deleted ORDER BY external_id""",
+        since,
+    )
+    return [{**dict(r), "id": str(r["id"])} for r in rows]
+
+
+# ----- budgets ------------------------------------------------------------------------------
+
+BUDGET_COLUMNS = (
+    "id, name, scope, scope_key, scope_value, amount, currency, basis, thresholds, created_by, "
+    "created_at, updated_at"
+)
+
+
+def _budget(row: asyncpg.Record) -> Budget:
+    return Budget.model_validate({**dict(row), "id": str(row["id"])})
+
+
+async def insert_budget(
+    conn: Connection, budget_id: UUID, fields: BudgetFields, created_by: str | None
+) -> Budget:
+    values = fields.model_dump(mode="json")
+    row = await conn.fetchrow(
+        f"""INSERT INTO budgets (id, name, scope, scope_key, scope_value, amount, currency, basis,
+                thresholds, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            RETURNING {BUDGET_COLUMNS}""",
+        budget_id,
+        fields.name,
+        fields.scope,
+        fields.scope_key,
+        fields.scope_value,
+        fields.amount,
+        fields.currency,
+        fields.basis,
+        values["thresholds"],
+        created_by,
+    )
+    assert row is not None
+    return _budget(row)
+
+
+async def get_budget(conn: Connection, budget_id: UUID) -> Budget | None:
+    row = await conn.fetchrow(f"SELECT {BUDGET_COLUMNS} FROM budgets WHERE id = $1", budget_id)
+    return _budget(row) if row else None
+
+
+async def list_budgets(conn: Connection, limit: int, offset: int) -> tuple[list[Budget], int]:
+    total = await conn.fetchval("SELECT count(*) FROM budgets")
+    rows = await conn.fetch(
+        f"SELECT {BUDGET_COLUMNS} FROM budgets ORDER BY created_at, id LIMIT $1 OFFSET $2",
+        limit,
+        offset,
+    )
+    return [_budget(r) for r in rows], int(total)
+
+
+async def all_budgets(conn: Connection) -> list[Budget]:
+    rows = await conn.fetch(f"SELECT {BUDGET_COLUMNS} FROM budgets ORDER BY id")
+    return [_budget(r) for r in rows]
+
+
+async def update_budget(conn: Connection, budget_id: UUID, patch: BudgetPatch) -> Budget | None:
+    changes = patch.model_dump(mode="json", exclude_unset=True)
+    values = {k: getattr(patch, k) if k != "thresholds" else changes[k] for k in changes}
+    assignments = "".join(f"{name} = ${i}, " for i, name in enumerate(values, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE budgets SET {assignments}updated_at = now() WHERE id = $1 "
+        f"RETURNING {BUDGET_COLUMNS}",
+        budget_id,
+        *values.values(),
+    )
+    return _budget(row) if row else None
+
+
+async def delete_budget(conn: Connection, budget_id: UUID) -> bool:
+    return bool(await conn.fetchval("DELETE FROM budgets WHERE id = $1 RETURNING true", budget_id))
+
+
+async def record_crossing(
+    conn: Connection, budget_id: UUID, kind: str, percent: Decimal, period: date, value: Decimal
+) -> bool:
+    """True only the first time this budget crosses this threshold in this period."""
+    return bool(
+        await conn.fetchval(
+            """INSERT INTO budget_crossings (budget_id, kind, percent, period, value)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
+            budget_id,
+            kind,
+            percent,
+            period,
+            value,
+        )
+    )
+
+
+async def crossings(conn: Connection, budget_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT kind, percent, period, value, crossed_at FROM budget_crossings
+           WHERE budget_id = $1 ORDER BY period, kind, percent""",
+        budget_id,
+    )
+    return [dict(r) for r in rows]
+
+
+# ----- anomalies and platform usage ---------------------------------------------------------
+
+
+async def record_anomaly(
+    conn: Connection,
+    day: date,
+    dimension: str,
+    basis: str,
+    actual: Decimal,
+    expected: Decimal,
+    score: Decimal,
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            """INSERT INTO anomalies (day, dimension, basis, actual, expected, score)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true""",
+            day,
+            dimension,
+            basis,
+            actual,
+            expected,
+            score,
+        )
+    )
+
+
+async def list_anomalies(
+    conn: Connection, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    total = await conn.fetchval("SELECT count(*) FROM anomalies")
+    rows = await conn.fetch(
+        """SELECT day, dimension, basis, actual, expected, score, detected_at FROM anomalies
+           ORDER BY day DESC, dimension LIMIT $1 OFFSET $2""",
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows], int(total)
+
+
+async def add_platform_usage(
+    conn: Connection, rows: Sequence[tuple[date, str, int, Decimal, int]]
+) -> None:
+    await conn.executemany(
+        """INSERT INTO platform_usage (day, principal, requests, cpu_seconds, bytes_out)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (day, principal) DO UPDATE SET
+               requests = platform_usage.requests + EXCLUDED.requests,
+               cpu_seconds = platform_usage.cpu_seconds + EXCLUDED.cpu_seconds,
+               bytes_out = platform_usage.bytes_out + EXCLUDED.bytes_out""",
+        rows,
+    )
+
+
+async def platform_usage(conn: Connection, day: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT principal, requests, cpu_seconds, bytes_out FROM platform_usage
+           WHERE day = $1 ORDER BY principal""",
+        day,
+    )
+
+
+async def schema_bytes(conn: Connection) -> int:
+    value = await conn.fetchval(
+        """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relkind = 'r'"""
+    )
+    return int(value)

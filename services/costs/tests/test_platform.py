@@ -1,0 +1,36 @@
+"""The platform's own cost: requests are charged to the principal the gateway named."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .conftest import Client
+
+
+async def test_daily_report_charges_requests_per_user(client: Client) -> None:
+    for who, n in (("alice", 3), ("key-42", 2)):
+        for _ in range(n):
+            resp = await client.get("/api/costs/budgets", headers={"X-CloudOps-Principal": who})
+            assert resp.status == 200
+    resp = await client.get("/api/costs/platform")
+    assert resp.status == 200
+    report = (await resp.json())["data"]
+    per_user = {u["principal"]: u for u in report["per_user"]}
+    assert per_user["alice"]["requests"] == 3
+    assert per_user["key-42"]["requests"] == 2
+    breakdown = {k: Decimal(v) for k, v in report["breakdown"].items()}
+    assert breakdown["network"] > 0
+    assert breakdown["storage"] > 0
+    assert Decimal(report["total"]) == sum(breakdown.values())
+    metrics = await (await client.get("/metrics")).text()
+    assert 'platform_cost_usd_total{component="network",service="costs"}' in metrics
+
+
+async def test_report_for_a_day_without_requests_is_empty(client: Client) -> None:
+    report = await (await client.get("/api/costs/platform", params={"day": "2020-01-01"})).json()
+    assert report["data"]["per_user"] == []
+    assert report["data"]["requests"] == 0
+
+
+async def test_bad_day_is_a_400(client: Client) -> None:
+    assert (await client.get("/api/costs/platform", params={"day": "monday"})).status == 400
