@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gzip
 import importlib.util
 import json
 import os
@@ -30,8 +31,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from string import Template
+from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,20 +295,37 @@ def _admin_key() -> str:
     return _secret("CLOUDOPS_BOOTSTRAP_ADMIN_KEY", "admin-key", prefix="co_")
 
 
+def _post(api: str, path: str, admin_key: str, body: bytes, content_type: str) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - the platform's own loopback URL
+        f"{api}{path}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, "X-API-Key": admin_key},
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
+        return json.load(resp)
+
+
 def seed(api: str, admin_key: str) -> int:
     """Upsert the demo fleet through the public API (idempotent); returns how many it created."""
     from resources.seed import demo_fleet
 
     body = json.dumps({"resources": demo_fleet()}).encode()
-    request = urllib.request.Request(  # noqa: S310 - the platform's own loopback URL
-        f"{api}/api/resources/bulk",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "X-API-Key": admin_key},
-    )
-    with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310
-        created: int = json.load(resp)["meta"]["created"]
+    created: int = _post(api, "/api/resources/bulk", admin_key, body, "application/json")["meta"][
+        "created"
+    ]
     return created
+
+
+def seed_billing(api: str, admin_key: str) -> int:
+    """Import 60 days of demo billing for the fleet, ending yesterday; a re-import replaces it."""
+    from costs.demo import demo_billing
+    from resources.seed import demo_fleet
+
+    raw = gzip.compress(demo_billing(demo_fleet(), end=date.today()))
+    path = "/api/costs/imports?filename=demo-billing.csv.gz"
+    accepted: int = _post(api, path, admin_key, raw, "application/gzip")["data"]["rows_accepted"]
+    return accepted
 
 
 def _die_with_parent() -> None:
@@ -470,6 +490,8 @@ def up() -> None:
             raise SystemExit(f"nginx did not start; see {RUN}/nginx/error.log")
         created = seed(api, admin_key)
         say(f"seeded the demo fleet ({created} new resources)")
+        if any(s.name == "costs" for s in services):
+            say(f"imported demo billing ({seed_billing(api, admin_key)} line items)")
         say(f"CloudOps is running at {api}")
         say(f"admin API key: {admin_key}")
         say("press Ctrl-C (or run `make down`) to stop everything")

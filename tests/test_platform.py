@@ -134,6 +134,15 @@ def test_up_prints_url_and_the_given_admin_key(platform: Platform) -> None:
     assert f"admin API key: {ADMIN_KEY}" in text
 
 
+def test_demo_billing_gives_a_forecast(platform: Platform) -> None:
+    assert any("imported demo billing" in ln for ln in platform.output)
+    status, _, body = request(f"{platform.api}/api/costs/forecast", key=ADMIN_KEY)
+    assert status == 200, body
+    forecast = json.loads(body)["data"]
+    assert "USD" in json.dumps(forecast)
+    assert "too short" not in json.dumps(forecast).lower()
+
+
 def test_health_through_nginx(platform: Platform) -> None:
     status, headers, _ = request(f"{platform.api}/api/health")
     assert status == 200
