@@ -48,6 +48,34 @@ def _free_port_block(size: int) -> int:
     raise RuntimeError("no free port block")
 
 
+def _launch_up(
+    database_url: str, run_dir: Path, public_port: int, *, port_block: int, **extra_env: str
+) -> subprocess.Popen[str]:
+    """``platformctl.py up`` as ``make up`` runs it, isolated on the test servers."""
+    env = {
+        **os.environ,
+        "CLOUDOPS_PUBLIC_PORT": str(public_port),
+        "CLOUDOPS_PORT_BASE": str(_free_port_block(port_block)),
+        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CLOUDOPS_DATABASE_URL": database_url,
+        "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
+        "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
+        "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2e{public_port}:",
+        "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.test.e2e{public_port}",
+        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+        "CLOUDOPS_RUN_DIR": str(run_dir),
+        **extra_env,
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 @dataclass
 class Platform:
     api: str
@@ -83,29 +111,14 @@ def platform(
 ) -> Iterator[Platform]:
     run_dir = tmp_path_factory.mktemp("run")
     public_port = _free_port_block(1)
-    env = {
-        **os.environ,
-        "CLOUDOPS_PUBLIC_PORT": str(public_port),
-        "CLOUDOPS_PORT_BASE": str(_free_port_block(14)),  # blue +0..3, green +10..13
-        "CLOUDOPS_DRAIN_SECONDS": "1",
+    process = _launch_up(
+        platform_database,
+        run_dir,
+        public_port,
+        port_block=14,  # blue +0..3, green +10..13
+        CLOUDOPS_DRAIN_SECONDS="1",
         # The switch test reads continuously; the default of 100 per 15 min would reject it.
-        "CLOUDOPS_GATEWAY_RATE_LIMIT": "100000",
-        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "CLOUDOPS_DATABASE_URL": platform_database,
-        "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
-        "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
-        "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2e{public_port}:",
-        "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.test.e2e{public_port}",
-        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
-        "CLOUDOPS_RUN_DIR": str(run_dir),
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        CLOUDOPS_GATEWAY_RATE_LIMIT="100000",
     )
     output: list[str] = []
     assert process.stdout is not None
@@ -336,26 +349,7 @@ def test_services_do_not_outlive_a_killed_platform(
 ) -> None:
     """Even SIGKILL, which the platform cannot handle, must not leave services running."""
     run_dir = tmp_path_factory.mktemp("killed")
-    public_port = _free_port_block(1)
-    env = {
-        **os.environ,
-        "CLOUDOPS_PUBLIC_PORT": str(public_port),
-        "CLOUDOPS_PORT_BASE": str(_free_port_block(4)),
-        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "CLOUDOPS_DATABASE_URL": pg_url,
-        "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2ekill{public_port}:",
-        "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.test.e2ekill{public_port}",
-        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
-        "CLOUDOPS_RUN_DIR": str(run_dir),
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = _launch_up(pg_url, run_dir, _free_port_block(1), port_block=4)
     assert process.stdout is not None
     try:
         for line in process.stdout:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from loguru import logger
 
 from common.db import create_pool, migrate
-from common.logging import setup_logging
+from common.testing import captured_logs
 
 
 @pytest.fixture
@@ -38,16 +35,5 @@ async def pool(pg_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
     """JSON log lines written through :func:`setup_logging`; loguru and stdlib restored after."""
-    lines: list[str] = []
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    access = logging.getLogger("aiohttp.access")
-    saved_access_disabled = access.disabled
-    setup_logging("svc-under-test", "DEBUG", sink=lambda message: lines.append(str(message)))
-    yield lines
-    logger.remove()
-    logger.configure(patcher=None, extra={})
-    logger.add(sys.stderr)
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    access.disabled = saved_access_disabled
+    with captured_logs("svc-under-test") as lines:
+        yield lines

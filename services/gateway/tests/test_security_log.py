@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Awaitable, Callable, Iterator
 from ipaddress import ip_network
 
 import orjson
 import pytest
-from loguru import logger
 
-from common.logging import setup_logging
+from common.testing import captured_logs
 from gateway.settings import GatewaySettings
 
 from .conftest import ADMIN, ADMIN_KEY, JWT_SECRET, Client, create_key
@@ -23,19 +20,8 @@ PASSWORD = "correct horse battery staple DO-NOT-LOG"
 @pytest.fixture
 def log_lines() -> Iterator[list[str]]:
     """Every JSON line the app writes, at DEBUG; loguru and stdlib logging restored after."""
-    lines: list[str] = []
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    access = logging.getLogger("aiohttp.access")
-    saved_access_disabled = access.disabled
-    setup_logging("gateway", "DEBUG", sink=lambda message: lines.append(str(message)))
-    yield lines
-    logger.remove()
-    logger.configure(patcher=None, extra={})
-    logger.add(sys.stderr)
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    access.disabled = saved_access_disabled
+    with captured_logs("gateway") as lines:
+        yield lines
 
 
 def events(lines: list[str]) -> list[dict[str, object]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -24,9 +25,11 @@ import aio_pika
 import asyncpg
 import orjson
 import pytest
+from loguru import logger
 from redis.asyncio import Redis
 
 from common.config import ServiceSettings
+from common.logging import setup_logging
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -318,3 +321,26 @@ async def event_tap(events_exchange: str) -> AsyncIterator[EventTap]:
     await tap.start()
     yield tap
     await tap.close()
+
+
+@contextmanager
+def captured_logs(service: str, level: str = "DEBUG") -> Iterator[list[str]]:
+    """The JSON lines written through :func:`setup_logging` inside the block.
+
+    Loguru and the stdlib root logger are restored afterwards, so other tests keep their output.
+    """
+    lines: list[str] = []
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    access = logging.getLogger("aiohttp.access")
+    saved_access_disabled = access.disabled
+    setup_logging(service, level, sink=lambda message: lines.append(str(message)))
+    try:
+        yield lines
+    finally:
+        logger.remove()
+        logger.configure(patcher=None, extra={})
+        logger.add(sys.stderr)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        access.disabled = saved_access_disabled
