@@ -26,7 +26,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import process, python_module, scratch_database
+from bench.harness import process, python_module, scratch_database, scratch_names
 from common.db import create_pool, migrate
 from common.testing import free_port
 from costs.app import MIGRATIONS
@@ -198,9 +198,10 @@ def main() -> None:
 
             if not args.skip_http:
                 port = free_port()
+                prefix, exchange = scratch_names()
                 env = {"CLOUDOPS_DATABASE_URL": url, "CLOUDOPS_COSTS_PORT": str(port),
                        "CLOUDOPS_LOG_LEVEL": "WARNING",
-                       "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.bench.{uuid.uuid4().hex[:8]}",
+                       "CLOUDOPS_EVENTS_EXCHANGE": exchange, "CLOUDOPS_REDIS_PREFIX": prefix,
                        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000"}  # fmt: skip
                 ready = f"http://127.0.0.1:{port}/health/live"
                 with process(python_module("costs"), env, ready) as server:

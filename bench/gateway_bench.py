@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.harness import process, python_module, scratch_database, show, wrk
+from bench.harness import process, python_module, scratch_database, scratch_names, show, wrk
 from common.testing import free_port
 from resources.seed import demo_fleet
 
@@ -109,12 +109,12 @@ def main() -> None:
     if not 1 <= args.seconds <= 60 or not 1 <= args.connections <= 1000:
         raise SystemExit("--seconds 1..60, --connections 1..1000")
 
-    prefix = f"cloudopsbench:{uuid.uuid4().hex[:8]}:"
+    prefix, exchange = scratch_names()
     with scratch_database() as database_url:
         shared = {
             "CLOUDOPS_DATABASE_URL": database_url,
             "CLOUDOPS_REDIS_PREFIX": prefix,
-            "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.bench.{uuid.uuid4().hex[:8]}",
+            "CLOUDOPS_EVENTS_EXCHANGE": exchange,
             "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
             "CLOUDOPS_LOG_LEVEL": "WARNING",
         }

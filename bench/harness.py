@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from common.testing import delete_exchanges, delete_redis_keys
+
 BENCH = Path(__file__).resolve().parent
 ADMIN_URL = os.environ.get(
     "CLOUDOPS_BENCH_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,6 +34,27 @@ async def _admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+_PREFIXES: list[str] = []
+_EXCHANGES: list[str] = []
+
+
+def scratch_names() -> tuple[str, str]:
+    """A Redis key prefix and an events exchange of this run's own, removed when it exits."""
+    prefix = f"cloudopsbench:{uuid.uuid4().hex[:8]}:"
+    exchange = f"cloudops.bench.{uuid.uuid4().hex[:8]}"
+    _PREFIXES.append(prefix)
+    _EXCHANGES.append(exchange)
+    return prefix, exchange
+
+
+@atexit.register
+def _leave_servers_as_found() -> None:
+    for prefix in _PREFIXES:
+        asyncio.run(delete_redis_keys(f"{prefix}*"))
+    if _EXCHANGES:
+        asyncio.run(delete_exchanges(_EXCHANGES))
 
 
 @contextmanager

@@ -10,10 +10,9 @@ import argparse
 import json
 import sys
 import urllib.request
-import uuid
 from pathlib import Path
 
-from bench.harness import process, python_module, rss_mb, scratch_database, show, wrk
+from bench.harness import process, python_module, rss_mb, scratch_database, scratch_names, show, wrk
 from common.testing import free_port
 from resources.seed import demo_fleet
 
@@ -37,12 +36,12 @@ def main() -> None:
         baseline_rss = rss_mb(hello.pid)
 
     port = free_port()
-    prefix = f"cloudopsbench:{uuid.uuid4().hex[:8]}:"
+    prefix, exchange = scratch_names()
     with scratch_database() as database_url:
         env = {
             "CLOUDOPS_DATABASE_URL": database_url,
             "CLOUDOPS_REDIS_PREFIX": prefix,
-            "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.bench.{uuid.uuid4().hex[:8]}",
+            "CLOUDOPS_EVENTS_EXCHANGE": exchange,
             "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
             "CLOUDOPS_LOG_LEVEL": "WARNING",
             "CLOUDOPS_RESOURCES_PORT": str(port),

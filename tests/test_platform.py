@@ -23,7 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from common.testing import TEST_AMQP_URL, TEST_REDIS_URL, scratch_database
+from common.testing import (
+    TEST_AMQP_URL,
+    TEST_REDIS_URL,
+    scratch_database,
+    scratch_exchange,
+    scratch_redis_prefix,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "co_test_admin_key_0123456789abcdefghijklmnop"
@@ -60,8 +66,8 @@ def _launch_up(
         "CLOUDOPS_DATABASE_URL": database_url,
         "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
         "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
-        "CLOUDOPS_REDIS_PREFIX": f"cloudopstest:e2e{public_port}:",
-        "CLOUDOPS_EVENTS_EXCHANGE": f"cloudops.test.e2e{public_port}",
+        "CLOUDOPS_REDIS_PREFIX": scratch_redis_prefix(),
+        "CLOUDOPS_EVENTS_EXCHANGE": scratch_exchange(),
         "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
         "CLOUDOPS_RUN_DIR": str(run_dir),
         **extra_env,

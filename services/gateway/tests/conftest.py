@@ -4,23 +4,24 @@ service as an upstream process, and small real aiohttp apps standing in for cost
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import aio_pika
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from common.testing import (
-    TEST_AMQP_URL,
     TEST_REDIS_URL,
     ServiceProcess,
+    delete_exchanges,
+    delete_redis_keys,
     free_port,
     make_settings,
     scratch_database,
+    scratch_exchange,
+    scratch_redis_prefix,
     truncate_schema,
 )
 from gateway.app import create_app
@@ -35,26 +36,6 @@ JWT_SECRET = "test-jwt-secret-DO-NOT-LOG-" + "0123456789abcdef" * 3
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
-async def _drop_redis_prefix(prefix: str) -> None:
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-async def _drop_exchange(name: str) -> None:
-    connection = await aio_pika.connect(TEST_AMQP_URL)
-    try:
-        channel = await connection.channel()
-        for exchange in (name, f"{name}.dlx"):
-            await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def resources_database() -> Iterator[str]:
     """The resources process's own database: it runs all session, and its outbox relay would
@@ -66,8 +47,8 @@ def resources_database() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def resources_service(resources_database: str) -> Iterator[ServiceProcess]:
     """The real resources service, one process for the whole session (it takes a while to start)."""
-    prefix = f"cloudopstest:{uuid.uuid4().hex[:12]}:"
-    exchange = f"cloudops.test.{uuid.uuid4().hex[:12]}"
+    prefix = scratch_redis_prefix()
+    exchange = scratch_exchange()
     port = free_port()
     process = ServiceProcess(
         "resources",
@@ -83,8 +64,8 @@ def resources_service(resources_database: str) -> Iterator[ServiceProcess]:
     process.start()
     yield process
     process.close()
-    asyncio.run(_drop_redis_prefix(prefix))
-    asyncio.run(_drop_exchange(exchange))
+    asyncio.run(delete_redis_keys(f"{prefix}*"))
+    asyncio.run(delete_exchanges([exchange]))
 
 
 class Recorder:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -38,6 +38,56 @@ ADMIN_DATABASE_URL = os.environ.get(
 )
 TEST_REDIS_URL = os.environ.get("CLOUDOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_AMQP_URL = os.environ.get("CLOUDOPS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+#: Every exchange and Redis prefix a test run uses carries this token, so the run can remove
+#: exactly what it made, and nothing of another run sharing the same servers.
+RUN_TOKEN = uuid.uuid4().hex[:8]
+_EXCHANGES: set[str] = set()
+
+
+def scratch_exchange() -> str:
+    """An events exchange name of this run's own, deleted (with its ``.dlx``) when the run ends."""
+    name = f"cloudops.test.{RUN_TOKEN}.{uuid.uuid4().hex[:8]}"
+    _EXCHANGES.add(name)
+    return name
+
+
+def scratch_redis_prefix() -> str:
+    """A Redis key prefix of this run's own; its keys are deleted when the run ends."""
+    return f"cloudopstest:{RUN_TOKEN}:{uuid.uuid4().hex[:8]}:"
+
+
+async def delete_exchanges(names: Iterable[str]) -> None:
+    connection = await aio_pika.connect(TEST_AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for name in names:
+            for exchange in (name, f"{name}.dlx"):
+                await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
+async def delete_redis_keys(pattern: str) -> None:
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=pattern, count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _leave_servers_as_found() -> Iterator[None]:
+    """Remove, once every app and process of the run has stopped, what the run left on the
+    shared broker and Redis: a service still shutting down when its test's own teardown ran (a
+    relay's self-healing channel, say) can declare an exchange again after it was deleted.
+    Queues under these exchanges expire by themselves (``x-expires``)."""
+    yield
+    asyncio.run(delete_exchanges(sorted(_EXCHANGES)))
+    asyncio.run(delete_redis_keys(f"cloudopstest:{RUN_TOKEN}:*"))
 
 
 def _database_url(name: str) -> str:
@@ -98,36 +148,26 @@ async def truncate_schema(url: str, schema: str) -> None:
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"cloudopstest:{uuid.uuid4().hex[:12]}:"
+    """A key prefix of this test's own; its keys are deleted afterwards (and again at the end)."""
+    prefix = scratch_redis_prefix()
     yield prefix
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await delete_redis_keys(f"{prefix}*")
 
 
 @pytest.fixture
 async def events_exchange() -> AsyncIterator[str]:
-    """An events exchange name of this test's own; the exchanges are deleted afterwards."""
-    name = f"cloudops.test.{uuid.uuid4().hex[:12]}"
+    """An events exchange of this test's own; deleted afterwards (and again at the end)."""
+    name = scratch_exchange()
     yield name
-    connection = await aio_pika.connect(TEST_AMQP_URL)
-    try:
-        channel = await connection.channel()
-        for exchange in (name, f"{name}.dlx"):
-            await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
+    await delete_exchanges([name])
 
 
 def make_settings(cls: type[S], **values: Any) -> S:
     """Settings for a test: real local servers, fast polling, expiring queues."""
     defaults: dict[str, Any] = {
         "environment": "test",
+        "events_exchange": scratch_exchange(),
+        "redis_prefix": scratch_redis_prefix(),
         "redis_url": TEST_REDIS_URL,
         "amqp_url": TEST_AMQP_URL,
         "outbox_poll_seconds": 0.2,
@@ -204,7 +244,15 @@ class ServiceProcess:
 
     def __init__(self, module: str, env: Mapping[str, str], port: int) -> None:
         self.module = module
-        self.env = {**os.environ, **env}
+        # Never the production exchange or key space, whatever a test forgot to set.
+        self.env = {
+            **os.environ,
+            "CLOUDOPS_ENVIRONMENT": "test",
+            "CLOUDOPS_EVENTS_EXCHANGE": scratch_exchange(),
+            "CLOUDOPS_REDIS_PREFIX": scratch_redis_prefix(),
+            "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+            **env,
+        }
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         # A file, not a pipe: a chatty child must never block on a full pipe buffer.
