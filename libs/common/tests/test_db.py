@@ -165,6 +165,7 @@ async def test_migrate_applies_the_shared_event_tables_before_the_services_own(
 
     assert applied == [
         "common/0001_events.sql",
+        "common/0002_outbox_notify.sql",
         f"{fresh_schema}/0001_things.sql",
         f"{fresh_schema}/0002_seed.sql",
         f"{fresh_schema}/0010_column.sql",
@@ -178,7 +179,10 @@ async def test_migrate_applies_the_shared_event_tables_before_the_services_own(
         "schema_migrations",
         "things",
     }
-    assert sorted(p.name for p in COMMON_MIGRATIONS.glob("*.sql")) == ["0001_events.sql"]
+    assert sorted(p.name for p in COMMON_MIGRATIONS.glob("*.sql")) == [
+        "0001_events.sql",
+        "0002_outbox_notify.sql",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,24 @@ def test_lines_below_the_level_are_dropped(log_lines: list[str]) -> None:
     assert [r["message"] for r in records(log_lines)] == ["kept"]
 
 
+def test_stdlib_records_below_the_level_are_never_formatted(log_lines: list[str]) -> None:
+    from common.logging import setup_logging
+
+    formatted: list[str] = []
+
+    class Costly:
+        def __repr__(self) -> str:
+            formatted.append("repr")
+            return "costly"
+
+    setup_logging("quiet", "info", sink=lambda m: log_lines.append(str(m)))
+    logging.getLogger("aio_pika.exchange").debug("Publishing %r", Costly())
+    logging.getLogger("aio_pika.exchange").info("Connected %r", Costly())
+
+    assert formatted == ["repr"]
+    assert [r["message"] for r in records(log_lines)] == ["Connected costly"]
+
+
 def test_aiohttp_access_log_is_silenced(log_lines: list[str]) -> None:
     logging.getLogger("aiohttp.access").info("GET / 200")
 

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from common.db import DB_POOL, Connection, postgres_ctx
 from common.messaging import (
     ATTEMPT_HEADER,
     BROKER,
+    AfterCommit,
     Broker,
     CloudEvent,
     Consumer,
@@ -34,6 +35,7 @@ from common.messaging import (
     messaging_ctx,
     new_event,
     queue_names,
+    transaction_scope,
 )
 from common.testing import TEST_AMQP_URL, EventTap, TcpProxy, amqp_url_via, make_settings
 from common.tracing import TraceContext, parse_traceparent
@@ -469,13 +471,14 @@ class Handled:
         self.fail_times = fail_times
         self.calls: list[str] = []
 
-    async def __call__(self, event: CloudEvent, conn: Connection) -> None:
+    async def __call__(self, event: CloudEvent, conn: Connection) -> str | None:
         self.calls.append(event.id)
         # Written in the consumer's transaction: it must vanish if the handler fails.
         await conn.execute("INSERT INTO side_effects (event_id) VALUES ($1)", event.id)
         logger.info("handled", attempt=len(self.calls))
         if len(self.calls) <= self.fail_times:
             raise RuntimeError("downstream refused")
+        return None
 
 
 @pytest.fixture
@@ -492,7 +495,8 @@ async def start_consumer(
     async def start(
         handler: Handled,
         max_attempts: int = 3,
-        after_commit: Callable[[CloudEvent], Awaitable[None]] | None = None,
+        after_commit: AfterCommit | None = None,
+        **options: Any,
     ) -> ConsumerRunner:
         consumer = Consumer(
             name=f"c{uuid.uuid4().hex[:8]}",
@@ -501,6 +505,7 @@ async def start_consumer(
             max_attempts=max_attempts,
             retry_base_seconds=0.05,
             after_commit=after_commit,
+            **options,
         )
         runner = ConsumerRunner(broker, pool, consumer, queue_expires_ms=60_000)
         queues_to_delete.extend([runner.queue, runner.retry_queue, runner.dead_queue])
@@ -580,12 +585,13 @@ async def test_after_commit_sees_the_committed_change_once_and_never_for_failed_
 ) -> None:
     seen: list[tuple[str, int]] = []
 
-    async def after_commit(event: CloudEvent) -> None:
-        # Read on another connection: only a committed change is visible there.
-        visible = await pool.fetchval(
-            "SELECT count(*) FROM side_effects WHERE event_id = $1", event.id
-        )
-        seen.append((event.id, visible))
+    async def after_commit(handled: Sequence[tuple[CloudEvent, Any]]) -> None:
+        for event, _ in handled:
+            # Read on another connection: only a committed change is visible there.
+            visible = await pool.fetchval(
+                "SELECT count(*) FROM side_effects WHERE event_id = $1", event.id
+            )
+            seen.append((event.id, visible))
 
     handler = Handled(fail_times=1)
     runner = await start_consumer(handler, after_commit=after_commit)
@@ -600,6 +606,117 @@ async def test_after_commit_sees_the_committed_change_once_and_never_for_failed_
 
     assert len(handler.calls) == 2
     assert seen == [(event.id, 1)]
+
+
+class Gated(Handled):
+    """Holds the first event until ``gate`` opens, so the ones published meanwhile wait in a
+    backlog; records the transaction of every call and fails the events in ``fail_ids``."""
+
+    def __init__(self, fail_ids: set[str] | None = None) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail_ids = fail_ids or set()
+        self.transactions: list[int] = []
+        #: How many events the transaction's scope had seen, this one included.
+        self.scope_counts: list[int] = []
+
+    async def __call__(self, event: CloudEvent, conn: Connection) -> str:
+        await self.gate.wait()
+        self.transactions.append(await conn.fetchval("SELECT txid_current()"))
+        scope = transaction_scope()
+        scope["seen"] = scope.get("seen", 0) + 1
+        self.scope_counts.append(scope["seen"])
+        await super().__call__(event, conn)
+        if event.id in self.fail_ids:
+            raise RuntimeError("downstream refused")
+        return f"result-{event.id}"
+
+
+async def publish_behind_gate(
+    broker: Broker, runner: ConsumerRunner, handler: Gated, events: list[CloudEvent]
+) -> None:
+    """Publish ``events`` while the first is held, then let them all through."""
+    for event in events:
+        await broker.publish(event)
+    await eventually(lambda: runner.backlog == len(events) - 1)
+    handler.gate.set()
+
+
+async def test_a_backlog_is_handled_in_batches_each_in_one_transaction(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]], broker: Broker, pool: asyncpg.Pool
+) -> None:
+    handled: list[list[tuple[str, Any]]] = []
+
+    async def after_commit(batch: Sequence[tuple[CloudEvent, Any]]) -> None:
+        handled.append([(event.id, result) for event, result in batch])
+
+    handler = Gated()
+    runner = await start_consumer(handler, after_commit=after_commit, batch_size=20, concurrency=1)
+    events = [new_event("thing.created", source="/t", data={"n": n}) for n in range(41)]
+
+    await publish_behind_gate(broker, runner, handler, events)
+    await eventually(lambda: sum(map(len, handled)) == 41)
+
+    # The held event alone, then the 40 that waited: two full batches, each one transaction.
+    assert [len(batch) for batch in handled] == [1, 20, 20]
+    assert len(set(handler.transactions)) == 3
+    assert handler.scope_counts == [1, *range(1, 21), *range(1, 21)]  # one scope per transaction
+    assert handler.calls == [e.id for e in events]  # delivery order within and across batches
+    assert [pair for batch in handled for pair in batch] == [
+        (e.id, f"result-{e.id}") for e in events
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM side_effects") == 41
+    assert len(await processed_ids(pool, runner.consumer.name)) == 41
+
+
+def test_transaction_scope_exists_only_inside_a_consumer_transaction() -> None:
+    with pytest.raises(RuntimeError, match="not inside a consumer transaction"):
+        transaction_scope()
+
+
+async def test_a_failing_event_in_a_batch_fails_alone_and_the_others_apply_once(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]],
+    broker: Broker,
+    pool: asyncpg.Pool,
+    channel: AbstractChannel,
+) -> None:
+    events = [new_event("thing.created", source="/t", data={"n": n}) for n in range(6)]
+    bad = events[3]
+    handler = Gated(fail_ids={bad.id})
+    runner = await start_consumer(handler, max_attempts=1, concurrency=1)
+    name = runner.consumer.name
+    processed, dead = consumed(name, "processed"), consumed(name, "dead_lettered")
+
+    await publish_behind_gate(broker, runner, handler, events)
+    [message] = await dead_letters(channel, runner, 1)
+    await eventually(lambda: consumed(name, "processed") == processed + 5)
+
+    assert message.message_id == bad.id
+    assert consumed(name, "dead_lettered") == dead + 1
+    # The batch of five rolled back at the bad event, then each ran again on its own.
+    assert handler.calls == [e.id for e in events[:4]] + [e.id for e in events[1:]]
+    good = sorted(e.id for e in events if e is not bad)
+    assert await processed_ids(pool, name) == good
+    rows = await pool.fetch("SELECT event_id FROM side_effects ORDER BY event_id")
+    assert [r["event_id"] for r in rows] == good
+
+
+async def test_the_same_event_twice_in_one_batch_is_handled_once(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]], broker: Broker, pool: asyncpg.Pool
+) -> None:
+    first, twice, last = (new_event("thing.created", source="/t", data={}) for _ in range(3))
+    handler = Gated()
+    runner = await start_consumer(handler, concurrency=1)
+    name = runner.consumer.name
+    processed, duplicate = consumed(name, "processed"), consumed(name, "duplicate")
+
+    await publish_behind_gate(broker, runner, handler, [first, twice, twice, last])
+    await eventually(lambda: consumed(name, "processed") == processed + 3)
+
+    assert consumed(name, "duplicate") == duplicate + 1
+    assert handler.calls == [first.id, twice.id, last.id]
+    assert len(set(handler.transactions[1:])) == 1
+    assert await pool.fetchval("SELECT count(*) FROM side_effects") == 3
 
 
 async def test_events_not_matching_the_routing_keys_are_not_delivered(

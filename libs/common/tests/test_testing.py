@@ -25,7 +25,7 @@ async def test_truncate_schema_empties_tables_but_keeps_the_migration_ledger(
 
     assert await pool.fetchval("SELECT count(*) FROM notes") == 0
     assert await pool.fetchval("SELECT count(*) FROM processed_events") == 0
-    assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 1
+    assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 2  # common 0001, 0002
 
 
 async def test_truncate_schema_of_an_empty_schema_is_a_no_op(pg_url: str) -> None:

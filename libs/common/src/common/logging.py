@@ -63,6 +63,9 @@ def setup_logging(service: str, level: str = "INFO", sink: Any = None) -> None:
     logger.remove()
     logger.configure(patcher=patch)
     logger.add(sink or sys.stdout, level=level.upper(), serialize=True, enqueue=False)
-    logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+    # The same threshold for stdlib loggers, so that records below it are never built: aio-pika
+    # alone formats every published message (pprint) for a DEBUG line.
+    threshold = logger.level(level.upper()).no
+    logging.basicConfig(handlers=[_InterceptHandler()], level=threshold, force=True)
     # aiohttp's own access log would be a second, unstructured line per request.
     logging.getLogger("aiohttp.access").disabled = True

@@ -5,9 +5,11 @@
 - :class:`OutboxRelay` publishes pending rows as persistent messages to the durable topic exchange
   (routing key = event type) and marks a row sent only after the broker confirmed it. One relay per
   schema is active at a time (a PostgreSQL advisory lock), which keeps events in commit order.
-- :class:`Consumer` handles each message inside a transaction that also records the event id, acks
-  only after that commit, skips ids it has seen, retries failures with growing delays through a
-  per-queue retry queue, and dead-letters poison messages.
+- :class:`Consumer` handles the messages that have arrived in batches, each batch inside one
+  transaction that also records the event ids, acks only after that commit, skips ids it has seen,
+  retries failures with growing delays through a per-queue retry queue, and dead-letters poison
+  messages. A batch whose transaction fails is handled again one message at a time, so one bad
+  event neither fails nor holds back the others.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +49,7 @@ from common.tracing import TraceContext, new_trace
 from common.web import READINESS, SETTINGS
 
 ATTEMPT_HEADER = "x-cloudops-attempt"
+_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("cloudops_consumer_scope", default=None)
 NOTIFY_CHANNEL_PREFIX = "cloudops_outbox_"
 
 
@@ -96,9 +100,7 @@ async def enqueue_event(conn: Connection, event: CloudEvent, request_id: str | N
         event.model_dump(mode="json", exclude_none=True),
         headers,
     )
-    # Delivered at commit only; wakes the relay without waiting for its poll. The channel is named
-    # by the schema the INSERT resolved to (the server does not report search_path to clients).
-    await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL_PREFIX}' || current_schema(), '')")
+    # A statement trigger on the outbox (common migration 0002) notifies the relay at commit.
 
 
 class Broker:
@@ -282,9 +284,18 @@ class OutboxRelay:
                    LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch_size,
             )
-            for row in rows:
-                await self.broker.publish(CloudEvent.model_validate(row["payload"]), row["headers"])
-                await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = $1", row["id"])
+            # All in flight at once, confirms awaited together. The channel's publish lock is
+            # FIFO and the publishes start in this order, so they reach the broker in it.
+            await asyncio.gather(
+                *(
+                    self.broker.publish(CloudEvent.model_validate(row["payload"]), row["headers"])
+                    for row in rows
+                )
+            )
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::uuid[])",
+                [row["id"] for row in rows],
+            )
             lag = await conn.fetchrow(
                 """SELECT count(*) AS pending,
                           coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age
@@ -301,7 +312,24 @@ class OutboxRelay:
         return len(rows)
 
 
-EventHandler = Callable[[CloudEvent, Connection], Awaitable[None]]
+#: Handles one event on the batch's connection, inside its transaction; what it returns is
+#: passed to ``after_commit``.
+EventHandler = Callable[[CloudEvent, Connection], Awaitable[Any]]
+
+
+def transaction_scope() -> dict[str, Any]:
+    """Scratch space shared by the handler calls of the current consumer transaction (batch).
+
+    For what a handler may read once per transaction rather than once per event.
+    """
+    scope = _SCOPE.get()
+    if scope is None:
+        raise RuntimeError("not inside a consumer transaction")
+    return scope
+
+
+#: Receives ``(event, handler result)`` for every event a transaction handled, once it committed.
+AfterCommit = Callable[[Sequence[tuple[CloudEvent, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -314,11 +342,16 @@ class Consumer:
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
-    prefetch: int = 32
-    #: Runs after the handler's transaction committed (same task, so context variables the
-    #: handler set are visible), for side effects that must not be seen before the commit.
-    #: A failure is logged; the event stays processed.
-    after_commit: Callable[[CloudEvent], Awaitable[None]] | None = None
+    prefetch: int = 256
+    #: At most this many of the messages waiting are handled in one transaction. There is no
+    #: waiting for a batch to fill: one message alone goes at once, and a burst forms batches
+    #: while the previous ones are being written.
+    batch_size: int = 100
+    #: Batches (transactions) in progress at once per process.
+    concurrency: int = 2
+    #: For side effects that must not be seen before the commit (live feeds). A failure is
+    #: logged; the events stay processed.
+    after_commit: AfterCommit | None = None
 
     def retry_delay(self, attempt: int) -> float:
         return float(min(self.retry_base_seconds * 2 ** (attempt - 1), self.retry_max_seconds))
@@ -353,6 +386,10 @@ class ConsumerRunner:
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
+        self._waiting: asyncio.Queue[tuple[AbstractIncomingMessage, asyncio.Future[None]]] = (
+            asyncio.Queue()
+        )
+        self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -390,63 +427,154 @@ class ConsumerRunner:
         for key in self.consumer.routing_keys:
             await queue.bind(exchange, routing_key=key)
         self._queue = queue
+        self._workers = [
+            asyncio.create_task(self._work()) for _ in range(max(1, self.consumer.concurrency))
+        ]
         self._consumer_tag = await queue.consume(self._track)
 
+    @property
+    def backlog(self) -> int:
+        """Messages delivered to this process and not yet taken into a batch."""
+        return self._waiting.qsize()
+
     async def _track(self, message: AbstractIncomingMessage) -> None:
-        """Count messages being handled, so that ``close`` can let them finish first."""
+        """Queue a delivered message for the batch workers and wait until it is settled.
+
+        Waiting keeps the message counted as in flight, so ``close`` lets it finish first.
+        """
         self._in_flight += 1
         self._idle.clear()
         try:
-            await self.on_message(message)
+            settled = asyncio.get_running_loop().create_future()
+            self._waiting.put_nowait((message, settled))
+            await settled
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        name, service = self.consumer.name, self.broker.service
+    async def _work(self) -> None:
+        """Take what is waiting (up to a batch) and handle it; one of ``concurrency`` loops."""
+        while True:
+            batch = [await self._waiting.get()]
+            while len(batch) < self.consumer.batch_size and not self._waiting.empty():
+                batch.append(self._waiting.get_nowait())
+            try:
+                await self.handle_batch([message for message, _ in batch])
+            except Exception as exc:
+                # Unsettled messages stay unacked and the broker redelivers them.
+                logger.opt(exception=exc).error(
+                    "batch handling failed", consumer=self.consumer.name
+                )
+            finally:
+                for _, settled in batch:
+                    if not settled.done():
+                        settled.set_result(None)
+
+    async def handle_batch(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        """Handle ``messages`` in one transaction; on failure, each again on its own."""
+        parsed: list[tuple[AbstractIncomingMessage, CloudEvent]] = []
+        for message in messages:
+            event = await self._parse(message)
+            if event is not None:
+                parsed.append((message, event))
+        if len(parsed) == 1:
+            await self.on_message(*parsed[0])
+            return
+        if not parsed:
+            return
         try:
-            event = CloudEvent.model_validate_json(message.body)
+            handled = await self._handle(parsed)
+        except Exception as exc:
+            logger.warning(
+                "batch failed, handling its events one by one",
+                consumer=self.consumer.name,
+                size=len(parsed),
+                error=type(exc).__name__,
+            )
+            for message, event in parsed:
+                await self.on_message(message, event)
+            return
+        for message, _ in parsed:
+            await message.ack()
+        self._count(len(handled), len(parsed) - len(handled))
+        await self._after_commit(handled)
+
+    async def _parse(self, message: AbstractIncomingMessage) -> CloudEvent | None:
+        try:
+            return CloudEvent.model_validate_json(message.body)
         except ValueError:
             logger.error(
-                "poison message dead-lettered", consumer=name, message_id=message.message_id
+                "poison message dead-lettered",
+                consumer=self.consumer.name,
+                message_id=message.message_id,
             )
-            EVENTS_CONSUMED.labels(service, name, "dead_lettered").inc()
+            EVENTS_CONSUMED.labels(self.broker.service, self.consumer.name, "dead_lettered").inc()
             await message.reject(requeue=False)
-            return
-        attempt = int(message.headers.get(ATTEMPT_HEADER) or 1)  # type: ignore[arg-type]
-        request_id = message.headers.get("x-request-id")
-        trace_id = event.traceparent.split("-")[1] if event.traceparent else None
-        with logger.contextualize(request_id=request_id, trace_id=trace_id, event_id=event.id):
-            try:
-                fresh = await self._handle(event)
-            except Exception as exc:
-                await self._retry_or_dead_letter(message, event, attempt, exc)
-                return
-            await message.ack()
-            EVENTS_CONSUMED.labels(service, name, "processed" if fresh else "duplicate").inc()
+            return None
 
-    async def _handle(self, event: CloudEvent) -> bool:
-        """Run the handler and record the event id in one transaction; False for a duplicate."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
-                   ON CONFLICT DO NOTHING RETURNING true""",
-                self.consumer.name,
-                event.id,
+    async def on_message(self, message: AbstractIncomingMessage, event: CloudEvent) -> None:
+        """Handle one message in its own transaction, retrying or dead-lettering a failure."""
+        attempt = int(message.headers.get(ATTEMPT_HEADER) or 1)  # type: ignore[arg-type]
+        try:
+            handled = await self._handle([(message, event)])
+        except Exception as exc:
+            with _log_context(event, message):
+                await self._retry_or_dead_letter(message, event, attempt, exc)
+            return
+        await message.ack()
+        self._count(len(handled), 1 - len(handled))
+        await self._after_commit(handled)
+
+    def _count(self, processed: int, duplicates: int) -> None:
+        name, service = self.consumer.name, self.broker.service
+        if processed:
+            EVENTS_CONSUMED.labels(service, name, "processed").inc(processed)
+        if duplicates:
+            EVENTS_CONSUMED.labels(service, name, "duplicate").inc(duplicates)
+
+    async def _handle(
+        self, parsed: Sequence[tuple[AbstractIncomingMessage, CloudEvent]]
+    ) -> list[tuple[CloudEvent, Any]]:
+        """Record the event ids and run the handler for the new ones, in one transaction.
+
+        Returns ``(event, handler result)`` for each event handled; ids seen before (or twice in
+        ``parsed``) are duplicates and skipped.
+        """
+        handled: list[tuple[CloudEvent, Any]] = []
+        scope = _SCOPE.set({})
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                fresh = {
+                    row["event_id"]
+                    for row in await conn.fetch(
+                        """INSERT INTO processed_events (consumer, event_id)
+                           SELECT $1, unnest($2::text[])
+                           ON CONFLICT DO NOTHING RETURNING event_id""",
+                        self.consumer.name,
+                        [event.id for _, event in parsed],
+                    )
+                }
+                for message, event in parsed:
+                    if event.id not in fresh:
+                        continue
+                    fresh.discard(event.id)
+                    with _log_context(event, message):
+                        handled.append((event, await self.consumer.handler(event, conn)))
+        finally:
+            _SCOPE.reset(scope)
+        return handled
+
+    async def _after_commit(self, handled: Sequence[tuple[CloudEvent, Any]]) -> None:
+        if self.consumer.after_commit is None or not handled:
+            return
+        try:
+            await self.consumer.after_commit(handled)
+        except Exception as exc:
+            APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
+            logger.opt(exception=exc).warning(
+                "after-commit step failed", consumer=self.consumer.name
             )
-            if not fresh:
-                return False
-            await self.consumer.handler(event, conn)
-        if self.consumer.after_commit is not None:
-            try:
-                await self.consumer.after_commit(event)
-            except Exception as exc:
-                APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
-                logger.opt(exception=exc).warning(
-                    "after-commit step failed", consumer=self.consumer.name
-                )
-        return True
 
     async def _retry_or_dead_letter(
         self, message: AbstractIncomingMessage, event: CloudEvent, attempt: int, exc: Exception
@@ -496,7 +624,21 @@ class ConsumerRunner:
                 await self._queue.cancel(self._consumer_tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), grace_seconds)
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
         await self._channel.close()
+
+
+def _log_context(
+    event: CloudEvent, message: AbstractIncomingMessage
+) -> contextlib.AbstractContextManager[None]:
+    """Log lines about ``event`` carry its id, trace id and the originating request id."""
+    request_id = message.headers.get("x-request-id")
+    trace_id = event.traceparent.split("-")[1] if event.traceparent else None
+    return logger.contextualize(request_id=request_id, trace_id=trace_id, event_id=event.id)
 
 
 BROKER = web.AppKey("broker", Broker)

@@ -75,6 +75,11 @@ class Changes:
     def add(self, kind: str, alert: Alert) -> None:
         self.feed.append((kind, alert))
 
+    def merge(self, other: Changes) -> None:
+        """Append ``other``'s changes after these (several events committed together)."""
+        self.feed.extend(other.feed)
+        self.raised.extend(other.raised)
+
 
 def group_labels(receiver: Receiver, labels: dict[str, str]) -> dict[str, str]:
     return {name: labels.get(name, "") for name in receiver.group_by}
@@ -125,13 +130,11 @@ class AlertBook:
         """
         for severity in changes.raised:
             ALERTS_RAISED.labels(severity.value).inc()
-        for kind, alert in changes.feed:
-            try:
-                await self.feed.publish(kind, alert.public())
-            except (RedisError, OSError) as exc:
-                APPLICATION_ERRORS.labels("alerts", type(exc).__name__).inc()
-                logger.warning("live feed unavailable", error=type(exc).__name__)
-                return
+        try:
+            await self.feed.publish_many([(kind, alert.public()) for kind, alert in changes.feed])
+        except (RedisError, OSError) as exc:
+            APPLICATION_ERRORS.labels("alerts", type(exc).__name__).inc()
+            logger.warning("live feed unavailable", error=type(exc).__name__)
 
     # -- ingest ---------------------------------------------------------------------------------
 
@@ -157,9 +160,14 @@ class AlertBook:
 
         return await self._write(change)
 
-    async def apply_event(self, event: CloudEvent, conn: Connection) -> Changes:
-        """Raise or resolve the alerts the configured rules map ``event`` to."""
-        changes = Changes()
+    async def apply_event(
+        self, event: CloudEvent, conn: Connection, changes: Changes | None = None
+    ) -> Changes:
+        """Raise or resolve the alerts the configured rules map ``event`` to.
+
+        ``changes`` may carry the silences already read in this transaction.
+        """
+        changes = changes if changes is not None else Changes()
         caller = Caller(actor=f"event:{event.type}", trace=None)
         for rule in self.rules.for_event(event.type):
             if rule.fires(event.data):
@@ -255,17 +263,11 @@ class AlertBook:
             "resolved_by": caller.actor if ended else None,
             "resolved_at": ends_at if ended else None,
         }
-        alert = await storage.insert_alert(conn, values)
+        alert = await storage.insert_alert(
+            conn, values, actor=caller.actor, action="resolved" if ended else "raised"
+        )
         if alert is None:
             return None
-        await storage.add_history(
-            conn,
-            alert.id,
-            actor=caller.actor,
-            action="resolved" if ended else "raised",
-            from_status=None,
-            to_status=alert.status,
-        )
         if not ended:
             await self._emit(conn, "alert.raised", alert, caller)
             changes.raised.append(alert.severity)

@@ -45,7 +45,11 @@ async def alert_book_ctx(app: web.Application) -> AsyncIterator[None]:
 async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     """The shared messaging context, with the consumer the rules define."""
     settings = app[ALERTS_SETTINGS]
-    consumer = rule_consumer(app[ALERT_BOOK], prefetch=settings.consumer_prefetch)
+    consumer = rule_consumer(
+        app[ALERT_BOOK],
+        prefetch=settings.consumer_prefetch,
+        batch_size=settings.consumer_batch_size,
+    )
     async for _ in messaging_ctx([consumer])(app):
         yield
 

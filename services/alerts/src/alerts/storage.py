@@ -47,14 +47,25 @@ async def lock_alert(conn: Connection, fingerprint: str) -> Alert | None:
     return to_alert(row) if row else None
 
 
-async def insert_alert(conn: Connection, values: dict[str, Any]) -> Alert | None:
-    """Insert a new alert; None when a concurrent writer inserted this fingerprint first."""
+async def insert_alert(
+    conn: Connection, values: dict[str, Any], *, actor: str, action: str
+) -> Alert | None:
+    """Insert a new alert and its first history entry (one statement); None when a concurrent
+    writer inserted this fingerprint first."""
     names = ", ".join(values)
-    placeholders = ", ".join(f"${i}" for i in range(2, len(values) + 2))
+    placeholders = ", ".join(f"${i}" for i in range(4, len(values) + 4))
     row = await conn.fetchrow(
-        f"INSERT INTO alerts (id, {names}) VALUES ($1, {placeholders}) "
-        f"ON CONFLICT (fingerprint) DO NOTHING RETURNING {ALERT_COLUMNS}",
+        f"""WITH created AS (
+                INSERT INTO alerts (id, {names}) VALUES ($1, {placeholders})
+                ON CONFLICT (fingerprint) DO NOTHING RETURNING {ALERT_COLUMNS}
+            ), history AS (
+                INSERT INTO alert_history (alert_id, actor, action, from_status, to_status)
+                SELECT id, $2, $3, NULL, status FROM created
+            )
+            SELECT {ALERT_COLUMNS} FROM created""",
         uuid.uuid4(),
+        actor,
+        action,
         *values.values(),
     )
     return to_alert(row) if row else None

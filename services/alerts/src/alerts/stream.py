@@ -7,6 +7,7 @@ reconnects with ``Last-Event-ID`` resumes right after what it saw, whichever wor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +36,19 @@ class AlertFeed:
         self.key = key
         self.max_len = max_len
 
-    async def publish(self, kind: str, alert: dict[str, Any]) -> str:
-        entry_id = await self.redis.xadd(
-            self.key,
-            {"kind": kind, "data": orjson.dumps(alert)},
-            maxlen=self.max_len,
-            approximate=True,
-        )
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    async def publish_many(self, entries: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Append ``(kind, alert)`` entries in order, in one round trip."""
+        if not entries:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for kind, alert in entries:
+                pipe.xadd(
+                    self.key,
+                    {"kind": kind, "data": orjson.dumps(alert)},
+                    maxlen=self.max_len,
+                    approximate=True,
+                )
+            await pipe.execute()
 
     async def last_id(self) -> str:
         """The id of the newest entry (``0-0`` when empty): new clients start after it."""
