@@ -114,8 +114,12 @@ def wrk(
     seconds: int = 10,
     threads: int = 2,
     headers: Mapping[str, str] | None = None,
+    pause_ms: int | None = None,
 ) -> dict[str, Any]:
-    """One bounded wrk run against a loopback URL; returns rps and p50/p95/p99 in ms."""
+    """One bounded wrk run against a loopback URL; returns rps and p50/p95/p99 in ms.
+
+    ``pause_ms``: each connection waits this long between requests (paced, not saturating).
+    """
     if not url.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
         raise ValueError("benchmarks target loopback only")
     if shutil.which("wrk") is None:
@@ -124,7 +128,10 @@ def wrk(
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     argv += ["-s", str(BENCH / "wrk_report.lua"), url]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
+    env = {**os.environ, "WRK_PAUSE_MS": str(pause_ms)} if pause_ms else None
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, timeout=seconds + 30, env=env
+    )
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
     result: dict[str, Any] = json.loads(line)
     return result

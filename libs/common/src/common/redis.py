@@ -1,11 +1,19 @@
-"""Redis (``redis.asyncio``): one client per process, opened and closed in ``cleanup_ctx``."""
+"""Redis (``redis.asyncio``): one client per process, opened and closed in ``cleanup_ctx``,
+and :class:`ScriptPipe` for a Lua script run on every request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+import hiredis
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from common.web import READINESS, SETTINGS
 
@@ -29,3 +37,134 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await client.aclose()
+
+
+class ScriptPipe:
+    """Runs one Lua script on a dedicated connection, pipelining concurrent calls.
+
+    For a script on every request (the gateway's rate limit): redis-py takes a pooled connection,
+    writes, waits for the reply and returns the connection for each call, and that bookkeeping
+    cost more CPU than the script itself. Here each call writes its ``EVALSHA`` at once on one
+    connection and a reader task hands out the replies in order (Redis answers in order), so
+    concurrent calls share round trips and there is no lock or pool.
+
+    Errors are ``ConnectionError``/``TimeoutError`` (both ``OSError``) for the transport and
+    ``redis.exceptions.ResponseError`` for an error reply. A timed-out call drops the connection,
+    so the replies of calls still in flight cannot be handed to the wrong caller; the next call
+    connects again.
+    """
+
+    def __init__(self, client: Redis, script: str, *, timeout: float = 2.0) -> None:
+        self.script = script.encode()
+        self.sha = hashlib.sha1(self.script, usedforsecurity=False).hexdigest().encode()
+        self.timeout = timeout
+        self._kwargs = client.connection_pool.connection_kwargs
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._reading: asyncio.Task[None] | None = None
+        self._connecting = asyncio.Lock()
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout):
+                reply = await self._send(b"EVALSHA", self.sha, keys, args)
+                if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+                    reply = await self._send(b"EVAL", self.script, keys, args)
+        except TimeoutError:
+            self._drop(TimeoutError("redis reply timed out"))
+            raise
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def _send(
+        self, command: bytes, script: bytes, keys: Sequence[str], args: Sequence[str | int]
+    ) -> Any:
+        writer = self._writer if self._writer is not None else await self._connect()
+        reply = asyncio.get_running_loop().create_future()
+        self._pending.append(reply)
+        writer.write(_pack(command, script, len(keys), *keys, *args))
+        return await reply
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        async with self._connecting:
+            if self._writer is not None:
+                return self._writer
+            kw = self._kwargs
+            reader, writer = await asyncio.open_connection(
+                kw.get("host", "localhost"), kw.get("port", 6379), ssl=kw.get("ssl") or None
+            )
+            parser = hiredis.Reader(replyError=ResponseError)
+            setup: list[bytes] = []
+            if kw.get("password"):
+                user = kw.get("username")
+                setup.append(
+                    _pack(b"AUTH", user, kw["password"]) if user else _pack(b"AUTH", kw["password"])
+                )
+            if kw.get("db"):
+                setup.append(_pack(b"SELECT", kw["db"]))
+            if setup:
+                writer.write(b"".join(setup))
+                for _ in setup:
+                    reply = await _read_one(reader, parser)
+                    if isinstance(reply, Exception):
+                        writer.close()
+                        raise ConnectionError(f"redis refused the connection: {reply}")
+            self._writer = writer
+            self._reading = asyncio.create_task(self._read(reader, parser, writer))
+            return writer
+
+    async def _read(
+        self, reader: asyncio.StreamReader, parser: Any, writer: asyncio.StreamWriter
+    ) -> None:
+        error: Exception = ConnectionError("redis closed the connection")
+        try:
+            while data := await reader.read(65536):
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    future = self._pending.popleft()
+                    if not future.done():
+                        future.set_result(reply)
+        except OSError as exc:
+            error = ConnectionError(f"redis connection lost: {exc}")
+        finally:
+            if self._writer is writer:
+                self._drop(error)
+
+    def _drop(self, error: Exception) -> None:
+        """Forget the connection and fail every call still waiting on it."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        if self._reading is not None and self._reading is not asyncio.current_task():
+            self._reading.cancel()
+        self._reading = None
+        pending, self._pending = self._pending, deque()
+        for future in pending:
+            if not future.done():
+                future.set_exception(error)
+
+    async def aclose(self) -> None:
+        reading = self._reading
+        self._drop(ConnectionError("closed"))
+        if reading is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+
+def _pack(*parts: bytes | str | int) -> bytes:
+    """One command in RESP."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        value = part if isinstance(part, bytes) else str(part).encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+    return b"".join(out)
+
+
+async def _read_one(reader: asyncio.StreamReader, parser: Any) -> Any:
+    while (reply := parser.gets()) is False:
+        data = await reader.read(65536)
+        if not data:
+            raise ConnectionError("redis closed the connection")
+        parser.feed(data)
+    return reply

@@ -21,10 +21,10 @@ from aiohttp import web
 from loguru import logger
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from common.errors import Forbidden, TooManyRequests
-from common.redis import REDIS
+from common.redis import REDIS, ScriptPipe
 from common.web import Handler
 from gateway.network import CLIENT
 from gateway.principal import PRINCIPAL
@@ -120,7 +120,7 @@ class RateLimiter:
     def __init__(self, redis: Redis, settings: GatewaySettings) -> None:
         self._redis = redis
         self._settings = settings
-        self.script = redis.register_script(SLIDING_WINDOW)
+        self.script = ScriptPipe(redis, SLIDING_WINDOW)
         self._prefix = f"{settings.redis_prefix}gateway:"
         self._redis_down_until = 0.0
         # Window entries need unique members; a process token and a counter avoid reading
@@ -128,15 +128,6 @@ class RateLimiter:
         self._member_prefix = secrets.token_hex(4)
         self._members = itertools.count()
         self.local = LocalWindows()
-
-    async def _run_script(self, keys: list[str], args: list[str | int]) -> list[int]:
-        # EVALSHA directly: redis-py's Script wrapper re-imports and type-checks on every call,
-        # which showed in the profile. Only a server that lost its script cache costs more.
-        try:
-            result: list[int] = await self._redis.evalsha(self.script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            result = await self.script(keys=keys, args=args)
-        return result
 
     def flag_key(self, ip: str) -> str:
         return f"{self._prefix}flagged:{ip}"
@@ -148,7 +139,7 @@ class RateLimiter:
         service = self._settings.service_name
         if time.monotonic() >= self._redis_down_until:
             try:
-                allowed, remaining, reset_us = await self._run_script(
+                allowed, remaining, reset_us = await self.script(
                     [bucket, self.flag_key(ip)],
                     [limit, window * 1000, f"{self._member_prefix}{next(self._members)}"],
                 )
@@ -191,8 +182,12 @@ DECISION = web.RequestKey("rate_decision", Decision)
 
 
 async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[RATE_LIMITER] = RateLimiter(app[REDIS], app[GATEWAY_SETTINGS])
-    yield
+    limiter = RateLimiter(app[REDIS], app[GATEWAY_SETTINGS])
+    app[RATE_LIMITER] = limiter
+    try:
+        yield
+    finally:
+        await limiter.script.aclose()
 
 
 def _limits(
