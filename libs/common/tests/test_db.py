@@ -239,3 +239,16 @@ async def test_json_and_jsonb_round_trip_as_python_values(
     assert (row["j"], row["jb"]) == (value, value)
     expected_kind: dict[type, str] = {dict: "object", list: "array", str: "string"}
     assert row["kind"] == expected_kind[type(value)]
+
+
+async def test_jsonb_parameters_take_uuids_the_database_returned(conn: asyncpg.Connection) -> None:
+    from common.db import _init_connection
+
+    await _init_connection(conn)
+    # asyncpg returns its own UUID subclass, which plain orjson refuses to encode.
+    read_back = await conn.fetchval("SELECT '6b8e6c7c-07b5-4b1f-9a2e-8f1f0b6a9d11'::uuid")
+
+    assert type(read_back) is not uuid.UUID
+    assert await conn.fetchval("SELECT $1::jsonb", {"ids": [read_back]}) == {
+        "ids": ["6b8e6c7c-07b5-4b1f-9a2e-8f1f0b6a9d11"]
+    }

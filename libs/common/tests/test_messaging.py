@@ -31,11 +31,11 @@ from common.messaging import (
     Consumer,
     ConsumerRunner,
     OutboxRelay,
+    each_event,
     enqueue_event,
     messaging_ctx,
     new_event,
     queue_names,
-    transaction_scope,
 )
 from common.testing import TEST_AMQP_URL, EventTap, TcpProxy, amqp_url_via, make_settings
 from common.tracing import TraceContext, parse_traceparent
@@ -501,7 +501,7 @@ async def start_consumer(
         consumer = Consumer(
             name=f"c{uuid.uuid4().hex[:8]}",
             routing_keys=["thing.*"],
-            handler=handler,
+            handler=each_event(handler),
             max_attempts=max_attempts,
             retry_base_seconds=0.05,
             after_commit=after_commit,
@@ -552,7 +552,7 @@ def test_queue_names_are_scoped_by_exchange_service_and_consumer() -> None:
     ("attempt", "delay"), [(1, 1.0), (2, 2.0), (3, 4.0), (6, 32.0), (7, 60.0), (20, 60.0)]
 )
 def test_retry_delay_doubles_up_to_the_cap(attempt: int, delay: float) -> None:
-    consumer = Consumer(name="c", routing_keys=["x"], handler=Handled())
+    consumer = Consumer(name="c", routing_keys=["x"], handler=each_event(Handled()))
 
     assert consumer.retry_delay(attempt) == delay
 
@@ -585,8 +585,8 @@ async def test_after_commit_sees_the_committed_change_once_and_never_for_failed_
 ) -> None:
     seen: list[tuple[str, int]] = []
 
-    async def after_commit(handled: Sequence[tuple[CloudEvent, Any]]) -> None:
-        for event, _ in handled:
+    async def after_commit(handled: Sequence[CloudEvent], _: Any) -> None:
+        for event in handled:
             # Read on another connection: only a committed change is visible there.
             visible = await pool.fetchval(
                 "SELECT count(*) FROM side_effects WHERE event_id = $1", event.id
@@ -617,15 +617,10 @@ class Gated(Handled):
         self.gate = asyncio.Event()
         self.fail_ids = fail_ids or set()
         self.transactions: list[int] = []
-        #: How many events the transaction's scope had seen, this one included.
-        self.scope_counts: list[int] = []
 
     async def __call__(self, event: CloudEvent, conn: Connection) -> str:
         await self.gate.wait()
         self.transactions.append(await conn.fetchval("SELECT txid_current()"))
-        scope = transaction_scope()
-        scope["seen"] = scope.get("seen", 0) + 1
-        self.scope_counts.append(scope["seen"])
         await super().__call__(event, conn)
         if event.id in self.fail_ids:
             raise RuntimeError("downstream refused")
@@ -647,8 +642,8 @@ async def test_a_backlog_is_handled_in_batches_each_in_one_transaction(
 ) -> None:
     handled: list[list[tuple[str, Any]]] = []
 
-    async def after_commit(batch: Sequence[tuple[CloudEvent, Any]]) -> None:
-        handled.append([(event.id, result) for event, result in batch])
+    async def after_commit(batch: Sequence[CloudEvent], results: list[str]) -> None:
+        handled.append([(event.id, result) for event, result in zip(batch, results, strict=True)])
 
     handler = Gated()
     runner = await start_consumer(handler, after_commit=after_commit, batch_size=20, concurrency=1)
@@ -660,18 +655,12 @@ async def test_a_backlog_is_handled_in_batches_each_in_one_transaction(
     # The held event alone, then the 40 that waited: two full batches, each one transaction.
     assert [len(batch) for batch in handled] == [1, 20, 20]
     assert len(set(handler.transactions)) == 3
-    assert handler.scope_counts == [1, *range(1, 21), *range(1, 21)]  # one scope per transaction
     assert handler.calls == [e.id for e in events]  # delivery order within and across batches
     assert [pair for batch in handled for pair in batch] == [
         (e.id, f"result-{e.id}") for e in events
     ]
     assert await pool.fetchval("SELECT count(*) FROM side_effects") == 41
     assert len(await processed_ids(pool, runner.consumer.name)) == 41
-
-
-def test_transaction_scope_exists_only_inside_a_consumer_transaction() -> None:
-    with pytest.raises(RuntimeError, match="not inside a consumer transaction"):
-        transaction_scope()
 
 
 async def test_a_failing_event_in_a_batch_fails_alone_and_the_others_apply_once(
@@ -857,7 +846,9 @@ async def test_service_publishes_and_consumes_through_messaging_ctx(
             await enqueue_event(conn, event, request_id=request.headers["X-Request-ID"])
         return json_response({"event_id": event.id}, status=202)
 
-    consumer = Consumer(name="on_thing", routing_keys=["thing.created"], handler=on_thing)
+    consumer = Consumer(
+        name="on_thing", routing_keys=["thing.created"], handler=each_event(on_thing)
+    )
     queues_to_delete.extend(queue_names(events_exchange, service, consumer.name))
     app = create_base_app(settings)
     app.router.add_post("/things", create_thing)
@@ -976,7 +967,7 @@ async def test_consumer_that_cannot_attach_is_retried_and_readiness_says_so(
     channel: AbstractChannel,
 ) -> None:
     service = f"svc_{uuid.uuid4().hex[:10]}"
-    consumer = Consumer(name="blocked", routing_keys=["thing.*"], handler=Handled())
+    consumer = Consumer(name="blocked", routing_keys=["thing.*"], handler=each_event(Handled()))
     main_queue = queue_names(events_exchange, service, "blocked")[0]
     # A queue of that name with other arguments makes the consumer's declaration fail.
     await channel.declare_queue(main_queue, durable=False, arguments={"x-expires": 60_000})

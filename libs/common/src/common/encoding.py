@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import orjson
 from pydantic import BaseModel
@@ -17,6 +18,8 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
+    if isinstance(value, UUID):  # asyncpg's own UUID subclass, which orjson does not know
+        return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -5,11 +5,11 @@
 - :class:`OutboxRelay` publishes pending rows as persistent messages to the durable topic exchange
   (routing key = event type) and marks a row sent only after the broker confirmed it. One relay per
   schema is active at a time (a PostgreSQL advisory lock), which keeps events in commit order.
-- :class:`Consumer` handles the messages that have arrived in batches, each batch inside one
-  transaction that also records the event ids, acks only after that commit, skips ids it has seen,
-  retries failures with growing delays through a per-queue retry queue, and dead-letters poison
-  messages. A batch whose transaction fails is handled again one message at a time, so one bad
-  event neither fails nor holds back the others.
+- :class:`Consumer` hands the messages that have arrived to its handler in batches, each batch
+  inside one transaction that also records the event ids (so a handler can work set-based), acks
+  only after that commit, skips ids it has seen, retries failures with growing delays through a
+  per-queue retry queue, and dead-letters poison messages. A batch whose transaction fails is
+  handled again one message at a time, so one bad event neither fails nor holds back the others.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +48,6 @@ from common.tracing import TraceContext, new_trace
 from common.web import READINESS, SETTINGS
 
 ATTEMPT_HEADER = "x-cloudops-attempt"
-_SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("cloudops_consumer_scope", default=None)
 NOTIFY_CHANNEL_PREFIX = "cloudops_outbox_"
 
 
@@ -89,15 +87,27 @@ def new_event(
 
 async def enqueue_event(conn: Connection, event: CloudEvent, request_id: str | None = None) -> None:
     """Write ``event`` to the outbox on ``conn``; call inside the transaction of the change."""
+    await enqueue_events(conn, [event], request_id)
+
+
+async def enqueue_events(
+    conn: Connection, events: Sequence[CloudEvent], request_id: str | None = None
+) -> None:
+    """Write ``events`` to the outbox in one statement; they leave in this order."""
+    if not events:
+        return
     headers = {"x-request-id": request_id} if request_id else {}
-    # clock_timestamp(), not the column default now(): now() is the same for every event of one
-    # transaction, and the relay orders by created_at, so they would leave in random (id) order.
+    # The relay sends in (created_at, seq) order. clock_timestamp(), not the column default now():
+    # now() is the same for every statement of a transaction; seq orders the rows of one statement.
     await conn.execute(
         """INSERT INTO outbox (id, type, payload, headers, created_at)
-           VALUES ($1, $2, $3, $4, clock_timestamp())""",
-        uuid.UUID(event.id),
-        event.type,
-        event.model_dump(mode="json", exclude_none=True),
+           SELECT id, type, payload, $4, clock_timestamp()
+           FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) WITH ORDINALITY
+                AS e(id, type, payload, n)
+           ORDER BY n""",
+        [uuid.UUID(event.id) for event in events],
+        [event.type for event in events],
+        [event.model_dump(mode="json", exclude_none=True) for event in events],
         headers,
     )
     # A statement trigger on the outbox (common migration 0002) notifies the relay at commit.
@@ -280,7 +290,7 @@ class OutboxRelay:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT id, payload, headers, created_at FROM outbox
-                   WHERE sent_at IS NULL ORDER BY created_at, id
+                   WHERE sent_at IS NULL ORDER BY created_at, seq
                    LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch_size,
             )
@@ -312,24 +322,27 @@ class OutboxRelay:
         return len(rows)
 
 
-#: Handles one event on the batch's connection, inside its transaction; what it returns is
-#: passed to ``after_commit``.
-EventHandler = Callable[[CloudEvent, Connection], Awaitable[Any]]
+#: Handles the new events of one transaction, in delivery order, on its connection; what it
+#: returns is passed to ``after_commit``. :func:`each_event` adapts a per-event function.
+EventHandler = Callable[[Sequence[CloudEvent], Connection], Awaitable[Any]]
+#: Receives the events a transaction handled and the handler's result, once it committed.
+AfterCommit = Callable[[Sequence[CloudEvent], Any], Awaitable[None]]
 
 
-def transaction_scope() -> dict[str, Any]:
-    """Scratch space shared by the handler calls of the current consumer transaction (batch).
+def each_event(
+    handle: Callable[[CloudEvent, Connection], Awaitable[Any]],
+) -> EventHandler:
+    """A handler that calls ``handle`` for each event in turn and returns their results."""
 
-    For what a handler may read once per transaction rather than once per event.
-    """
-    scope = _SCOPE.get()
-    if scope is None:
-        raise RuntimeError("not inside a consumer transaction")
-    return scope
+    async def handler(events: Sequence[CloudEvent], conn: Connection) -> list[Any]:
+        results = []
+        for event in events:
+            trace_id = event.traceparent.split("-")[1] if event.traceparent else None
+            with logger.contextualize(event_id=event.id, trace_id=trace_id):
+                results.append(await handle(event, conn))
+        return results
 
-
-#: Receives ``(event, handler result)`` for every event a transaction handled, once it committed.
-AfterCommit = Callable[[Sequence[tuple[CloudEvent, Any]]], Awaitable[None]]
+    return handler
 
 
 @dataclass
@@ -484,7 +497,7 @@ class ConsumerRunner:
         if not parsed:
             return
         try:
-            handled = await self._handle(parsed)
+            handled, result = await self._handle(parsed)
         except Exception as exc:
             logger.warning(
                 "batch failed, handling its events one by one",
@@ -498,7 +511,7 @@ class ConsumerRunner:
         for message, _ in parsed:
             await message.ack()
         self._count(len(handled), len(parsed) - len(handled))
-        await self._after_commit(handled)
+        await self._after_commit(handled, result)
 
     async def _parse(self, message: AbstractIncomingMessage) -> CloudEvent | None:
         try:
@@ -517,14 +530,14 @@ class ConsumerRunner:
         """Handle one message in its own transaction, retrying or dead-lettering a failure."""
         attempt = int(message.headers.get(ATTEMPT_HEADER) or 1)  # type: ignore[arg-type]
         try:
-            handled = await self._handle([(message, event)])
+            handled, result = await self._handle([(message, event)])
         except Exception as exc:
-            with _log_context(event, message):
+            with _log_context(message, event):
                 await self._retry_or_dead_letter(message, event, attempt, exc)
             return
         await message.ack()
         self._count(len(handled), 1 - len(handled))
-        await self._after_commit(handled)
+        await self._after_commit(handled, result)
 
     def _count(self, processed: int, duplicates: int) -> None:
         name, service = self.consumer.name, self.broker.service
@@ -535,41 +548,43 @@ class ConsumerRunner:
 
     async def _handle(
         self, parsed: Sequence[tuple[AbstractIncomingMessage, CloudEvent]]
-    ) -> list[tuple[CloudEvent, Any]]:
-        """Record the event ids and run the handler for the new ones, in one transaction.
+    ) -> tuple[list[CloudEvent], Any]:
+        """Record the event ids and run the handler on the new ones, in one transaction.
 
-        Returns ``(event, handler result)`` for each event handled; ids seen before (or twice in
+        Returns the events handled and the handler's result; ids seen before (or twice in
         ``parsed``) are duplicates and skipped.
         """
-        handled: list[tuple[CloudEvent, Any]] = []
-        scope = _SCOPE.set({})
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                fresh = {
-                    row["event_id"]
-                    for row in await conn.fetch(
-                        """INSERT INTO processed_events (consumer, event_id)
-                           SELECT $1, unnest($2::text[])
-                           ON CONFLICT DO NOTHING RETURNING event_id""",
-                        self.consumer.name,
-                        [event.id for _, event in parsed],
-                    )
-                }
-                for message, event in parsed:
-                    if event.id not in fresh:
-                        continue
-                    fresh.discard(event.id)
-                    with _log_context(event, message):
-                        handled.append((event, await self.consumer.handler(event, conn)))
-        finally:
-            _SCOPE.reset(scope)
-        return handled
+        fresh: list[CloudEvent] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            new_ids = {
+                row["event_id"]
+                for row in await conn.fetch(
+                    """INSERT INTO processed_events (consumer, event_id)
+                       SELECT $1, unnest($2::text[])
+                       ON CONFLICT DO NOTHING RETURNING event_id""",
+                    self.consumer.name,
+                    [event.id for _, event in parsed],
+                )
+            }
+            for _, event in parsed:
+                if event.id in new_ids:
+                    new_ids.discard(event.id)
+                    fresh.append(event)
+            if not fresh:
+                return fresh, None
+            if len(parsed) == 1:
+                with _log_context(*parsed[0]):
+                    result = await self.consumer.handler(fresh, conn)
+            else:
+                with logger.contextualize(event_count=len(fresh)):
+                    result = await self.consumer.handler(fresh, conn)
+        return fresh, result
 
-    async def _after_commit(self, handled: Sequence[tuple[CloudEvent, Any]]) -> None:
-        if self.consumer.after_commit is None or not handled:
+    async def _after_commit(self, events: Sequence[CloudEvent], result: Any) -> None:
+        if self.consumer.after_commit is None or not events:
             return
         try:
-            await self.consumer.after_commit(handled)
+            await self.consumer.after_commit(events, result)
         except Exception as exc:
             APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
             logger.opt(exception=exc).warning(
@@ -633,7 +648,7 @@ class ConsumerRunner:
 
 
 def _log_context(
-    event: CloudEvent, message: AbstractIncomingMessage
+    message: AbstractIncomingMessage, event: CloudEvent
 ) -> contextlib.AbstractContextManager[None]:
     """Log lines about ``event`` carry its id, trace id and the originating request id."""
     request_id = message.headers.get("x-request-id")

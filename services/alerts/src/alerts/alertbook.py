@@ -7,6 +7,7 @@ No aiohttp here.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,7 @@ from alerts.settings import Receiver
 from alerts.stream import AlertFeed
 from common.db import Connection
 from common.errors import BadRequest, Conflict, NotFound
-from common.messaging import CloudEvent, enqueue_event, new_event
+from common.messaging import CloudEvent, enqueue_event, enqueue_events, new_event
 from common.metrics import APPLICATION_ERRORS
 from common.tracing import TraceContext
 
@@ -160,41 +161,154 @@ class AlertBook:
 
         return await self._write(change)
 
-    async def apply_event(
-        self, event: CloudEvent, conn: Connection, changes: Changes | None = None
-    ) -> Changes:
-        """Raise or resolve the alerts the configured rules map ``event`` to.
+    async def apply_events(self, events: Sequence[CloudEvent], conn: Connection) -> Changes:
+        """Raise or resolve the alerts the configured rules map ``events`` to, in their order.
 
-        ``changes`` may carry the silences already read in this transaction.
+        New alerts whose fingerprint comes up once in the batch (most of a burst) are created
+        set-based, in a few statements for the whole batch; every other case (an update, a
+        resolution, a re-opening, a fingerprint met twice) goes through :meth:`ingest` one by one.
         """
-        changes = changes if changes is not None else Changes()
-        caller = Caller(actor=f"event:{event.type}", trace=None)
-        for rule in self.rules.for_event(event.type):
-            if rule.fires(event.data):
-                incoming = rule.alert(event.data)
-                if rule.ends_after_seconds is not None:
-                    # From the event's time, so a re-delivered report changes nothing.
-                    incoming.ends_at = event.time + timedelta(seconds=rule.ends_after_seconds)
-                await self.ingest(
-                    conn,
-                    incoming,
-                    source=event.type,
-                    caller=caller,
-                    changes=changes,
-                    observed_at=event.time,
-                )
-            elif rule.resolves(event.data):
-                fingerprint = rule.alert(event.data).fingerprint
-                alert = await storage.lock_alert(conn, fingerprint)
-                if (
-                    alert is not None
-                    and alert.status is not Status.RESOLVED
-                    and alert.observed_at <= event.time
-                ):
-                    await self._resolve(
-                        conn, alert, caller, changes, reason="condition cleared", at=event.time
-                    )
+        changes = Changes()
+        actions: list[tuple[CloudEvent, AlertIn, bool]] = []  # (event, alert, fires)
+        for event in events:
+            for rule in self.rules.for_event(event.type):
+                if rule.fires(event.data):
+                    incoming = rule.alert(event.data)
+                    if rule.ends_after_seconds is not None:
+                        # From the event's time, so a re-delivered report changes nothing.
+                        incoming.ends_at = event.time + timedelta(seconds=rule.ends_after_seconds)
+                    actions.append((event, incoming, True))
+                elif rule.resolves(event.data):
+                    actions.append((event, rule.alert(event.data), False))
+        if not actions:
+            return changes
+        seen = collections.Counter(incoming.fingerprint for _, incoming, _ in actions)
+        stored = {a.fingerprint for a in await storage.lock_alerts(conn, list(seen))}
+        now = datetime.now(UTC)
+        new: list[tuple[CloudEvent, AlertIn]] = []
+        for event, incoming, fires in actions:
+            ends_at = incoming.ends_at
+            if (
+                fires
+                and seen[incoming.fingerprint] == 1
+                and incoming.fingerprint not in stored
+                and (ends_at is None or ends_at > now)
+            ):
+                new.append((event, incoming))
+            else:
+                await self._apply_one(conn, event, incoming, fires, changes)
+        if new:
+            await self._create_many(conn, new, changes)
         return changes
+
+    async def _apply_one(
+        self, conn: Connection, event: CloudEvent, incoming: AlertIn, fires: bool, changes: Changes
+    ) -> None:
+        caller = Caller(actor=f"event:{event.type}")
+        if fires:
+            await self.ingest(
+                conn, incoming, source=event.type, caller=caller, changes=changes,
+                observed_at=event.time,
+            )  # fmt: skip
+            return
+        alert = await storage.lock_alert(conn, incoming.fingerprint)
+        if (
+            alert is not None
+            and alert.status is not Status.RESOLVED
+            and alert.observed_at <= event.time
+        ):
+            await self._resolve(
+                conn, alert, caller, changes, reason="condition cleared", at=event.time
+            )
+
+    async def _create_many(
+        self, conn: Connection, new: Sequence[tuple[CloudEvent, AlertIn]], changes: Changes
+    ) -> None:
+        """Create firing alerts for fingerprints not stored yet: one statement for the alerts
+        and their history, one for their events, one per inhibit rule to check inhibitions."""
+        now = datetime.now(UTC)
+        silences = await self._silences(conn, changes)
+        inhibited = await self._inhibitors_of_new(conn, [incoming.labels for _, incoming in new])
+        rows = []
+        for (event, incoming), inhibitors in zip(new, inhibited, strict=True):
+            silenced = sorted(
+                (s.id for s in silences if match_all(s.matchers, incoming.labels)),
+                key=lambda i: i.hex,
+            )
+            rows.append(
+                {
+                    "fingerprint": incoming.fingerprint,
+                    "source": event.type,
+                    "severity": incoming.severity.value,
+                    "status": Status.FIRING.value,
+                    "labels": incoming.labels,
+                    "annotations": incoming.annotations,
+                    "starts_at": incoming.starts_at or now,
+                    "ends_at": incoming.ends_at,
+                    "generator_url": incoming.generator_url,
+                    "observed_at": event.time,
+                    "suppressed": bool(silenced or inhibitors),
+                    "silenced_by": silenced,
+                    "inhibited_by": inhibitors,
+                    "actor": f"event:{event.type}",
+                }
+            )
+        inserted = {
+            a.fingerprint: a for a in await storage.insert_alerts(conn, rows, action="raised")
+        }
+        created = [inserted[i.fingerprint] for _, i in new if i.fingerprint in inserted]
+        await enqueue_events(
+            conn,
+            [
+                new_event(
+                    "alert.raised", source=SOURCE, subject=str(a.id), data={"alert": a.public()}
+                )
+                for a in created
+            ],
+        )
+        for alert in created:
+            changes.raised.append(alert.severity)
+            changes.add("alert.raised", alert)
+        await storage.touch_groups(
+            conn,
+            [
+                (r.name, group_key(r, a.labels), group_labels(r, a.labels))
+                for a in created
+                for r in self.receivers
+                if match_all(r.matchers, a.labels)
+            ],
+        )
+        # Sources created together may inhibit each other's targets, old or new: re-check them.
+        for rule in self.rules.inhibit_rules:
+            subsets = [
+                _nonempty(rule.equal_values(a.labels))
+                for a in created
+                if match_all(rule.source_matchers, a.labels)
+            ]
+            if subsets:
+                candidates = await storage.open_alerts_containing_any(conn, subsets)
+                await self._reevaluate(conn, candidates, changes, lock=True)
+        for event, incoming in new:
+            if incoming.fingerprint not in inserted:  # a concurrent writer created it first
+                await self._apply_one(conn, event, incoming, True, changes)
+
+    async def _inhibitors_of_new(
+        self, conn: Connection, labelsets: Sequence[dict[str, str]]
+    ) -> list[list[str]]:
+        """For each label set, the open alerts inhibiting it (one statement per inhibit rule)."""
+        found: list[set[str]] = [set() for _ in labelsets]
+        for rule in self.rules.inhibit_rules:
+            targets = [
+                i for i, labels in enumerate(labelsets) if match_all(rule.target_matchers, labels)
+            ]
+            if not targets:
+                continue
+            subsets = [_nonempty(rule.equal_values(labelsets[i])) for i in targets]
+            sources = await storage.open_alerts_containing_any(conn, subsets)
+            index = InhibitionIndex([rule], [a.labels for a in sources])
+            for i in targets:
+                found[i].update(index.inhibitors(labelsets[i]))
+        return [sorted(each) for each in found]
 
     async def ingest(
         self,
@@ -410,8 +524,10 @@ class AlertBook:
         for rule in self.rules.inhibit_rules:
             if not match_all(rule.target_matchers, labels):
                 continue
-            subset = {k: v for k, v in rule.equal_values(labels).items() if v != ""}
-            sources = [a.labels for a in await storage.open_alerts(conn, subset)]
+            sources = [
+                a.labels
+                for a in await storage.open_alerts(conn, _nonempty(rule.equal_values(labels)))
+            ]
             inhibited.update(InhibitionIndex([rule], sources).inhibitors(labels))
         return silenced, sorted(inhibited)
 
@@ -422,8 +538,9 @@ class AlertBook:
         for rule in self.rules.inhibit_rules:
             if not match_all(rule.source_matchers, source.labels):
                 continue
-            subset = {k: v for k, v in rule.equal_values(source.labels).items() if v != ""}
-            candidates = await storage.open_alerts(conn, subset)
+            candidates = await storage.open_alerts(
+                conn, _nonempty(rule.equal_values(source.labels))
+            )
             await self._reevaluate(conn, candidates, changes, lock=True)
 
     async def _reevaluate(
@@ -657,6 +774,11 @@ async def _try_lock(conn: Connection, alert_id: UUID) -> bool:
         "SELECT true FROM alerts WHERE id = $1 FOR UPDATE SKIP LOCKED", alert_id
     )
     return bool(locked)
+
+
+def _nonempty(labels: dict[str, str]) -> dict[str, str]:
+    """The labels with a value: an alert lacking an ``equal`` label matches any value of it."""
+    return {k: v for k, v in labels.items() if v != ""}
 
 
 def _suppression_reason(silenced: Sequence[UUID], inhibited: Sequence[str]) -> str | None:

@@ -10,24 +10,17 @@ from collections.abc import Sequence
 
 from alerts.alertbook import AlertBook, Changes
 from common.db import Connection
-from common.messaging import CloudEvent, Consumer, transaction_scope
+from common.messaging import CloudEvent, Consumer
 
 
 def rule_consumer(book: AlertBook, *, prefetch: int = 256, batch_size: int = 100) -> Consumer:
-    """One durable queue bound to every event type a rule names."""
+    """One durable queue bound to every event type a rule names; a batch per transaction."""
 
-    async def handle(event: CloudEvent, conn: Connection) -> Changes:
-        # The active silences are read once per transaction (batch), not once per event.
-        scope = transaction_scope()
-        changes = await book.apply_event(event, conn, Changes(silences=scope.get("silences")))
-        scope["silences"] = changes.silences
-        return changes
+    async def handle(events: Sequence[CloudEvent], conn: Connection) -> Changes:
+        return await book.apply_events(events, conn)
 
-    async def after_commit(handled: Sequence[tuple[CloudEvent, Changes]]) -> None:
+    async def after_commit(_: Sequence[CloudEvent], changes: Changes) -> None:
         # Live viewers see a change only once it is committed (and can be read back).
-        changes = Changes()
-        for _, each in handled:
-            changes.merge(each)
         await book.publish(changes)
 
     return Consumer(

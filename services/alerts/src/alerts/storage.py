@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -69,6 +70,50 @@ async def insert_alert(
         *values.values(),
     )
     return to_alert(row) if row else None
+
+
+async def lock_alerts(conn: Connection, fingerprints: Sequence[str]) -> list[Alert]:
+    """Lock the alerts with these fingerprints, in fingerprint order (a stable lock order)."""
+    rows = await conn.fetch(
+        f"""SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ANY($1::text[])
+            ORDER BY fingerprint FOR UPDATE""",
+        sorted(fingerprints),
+    )
+    return [to_alert(r) for r in rows]
+
+
+_NEW_ALERT = (
+    "id uuid, fingerprint text, source text, severity text, status text, labels jsonb, "
+    "annotations jsonb, starts_at timestamptz, ends_at timestamptz, generator_url text, "
+    "observed_at timestamptz, suppressed boolean, silenced_by uuid[], inhibited_by text[], "
+    "actor text"
+)
+
+
+async def insert_alerts(
+    conn: Connection, rows: Sequence[dict[str, Any]], *, action: str
+) -> list[Alert]:
+    """Insert new alerts and their first history entries (by each row's ``actor``) in one
+    statement; a fingerprint a concurrent writer inserted first is skipped (not returned)."""
+    names = [n.split()[0] for n in _NEW_ALERT.split(", ")][:-1]
+    columns = ", ".join(names)
+    values = [{"id": uuid.uuid4(), **row} for row in sorted(rows, key=lambda r: r["fingerprint"])]
+    found = await conn.fetch(
+        f"""WITH created AS (
+                INSERT INTO alerts ({columns})
+                SELECT {columns} FROM jsonb_to_recordset($1::jsonb) AS r({_NEW_ALERT})
+                ON CONFLICT (fingerprint) DO NOTHING RETURNING {ALERT_COLUMNS}
+            ), history AS (
+                INSERT INTO alert_history (alert_id, actor, action, from_status, to_status)
+                SELECT created.id, r.actor, $2, NULL, created.status
+                FROM created JOIN jsonb_to_recordset($1::jsonb) AS r(id uuid, actor text)
+                     USING (id)
+            )
+            SELECT {ALERT_COLUMNS} FROM created""",
+        values,
+        action,
+    )
+    return [to_alert(r) for r in found]
 
 
 async def update_alert(conn: Connection, alert_id: UUID, changes: dict[str, Any]) -> Alert:
@@ -180,6 +225,22 @@ async def open_alerts(conn: Connection, containing: dict[str, str] | None = None
     return [to_alert(r) for r in rows]
 
 
+async def open_alerts_containing_any(
+    conn: Connection, subsets: Sequence[dict[str, str]]
+) -> list[Alert]:
+    """Unresolved alerts whose labels include at least one of ``subsets`` (one statement)."""
+    if not subsets:
+        return []
+    if not all(subsets):
+        return await open_alerts(conn)  # an empty subset is contained in every label set
+    rows = await conn.fetch(
+        f"""SELECT {ALERT_COLUMNS} FROM alerts
+            WHERE status <> 'resolved' AND labels @> ANY($1::jsonb[])""",
+        list(subsets),
+    )
+    return [to_alert(r) for r in rows]
+
+
 async def lock_expired(conn: Connection, limit: int = 500) -> list[Alert]:
     rows = await conn.fetch(
         f"""SELECT {ALERT_COLUMNS} FROM alerts
@@ -277,6 +338,21 @@ async def active_silences(conn: Connection) -> list[Silence]:
 
 
 # -- notifications ------------------------------------------------------------------------------
+
+
+async def touch_groups(conn: Connection, groups: Sequence[tuple[str, str, dict[str, str]]]) -> None:
+    """:func:`touch_group` for many ``(receiver, group_key, group_labels)`` in one statement."""
+    unique = {(receiver, key): labels for receiver, key, labels in groups}
+    if not unique:
+        return
+    await conn.execute(
+        """INSERT INTO notification_groups (receiver, group_key, group_labels)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+           ON CONFLICT (receiver, group_key) DO UPDATE SET changed_at = now()""",
+        [receiver for receiver, _ in unique],
+        [key for _, key in unique],
+        list(unique.values()),
+    )
 
 
 async def touch_group(

@@ -11,7 +11,7 @@ import orjson
 
 from common.db import Connection
 from common.encoding import dumps
-from common.messaging import CloudEvent, Consumer, enqueue_event, new_event
+from common.messaging import CloudEvent, Consumer, each_event, enqueue_event, new_event
 from costs import storage
 
 SOURCE = "/cloudops/costs"
@@ -78,5 +78,5 @@ RESOURCE_CONSUMER = Consumer(
         "resource.status_changed",
         "resource.deleted",
     ],
-    handler=on_resource_event,
+    handler=each_event(on_resource_event),
 )
