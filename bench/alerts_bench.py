@@ -2,7 +2,8 @@
 
 Both measurements run in the same process against the local RabbitMQ, with the same bodies and the
 same publisher (persistent messages, publisher confirms, bounded in-flight window):
-- raw: publish N messages to a fresh exchange and consume them from a queue (ack each);
+- raw: publish N messages to a fresh exchange and consume them from a queue (ack each), once
+  before and once after the service run (the ratio uses the faster);
 - alerts: publish N ``resource.status_changed`` events (10% of them re-deliveries of an earlier
   event) to the alerts service (``python -m alerts``), until the feed (``GET /api/alerts``) shows
   every distinct alert and the service's queue is drained.
@@ -208,11 +209,15 @@ def main() -> None:
                 )
         finally:
             asyncio.run(drop_redis_prefix(prefix))
+    raw_after = asyncio.run(raw_rate(bodies, args.timeout))
+    print(f"{'raw aio-pika publish+consume (again)':<40} {raw_after:>10.0f} msg/s")
     print(
         f"{'alerts: publish -> visible in feed':<40} {rate:>10.0f} events/s"
         f"   (first alert visible after {first * 1000:.0f} ms, workers={args.workers})"
     )
-    print(f"{'ratio (goal >= 50%)':<40} {rate / raw:>10.1%}")
+    # Raw throughput drifts on a shared machine: it is measured before and after, and the
+    # ratio is taken against the faster of the two.
+    print(f"{'ratio to the faster raw run (goal >= 50%)':<40} {rate / max(raw, raw_after):>10.1%}")
 
 
 if __name__ == "__main__":
