@@ -524,6 +524,25 @@ async def test_readiness_is_503_naming_the_dependency_that_is_down(
     }
 
 
+async def test_a_relaxed_check_that_is_down_leaves_the_service_ready_but_degraded(
+    aiohttp_client: Callable[..., Awaitable[Client]], ready_app: web.Application
+) -> None:
+    async def cache_down() -> None:
+        raise ConnectionError("cache away")
+
+    ready_app[READINESS].add("cache", cache_down)
+    ready_app[READINESS].relax("cache")
+    client = await aiohttp_client(ready_app)
+
+    response = await client.get("/health/ready")
+
+    assert response.status == 200
+    assert orjson.loads(await response.read())["data"] == {
+        "status": "degraded",
+        "checks": {"cache": "down: ConnectionError", "postgres": "ok", "redis": "ok"},
+    }
+
+
 async def test_a_hanging_readiness_check_times_out() -> None:
     readiness = Readiness()
 

@@ -157,6 +157,12 @@ async def test_requests_are_served_when_redis_is_down(
     assert statuses == [200, 200, 200, 200, 429]
     after = _fallback_count(await (await client.get("/metrics")).text())
     assert after - before == 5
+    # Still ready (it serves), but the check says what is missing.
+    resp = await client.get("/health/ready")
+    body = await resp.json()
+    assert resp.status == 200
+    assert body["data"]["status"] == "degraded"
+    assert body["data"]["checks"]["redis"].startswith("down")
 
 
 def gateway_env(settings: GatewaySettings, port: int) -> dict[str, str]:

@@ -61,9 +61,18 @@ class Readiness:
     """Named dependency checks run by ``/health/ready``; each raises when its dependency is down."""
 
     checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+    #: Checks reported but not required: the service still serves, degraded, without them.
+    optional: set[str] = field(default_factory=set)
 
     def add(self, name: str, check: ReadinessCheck) -> None:
         self.checks[name] = check
+
+    def relax(self, name: str) -> None:
+        """Keep reporting ``name`` but stay ready when it is down (the service has a fallback)."""
+        self.optional.add(name)
+
+    def ready(self, results: Mapping[str, str]) -> bool:
+        return all(state == "ok" for name, state in results.items() if name not in self.optional)
 
     async def run(self, timeout: float = 2.0) -> dict[str, str]:
         async def one(check: ReadinessCheck) -> str:
@@ -281,10 +290,14 @@ async def live_handler(request: web.Request) -> web.Response:
 
 
 async def ready_handler(request: web.Request) -> web.Response:
-    results = await request.config_dict[READINESS].run()
-    ready = all(v == "ok" for v in results.values())
+    readiness = request.config_dict[READINESS]
+    results = await readiness.run()
+    ready = readiness.ready(results)
+    status = (
+        "not ready" if not ready else "ready" if set(results.values()) == {"ok"} else "degraded"
+    )
     return json_response(
-        {"status": "ready" if ready else "not ready", "checks": results},
+        {"status": status, "checks": results},
         status=200 if ready else 503,
         headers=None if ready else {"Retry-After": "5"},
     )

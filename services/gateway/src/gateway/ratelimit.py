@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from common.errors import Forbidden, TooManyRequests
 from common.redis import REDIS, ScriptPipe
-from common.web import Handler
+from common.web import READINESS, Handler
 from gateway.network import CLIENT
 from gateway.principal import PRINCIPAL
 from gateway.routes import RouteSpec, route_spec
@@ -184,6 +184,9 @@ DECISION = web.RequestKey("rate_decision", Decision)
 async def rate_limiter_ctx(app: web.Application) -> AsyncIterator[None]:
     limiter = RateLimiter(app[REDIS], app[GATEWAY_SETTINGS])
     app[RATE_LIMITER] = limiter
+    # With Redis down the gateway still serves (in-process limits, sessions refused): taking it
+    # out of rotation would turn a degraded service into an outage.
+    app[READINESS].relax("redis")
     try:
         yield
     finally:
