@@ -4,7 +4,8 @@ Same run, same file: (1) parsing it with the ``csv`` module alone, (2) ``COPY`` 
 (asyncpg ``copy_records_to_table``, the rows converted before the clock starts; a sample, so the
 pre-parsed rows fit in memory), (3) the real import through ``python -m costs import FILE`` (peak
 RSS of that process), and (4) the same file streamed to ``POST /api/costs/imports`` of a running
-service (peak RSS of the server). Goal: import >= 50% of the raw COPY rate, peak RSS < 300 MB.
+service (peak RSS of the server). Raw COPY is measured again at the end; the ratio uses the
+faster run. Goal: import >= 50% of the raw COPY rate, peak RSS < 300 MB.
 
 Usage: python -m bench.costs_import_bench [--rows 1000000] [--copy-sample 200000]
 """
@@ -191,10 +192,9 @@ def main() -> None:
                   f"({copied} rows in {seconds:.1f} s)")  # fmt: skip
 
             elapsed, peak = cli_import(url, path)
-            rate = args.rows / elapsed
-            share = 100 * rate / copy_rate
-            print(f"{'import: python -m costs import':<34} {rate:>10.0f} rows/s  ({elapsed:.1f} s)"
-                  f"  peak RSS {peak:.0f} MiB  = {share:.0f}% of raw COPY")  # fmt: skip
+            rates = {"CLI": args.rows / elapsed}
+            print(f"{'import: python -m costs import':<34} {rates['CLI']:>10.0f} rows/s  "
+                  f"({elapsed:.1f} s)  peak RSS {peak:.0f} MiB")  # fmt: skip
 
             if not args.skip_http:
                 port = free_port()
@@ -208,10 +208,19 @@ def main() -> None:
                     before = peak_rss_mb(server.pid)
                     elapsed, accepted = asyncio.run(http_upload(port, path))
                     peak = peak_rss_mb(server.pid)
-                rate = accepted / elapsed
-                print(f"{'import: POST /api/costs/imports':<34} {rate:>10.0f} rows/s  "
-                      f"({elapsed:.1f} s)  server peak RSS {peak:.0f} MiB (idle {before:.0f})"
-                      f"  = {100 * rate / copy_rate:.0f}% of raw COPY")  # fmt: skip
+                rates["HTTP"] = accepted / elapsed
+                print(f"{'import: POST /api/costs/imports':<34} {rates['HTTP']:>10.0f} rows/s  "
+                      f"({elapsed:.1f} s)  server peak RSS {peak:.0f} MiB "
+                      f"(idle {before:.0f})")  # fmt: skip
+
+            # Raw COPY drifts on a shared machine: measured again, and the faster run is the bar.
+            copied, seconds = asyncio.run(raw_copy(url, path, args.copy_sample))
+            print(f"{'raw COPY of pre-parsed rows (again)':<34} {copied / seconds:>10.0f} rows/s")
+            bar = max(copy_rate, copied / seconds)
+            for label, rate in rates.items():
+                print(
+                    f"{label} import = {100 * rate / bar:.0f}% of the faster raw COPY (goal >= 50%)"
+                )
 
 
 if __name__ == "__main__":

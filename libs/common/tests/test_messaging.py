@@ -508,7 +508,7 @@ async def start_consumer(
             **options,
         )
         runner = ConsumerRunner(broker, pool, consumer, queue_expires_ms=60_000)
-        queues_to_delete.extend([runner.queue, runner.retry_queue, runner.dead_queue])
+        queues_to_delete.extend([runner.queue, *runner.retry_queues.values(), runner.dead_queue])
         await runner.start()
         runners.append(runner)
         return runner
@@ -767,6 +767,42 @@ async def test_handler_failing_every_time_is_dead_lettered_after_max_attempts(
     # The handler's writes and the de-duplication record rolled back with each failure.
     assert await processed_ids(pool, name) == []
     assert await pool.fetchval("SELECT count(*) FROM side_effects") == 0
+
+
+def test_each_retry_delay_has_its_own_queue(broker: Broker, pool: asyncpg.Pool) -> None:
+    consumer = Consumer(name="c", routing_keys=["x"], handler=each_event(Handled()), max_attempts=9)
+    runner = ConsumerRunner(broker, pool, consumer)
+
+    # Delays 1, 2, 4, ... capped at 60 s: the capped attempts share one queue.
+    assert list(runner.retry_queues) == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]
+    assert runner.retry_queues[60.0] == f"{runner.queue}.retry.60000ms"
+
+
+class FailsUntil(Handled):
+    """Fails an event until its ``n``-th attempt (from the event's data)."""
+
+    async def __call__(self, event: CloudEvent, conn: Connection) -> str | None:
+        self.calls.append(event.id)
+        if self.calls.count(event.id) < event.data["succeeds_on"]:
+            raise RuntimeError("not yet")
+        return None
+
+
+async def test_a_long_retry_delay_does_not_hold_back_a_short_one(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]], broker: Broker
+) -> None:
+    handler = FailsUntil()
+    await start_consumer(handler, max_attempts=9)  # delays 0.05, 0.1, 0.2, ... 6.4 s
+    slow = new_event("thing.created", source="/t", data={"succeeds_on": 99})
+    quick = new_event("thing.created", source="/t", data={"succeeds_on": 2})
+
+    # The slow event's 8th attempt waits 6.4 s; the quick one's first retry 0.05 s, queued after.
+    await broker.publish(slow, headers={ATTEMPT_HEADER: "8"})
+    await eventually(lambda: handler.calls.count(slow.id) == 1)
+    await broker.publish(quick)
+    await eventually(lambda: handler.calls.count(quick.id) == 2, timeout=3)
+
+    assert handler.calls.count(slow.id) == 1  # still waiting out its own, longer delay
 
 
 @pytest.mark.parametrize(

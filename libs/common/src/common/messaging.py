@@ -371,7 +371,8 @@ class Consumer:
 
 
 def queue_names(exchange: str, service: str, consumer: str) -> tuple[str, str, str]:
-    """Main, retry and dead-letter queue names; prefixed by the exchange so test runs isolate."""
+    """Main queue, retry queue prefix (one queue per delay: ``<prefix>.<ms>ms``) and dead-letter
+    queue; prefixed by the exchange so test runs isolate."""
     main = f"{exchange}.{service}.{consumer}"
     return main, f"{main}.retry", f"{main}.dead"
 
@@ -393,9 +394,14 @@ class ConsumerRunner:
         )
         self.pool = pool
         self.consumer = consumer
-        self.queue, self.retry_queue, self.dead_queue = queue_names(
+        self.queue, retry_prefix, self.dead_queue = queue_names(
             broker.exchange_name, broker.service, consumer.name
         )
+        # One retry queue per delay, each with a queue-level TTL. A per-message TTL would expire
+        # only at the head of one shared queue, so a long delay there held back every shorter
+        # one behind it.
+        delays = {consumer.retry_delay(a) for a in range(1, max(2, consumer.max_attempts))}
+        self.retry_queues = {d: f"{retry_prefix}.{round(d * 1000)}ms" for d in sorted(delays)}
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -418,15 +424,17 @@ class ConsumerRunner:
         dead = await channel.declare_queue(self.dead_queue, durable=True, arguments=self.expiry)
         await dead.bind(dlx, routing_key=self.queue)
         # Expired retry copies dead-letter back into the main queue through the default exchange.
-        await channel.declare_queue(
-            self.retry_queue,
-            durable=True,
-            arguments={
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": self.queue,
-                **self.expiry,
-            },
-        )
+        for delay, name in self.retry_queues.items():
+            await channel.declare_queue(
+                name,
+                durable=True,
+                arguments={
+                    "x-message-ttl": round(delay * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue,
+                    **self.expiry,
+                },
+            )
         queue = await channel.declare_queue(
             self.queue,
             durable=True,
@@ -528,7 +536,7 @@ class ConsumerRunner:
 
     async def on_message(self, message: AbstractIncomingMessage, event: CloudEvent) -> None:
         """Handle one message in its own transaction, retrying or dead-lettering a failure."""
-        attempt = int(message.headers.get(ATTEMPT_HEADER) or 1)  # type: ignore[arg-type]
+        attempt = _attempt(message)
         try:
             handled, result = await self._handle([(message, event)])
         except Exception as exc:
@@ -617,11 +625,10 @@ class ConsumerRunner:
             message_id=message.message_id,
             type=message.type,
             headers={**message.headers, ATTEMPT_HEADER: attempt + 1},
-            expiration=timedelta(seconds=delay),
         )
         # The retry copy is confirmed before the original is acked: nothing is lost in between.
         await self._channel.default_exchange.publish(
-            retry, routing_key=self.retry_queue, timeout=10
+            retry, routing_key=self.retry_queues[delay], timeout=10
         )
         await message.ack()
         EVENTS_CONSUMED.labels(service, name, "retried").inc()
@@ -645,6 +652,14 @@ class ConsumerRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         await self._channel.close()
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    """Which delivery attempt this is (1 for a first delivery or a header we did not write)."""
+    try:
+        return max(1, int(message.headers.get(ATTEMPT_HEADER) or 1))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1
 
 
 def _log_context(
