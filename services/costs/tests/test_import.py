@@ -355,6 +355,12 @@ async def test_corrupt_gzip_is_a_400(client: Client, settings: CostsSettings) ->
     assert await line_item_count(settings) == 0
 
 
+async def test_blank_lines_before_the_header_are_skipped(client: Client) -> None:
+    result = await imported(client, b"\n\r\n" + focus_bytes("gcp_focus_1_0.csv"))
+    assert result["rows_rejected"] == 0
+    assert result["rows_accepted"] == len(focus_rows("gcp_focus_1_0.csv"))
+
+
 async def test_quoted_fields_may_span_lines(client: Client, settings: CostsSettings) -> None:
     rows = focus_rows("aws_focus_1_0.csv")[:2]
     rows[0]["ChargeDescription"] = 'multi\nline "quoted"\ndescription'

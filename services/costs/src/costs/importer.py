@@ -69,7 +69,7 @@ class Importer:
         max_line_bytes: int = 1024 * 1024,
         max_upload_bytes: int = 20 * 1024**3,
         batch_rows: int = 5000,
-        chunk_bytes: int = 256 * 1024,
+        chunk_bytes: int = 128 * 1024,
         max_stored_rejections: int = 1000,
         progress_seconds: float = 0.5,
         service: str = "costs",
@@ -161,25 +161,25 @@ class Importer:
             copying = asyncio.create_task(self._copy(conn, rows, progress))
 
         try:
-            async for records in csv_records(
+            async for lines, records in csv_records(
                 chunks, max_line_bytes=self.max_line_bytes, chunk_bytes=self.chunk_bytes
             ):
-                for line, fields in records:
-                    if parser is None:
-                        index, progress.focus_version = read_header(fields)
-                        parser = RowParser(index, len(fields))
-                        continue
-                    progress.rows_read += 1
-                    row = parser.parse(progress.import_id, line, fields)
-                    if isinstance(row, Rejection):
-                        progress.rows_rejected += 1
-                        if len(progress.rejections) < self.max_stored_rejections:
-                            progress.rejections.append(row)
-                        continue
-                    batch.append(row)
-                    if len(batch) >= self.batch_rows:
-                        await send(batch)
-                        batch = []
+                if parser is None:
+                    if not records:
+                        continue  # blank lines before the header
+                    index, progress.focus_version = read_header(records[0])
+                    parser = RowParser(index, len(records[0]))
+                    lines, records = lines[1:], records[1:]
+                progress.rows_read += len(records)
+                rows, rejections = parser.parse_block(progress.import_id, lines, records)
+                if rejections:
+                    progress.rows_rejected += len(rejections)
+                    room = self.max_stored_rejections - len(progress.rejections)
+                    progress.rejections += rejections[: max(room, 0)]
+                batch += rows
+                if len(batch) >= self.batch_rows:
+                    await send(batch)
+                    batch = []
                 # Give the in-flight COPY a turn even when the next chunk is already buffered.
                 await asyncio.sleep(0)
             if parser is None:

@@ -28,8 +28,12 @@ class FileError(ValueError):
         self.errors = errors or []
 
 
+Records = tuple[list[int], list[str]]
+"""Complete CSV records: the physical line each starts on, and its text."""
+
+
 class RecordSplitter:
-    """Turns byte chunks into ``(first_line, record_text)`` pairs of complete CSV records."""
+    """Turns byte chunks into complete CSV records and the lines they start on."""
 
     def __init__(self, *, max_line_bytes: int, chunk_bytes: int = 256 * 1024) -> None:
         self.max_line_bytes = max_line_bytes
@@ -44,21 +48,21 @@ class RecordSplitter:
         self._record_quotes = 0
         self._record_size = 0
 
-    def feed(self, data: bytes) -> list[tuple[int, str]]:
+    def feed(self, data: bytes) -> Records:
         if not self._sniffed and data:
             self._sniffed = True
             if data.startswith(GZIP_MAGIC):
                 self._gunzip = zlib.decompressobj(wbits=31)
         if self._gunzip is None:
             return self._text(data)
-        out: list[tuple[int, str]] = []
+        out: Records = ([], [])
         # Inflate in bounded pieces: a small gzip bomb never becomes one huge buffer.
         while data:
             try:
                 plain = self._gunzip.decompress(data, self.chunk_bytes)
             except zlib.error as exc:
                 raise FileError(f"The gzip stream is corrupt: {exc}.", status=400) from None
-            out += self._text(plain)
+            _extend(out, self._text(plain))
             if self._gunzip.eof:
                 data = self._gunzip.unused_data  # another gzip member follows
                 self._gunzip = zlib.decompressobj(wbits=31) if data else self._gunzip
@@ -66,12 +70,12 @@ class RecordSplitter:
                 data = self._gunzip.unconsumed_tail
         return out
 
-    def finish(self) -> list[tuple[int, str]]:
+    def finish(self) -> Records:
         if self._gunzip is not None and not self._gunzip.eof:
             raise FileError("The gzip stream ends early (truncated file).", status=400)
         out = self._text(b"", final=True)
         if self._pending:
-            out += self._line(self._pending)
+            _extend(out, self._lines([self._pending]))
             self._pending = ""
         if self._record:
             raise FileError(
@@ -80,7 +84,7 @@ class RecordSplitter:
             )
         return out
 
-    def _text(self, data: bytes, final: bool = False) -> list[tuple[int, str]]:
+    def _text(self, data: bytes, final: bool = False) -> Records:
         newline = data.rfind(b"\n")
         self._bytes_since_newline = (
             len(data) - newline - 1 if newline >= 0 else self._bytes_since_newline + len(data)
@@ -98,30 +102,39 @@ class RecordSplitter:
             ) from None
         if "\n" not in text:
             self._pending += text
-            return []
+            return [], []
         lines = (self._pending + text).split("\n")
         self._pending = lines.pop()
-        out: list[tuple[int, str]] = []
+        return self._lines(lines)
+
+    def _lines(self, lines: list[str]) -> Records:
+        # Usually every line is a whole record: an even number of quotes on each, none open.
+        if not self._record and 1 not in [physical.count('"') & 1 for physical in lines]:
+            first = self.line + 1
+            self.line += len(lines)
+            return list(range(first, self.line + 1)), lines
+        out: Records = ([], [])
         for physical in lines:
-            out += self._line(physical)
+            self._line(physical, out)
         return out
 
-    def _line(self, physical: str) -> list[tuple[int, str]]:
+    def _line(self, physical: str, out: Records) -> None:
         self.line += 1
         quotes = physical.count('"')
         if not self._record and not quotes & 1:
-            return [(self.line, physical)]
+            out[0].append(self.line)
+            out[1].append(physical)
+            return
         self._record.append(physical)
         self._record_quotes += quotes
         self._record_size += len(physical) + 1
         if self._record_size > self.max_line_bytes:
             raise self._too_long(self.line - len(self._record) + 1)
         if self._record_quotes & 1:
-            return []
-        first = self.line - len(self._record) + 1
-        text = "\n".join(self._record)
+            return
+        out[0].append(self.line - len(self._record) + 1)
+        out[1].append("\n".join(self._record))
         self._record, self._record_quotes, self._record_size = [], 0, 0
-        return [(first, text)]
 
     def _too_long(self, line: int) -> FileError:
         return FileError(
@@ -131,22 +144,26 @@ class RecordSplitter:
         )
 
 
-def parse_records(records: list[tuple[int, str]]) -> list[tuple[int, list[str]]]:
+def parse_records(records: Records) -> tuple[list[int], list[list[str]]]:
     """CSV fields of each complete record; broken quoting is an error for the whole file.
 
     Each text is exactly one record, so the reader yields one row per text (``[]`` for a blank
-    line) and rows pair with their lines by position; reading them all at once keeps the loop in C.
+    line, which is dropped) and rows pair with their lines by position.
     """
+    lines, texts = records
     try:
-        rows = list(csv.reader([text for _, text in records], strict=True))
+        rows = list(csv.reader(texts, strict=True))
     except csv.Error:
         _raise_first_csv_error(records)
         raise  # pragma: no cover - the search above always raises
-    return [(line, fields) for (line, _), fields in zip(records, rows, strict=True) if fields]
+    if [] in rows:
+        kept = [i for i, fields in enumerate(rows) if fields]
+        return [lines[i] for i in kept], [rows[i] for i in kept]
+    return lines, rows
 
 
-def _raise_first_csv_error(records: list[tuple[int, str]]) -> None:
-    for line, text in records:
+def _raise_first_csv_error(records: Records) -> None:
+    for line, text in zip(*records, strict=True):
         try:
             list(csv.reader([text], strict=True))
         except csv.Error as exc:
@@ -158,13 +175,18 @@ def _raise_first_csv_error(records: list[tuple[int, str]]) -> None:
 
 async def csv_records(
     chunks: AsyncIterable[bytes], *, max_line_bytes: int, chunk_bytes: int = 256 * 1024
-) -> AsyncIterator[list[tuple[int, list[str]]]]:
-    """Batches of ``(line, fields)`` as the bytes arrive; blank lines are skipped."""
+) -> AsyncIterator[tuple[list[int], list[list[str]]]]:
+    """Blocks of records as the bytes arrive: their lines, and their fields; no blank lines."""
     splitter = RecordSplitter(max_line_bytes=max_line_bytes, chunk_bytes=chunk_bytes)
     async for chunk in chunks:
         records = splitter.feed(chunk)
-        if records:
+        if records[1]:
             yield parse_records(records)
     records = splitter.finish()
-    if records:
+    if records[1]:
         yield parse_records(records)
+
+
+def _extend(out: Records, more: Records) -> None:
+    out[0].extend(more[0])
+    out[1].extend(more[1])

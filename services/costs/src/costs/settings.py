@@ -24,7 +24,7 @@ class CostsSettings(ServiceSettings):
     import_max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
     import_max_upload_bytes: int = Field(default=20 * 1024**3, ge=1024)
     import_batch_rows: int = Field(default=5000, ge=1)
-    import_chunk_bytes: int = Field(default=256 * 1024, ge=1024)
+    import_chunk_bytes: int = Field(default=128 * 1024, ge=1024)
     import_max_stored_rejections: int = Field(default=1000, ge=1)
 
     forecast_horizon_days: int = Field(default=30, ge=1, le=366)
