@@ -29,11 +29,11 @@ COPY services/resources/pyproject.toml services/resources/pyproject.toml
 COPY services/costs/pyproject.toml services/costs/pyproject.toml
 COPY services/alerts/pyproject.toml services/alerts/pyproject.toml
 COPY services/gateway/pyproject.toml services/gateway/pyproject.toml
-RUN uv sync --locked --no-dev --no-install-workspace
+RUN uv sync --locked --no-dev --no-install-workspace --compile-bytecode
 
 # Then the workspace itself (libs/common and the four services, with their migrations).
 COPY . .
-RUN uv sync --locked --no-dev
+RUN uv sync --locked --no-dev --compile-bytecode
 
 # --- runtime: no uv, no build tools, a non-root user -----------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

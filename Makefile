@@ -9,7 +9,7 @@ PROJECTS := pyproject.toml uv.lock libs/common/pyproject.toml $(wildcard service
 
 $(STAMP): $(PROJECTS)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	uv sync --locked
+	uv sync --locked --compile-bytecode
 	@touch $@
 
 ## Run the whole platform in the foreground (Ctrl-C stops it).
