@@ -96,7 +96,7 @@ async def raw_copy(url: str, path: Path, sample: int) -> tuple[int, float, float
     Returns the rows, the wall time and the CPU time of this process.
     """
     await migrate(url, "costs", MIGRATIONS)
-    import_id = uuid.uuid4()
+    import_id = str(uuid.uuid4())  # the importer's rows carry the id as text too
     with path.open(newline="") as f:
         reader = csv.reader(f)
         index, _ = read_header(next(reader))

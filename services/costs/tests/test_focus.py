@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import uuid
 from typing import Any
@@ -137,3 +138,11 @@ def test_records_arrive_in_blocks_with_their_line_numbers() -> None:
         [1, 2, 5, 6],
         [["a", "b"], ["1", "two\nlines"], ["3", "4"], ["5", "x,y"]],
     )
+
+
+def test_rows_hold_nothing_the_garbage_collector_must_keep_walking() -> None:
+    parser, lines, records = _records(focus_bytes("aws_focus_1_0.csv"))
+    rows, _ = parser.parse_block(str(IMPORT_ID), lines, records)
+    gc.collect()
+    assert rows
+    assert not any(gc.is_tracked(row) for row in rows)

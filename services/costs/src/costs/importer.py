@@ -151,6 +151,9 @@ class Importer:
         batches.
         """
         parser: RowParser | None = None
+        # As text, the id keeps each row tuple free of objects the garbage collector tracks, so
+        # the collector stops walking rows once they are built (asyncpg encodes text ids in C).
+        import_id = str(progress.import_id)
         batch: list[tuple[Any, ...]] = []
         copying: asyncio.Task[None] | None = None
 
@@ -171,7 +174,7 @@ class Importer:
                     parser = RowParser(index, len(records[0]))
                     lines, records = lines[1:], records[1:]
                 progress.rows_read += len(records)
-                rows, rejections = parser.parse_block(progress.import_id, lines, records)
+                rows, rejections = parser.parse_block(import_id, lines, records)
                 if rejections:
                     progress.rows_rejected += len(rejections)
                     room = self.max_stored_rejections - len(progress.rejections)
