@@ -9,8 +9,10 @@ runs in rounds (raw COPY, CLI, HTTP, raw COPY again), each import set against th
 of its own round, and the summary gives the median over rounds: a shared machine drifts by tens of
 percent within minutes. Goal: import >= 50% of the raw COPY rate, peak RSS < 300 MB.
 
-Beside each rate, the CPU time per row of the process doing the work: it swings less than wall
-time, so the CPU ratio shows whether a change really helped.
+Beside each rate, the CPU time per row of the process doing the work (it swings less than wall
+time, so the CPU ratio shows whether a change really helped) and of PostgreSQL's processes: the
+import has the database cast its text rows to NUMERIC and timestamptz, which costs the database
+more CPU than a binary COPY does.
 
 Usage: python -m bench.costs_import_bench [--rows 1000000] [--copy-sample 200000] [--rounds 2]
 """
@@ -32,7 +34,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -40,7 +44,7 @@ from bench.harness import process, python_module, scratch_database, scratch_name
 from common.db import create_pool, migrate
 from common.testing import free_port
 from costs.app import MIGRATIONS
-from costs.focus import COLUMNS, DB_COLUMNS, RowParser, read_header
+from costs.focus import COLUMNS, DB_COLUMNS, STORED, Kind, RowParser, read_header
 
 HEADER = [c.focus for c in COLUMNS] + ["x_Extra"]
 SERVICES = [("Compute", "Amazon EC2"), ("Storage", "Amazon S3"), ("Databases", "Amazon RDS"),
@@ -90,13 +94,27 @@ def csv_only(path: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+def typed(import_id: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A checked row as Python values: ``Decimal`` for numbers, ``datetime`` for instants."""
+    values: list[Any] = [import_id, row[0]]
+    for column, value in zip(STORED, row[1:], strict=True):
+        if value is not None and column.kind is Kind.DECIMAL:
+            value = Decimal(value)
+        elif value is not None and column.kind is Kind.TIMESTAMP:
+            value = datetime.fromisoformat(value)
+        values.append(value)
+    return tuple(values)
+
+
 async def raw_copy(url: str, path: Path, sample: int) -> tuple[int, float, float]:
     """COPY ``sample`` rows that were parsed and converted before the clock started.
 
-    Returns the rows, the wall time and the CPU time of this process.
+    The rows are the importer's own, as Python values (``Decimal``, ``datetime``), COPYed
+    straight into ``line_items`` in the binary format. Returns the rows, the wall time and the
+    CPU time of this process.
     """
     await migrate(url, "costs", MIGRATIONS)
-    import_id = str(uuid.uuid4())  # the importer's rows carry the id as text too
+    import_id = str(uuid.uuid4())  # asyncpg encodes a text UUID in C, the fastest it can
     with path.open(newline="") as f:
         reader = csv.reader(f)
         index, _ = read_header(next(reader))
@@ -105,9 +123,9 @@ async def raw_copy(url: str, path: Path, sample: int) -> tuple[int, float, float
         for line, record in enumerate(reader, start=2):
             if line > sample + 1:
                 break
-            row = parser.parse(import_id, line, record)
+            row = parser.parse(line, record)
             assert isinstance(row, tuple)
-            rows.append(row)
+            rows.append(typed(import_id, row))
     pool = await create_pool(url, schema="costs", min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
@@ -231,8 +249,24 @@ def main() -> None:
                           f"raw COPY (goal >= 50%); by CPU per row {100 * cpu:.0f}%")  # fmt: skip
 
 
-def report(label: str, rate: float, cpu_us: float, extra: str = "") -> None:
-    print(f"  {label:<36} {rate:>8.0f} rows/s  {cpu_us:5.1f} us CPU/row  {extra}")
+def report(label: str, rate: float, cpu_us: float, pg_us: float, extra: str = "") -> None:
+    print(f"  {label:<36} {rate:>8.0f} rows/s  {cpu_us:5.1f} us CPU/row (PostgreSQL "
+          f"{pg_us:4.1f})  {extra}")  # fmt: skip
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of PostgreSQL on this machine so far: its live processes, and the
+    ended ones (backends of closed connections), which the postmaster counts as its children's."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        if "(postgres)" in text:
+            fields = text.rpartition(")")[2].split()
+            total += sum(map(int, fields[11:15])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 @contextlib.contextmanager
@@ -256,30 +290,37 @@ def one_round(
     (CPU), so a machine that slows down mid-run does not skew the ratio.
     """
     raw = []
+    pg = postgres_cpu_seconds()
     copied, seconds, cpu = asyncio.run(raw_copy(url, path, args.copy_sample))
+    pg = postgres_cpu_seconds() - pg
     raw.append((copied / seconds, 1e6 * cpu / copied))
-    report("raw COPY of pre-parsed rows", *raw[-1], f"({copied} rows in {seconds:.1f} s)")
+    report("raw COPY of pre-parsed rows", *raw[-1], 1e6 * pg / copied,
+           f"({copied} rows in {seconds:.1f} s)")  # fmt: skip
 
     imports = {}
+    pg = postgres_cpu_seconds()
     elapsed, cpu, peak = cli_import(url, path)
+    pg = postgres_cpu_seconds() - pg
     imports["CLI"] = (args.rows / elapsed, 1e6 * cpu / args.rows)
-    report("import: python -m costs import", *imports["CLI"],
+    report("import: python -m costs import", *imports["CLI"], 1e6 * pg / args.rows,
            f"({elapsed:.1f} s)  peak RSS {peak:.0f} MiB")  # fmt: skip
     asyncio.run(truncate(url))
 
     if server is not None:
         port, pid = server
-        idle, cpu = peak_rss_mb(pid), cpu_seconds(pid)
+        idle, cpu, pg = peak_rss_mb(pid), cpu_seconds(pid), postgres_cpu_seconds()
         elapsed, accepted = asyncio.run(http_upload(port, path))
-        peak, cpu = peak_rss_mb(pid), cpu_seconds(pid) - cpu
+        peak, cpu, pg = peak_rss_mb(pid), cpu_seconds(pid) - cpu, postgres_cpu_seconds() - pg
         imports["HTTP"] = (accepted / elapsed, 1e6 * cpu / accepted)
-        report("import: POST /api/costs/imports", *imports["HTTP"],
+        report("import: POST /api/costs/imports", *imports["HTTP"], 1e6 * pg / accepted,
                f"({elapsed:.1f} s)  server peak RSS {peak:.0f} MiB (idle {idle:.0f})")  # fmt: skip
         asyncio.run(truncate(url))
 
+    pg = postgres_cpu_seconds()
     copied, seconds, cpu = asyncio.run(raw_copy(url, path, args.copy_sample))
+    pg = postgres_cpu_seconds() - pg
     raw.append((copied / seconds, 1e6 * cpu / copied))
-    report("raw COPY of pre-parsed rows (again)", *raw[-1])
+    report("raw COPY of pre-parsed rows (again)", *raw[-1], 1e6 * pg / copied)
     bar, cpu_bar = max(r for r, _ in raw), min(c for _, c in raw)
     ratios = {}
     for label, (rate, cpu_us) in imports.items():

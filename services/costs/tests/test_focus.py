@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gc
 import io
-import uuid
 from typing import Any
 
 import pytest
@@ -16,8 +15,6 @@ from costs.records import RecordSplitter, parse_records
 
 from .conftest import FOCUS_FILES, focus_bytes, focus_rows, to_csv
 
-IMPORT_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
-
 
 def _records(body: bytes) -> tuple[RowParser, list[int], list[list[str]]]:
     rows = list(csv.reader(io.StringIO(body.decode())))
@@ -27,7 +24,7 @@ def _records(body: bytes) -> tuple[RowParser, list[int], list[list[str]]]:
 
 def _row_by_row(body: bytes) -> tuple[list[Any], list[Rejection]]:
     parser, lines, records = _records(body)
-    rows = [parser.parse(IMPORT_ID, n, list(r)) for n, r in zip(lines, records, strict=True)]
+    rows = [parser.parse(n, list(r)) for n, r in zip(lines, records, strict=True)]
     return (
         [r for r in rows if not isinstance(r, Rejection)],
         [r for r in rows if isinstance(r, Rejection)],
@@ -37,8 +34,8 @@ def _row_by_row(body: bytes) -> tuple[list[Any], list[Rejection]]:
 @pytest.mark.parametrize("name", FOCUS_FILES)
 def test_clean_files_take_the_column_path_and_match_row_by_row(name: str) -> None:
     parser, lines, records = _records(focus_bytes(name))
-    assert parser._columns(IMPORT_ID, lines, [list(r) for r in records]) is not None
-    assert parser.parse_block(IMPORT_ID, lines, records) == _row_by_row(focus_bytes(name))
+    assert parser._columns(lines, [list(r) for r in records]) is not None
+    assert parser.parse_block(lines, records) == _row_by_row(focus_bytes(name))
 
 
 def test_a_bad_row_sends_its_block_row_by_row_and_only_it_is_rejected() -> None:
@@ -46,7 +43,7 @@ def test_a_bad_row_sends_its_block_row_by_row_and_only_it_is_rejected() -> None:
     rows[2]["BilledCost"] = "12,5"
     body = to_csv(rows)
     parser, lines, records = _records(body)
-    accepted, rejected = parser.parse_block(IMPORT_ID, lines, records)
+    accepted, rejected = parser.parse_block(lines, records)
     assert rejected == [Rejection(4, "BilledCost", "not a valid decimal")]
     assert len(accepted) == len(rows) - 1
     assert (accepted, rejected) == _row_by_row(body)
@@ -75,7 +72,7 @@ def test_every_column_check_of_the_fast_path_falls_back_to_a_named_rejection(
     rows[1][column] = value
     body = to_csv(rows)
     parser, lines, records = _records(body)
-    accepted, rejected = parser.parse_block(IMPORT_ID, lines, records)
+    accepted, rejected = parser.parse_block(lines, records)
     assert [(r.line, r.field) for r in rejected] == [(3, column)]
     assert (accepted, rejected) == _row_by_row(body)
 
@@ -83,7 +80,7 @@ def test_every_column_check_of_the_fast_path_falls_back_to_a_named_rejection(
 def test_a_record_of_the_wrong_width_is_rejected_and_the_rest_kept() -> None:
     parser, lines, records = _records(focus_bytes("gcp_focus_1_0.csv"))
     records[0] = records[0][:-1]
-    accepted, rejected = parser.parse_block(IMPORT_ID, lines, records)
+    accepted, rejected = parser.parse_block(lines, records)
     assert [r.line for r in rejected] == [2]
     assert "fields" in rejected[0].message
     assert len(accepted) == len(records) - 1
@@ -98,9 +95,9 @@ def test_nulls_in_optional_columns_and_absent_columns_stay_on_the_fast_path() ->
         row["ListUnitPrice"] = "NULL" if i % 2 else ""
     body = to_csv(rows, header)
     parser, lines, records = _records(body)
-    fast = parser._columns(IMPORT_ID, lines, [list(r) for r in records])
+    fast = parser._columns(lines, [list(r) for r in records])
     assert fast is not None
-    at = {name: i for i, name in enumerate(focus.DB_COLUMNS)}
+    at = {name: i for i, name in enumerate(focus.ROW_COLUMNS)}
     for column in ("resource_id", "list_unit_price", "contracted_unit_price", "tags"):
         assert {row[at[column]] for row in fast} == {None}
     assert (fast, []) == _row_by_row(body)
@@ -114,15 +111,13 @@ def test_caches_stay_bounded_and_a_value_seen_valid_is_not_trusted_blindly(
     for n, record in enumerate(records):
         record[parser.tags] = f'{{"n": "{n}"}}'
     for start in range(len(records)):  # one record per block: each block meets new values
-        rows, rejected = parser.parse_block(
-            IMPORT_ID, lines[start : start + 1], records[start : start + 1]
-        )
+        rows, rejected = parser.parse_block(lines[start : start + 1], records[start : start + 1])
         assert (len(rows), rejected) == (1, [])
     assert len(parser._instants) <= 3
     assert len(parser._tags) <= 3
     bad = [list(records[0])]
     bad[0][parser._currency_at] = "EURO"
-    rows, rejected = parser.parse_block(IMPORT_ID, [99], bad)
+    rows, rejected = parser.parse_block([99], bad)
     assert (rows, [(r.line, r.field) for r in rejected]) == ([], [(99, "BillingCurrency")])
 
 
@@ -142,7 +137,7 @@ def test_records_arrive_in_blocks_with_their_line_numbers() -> None:
 
 def test_rows_hold_nothing_the_garbage_collector_must_keep_walking() -> None:
     parser, lines, records = _records(focus_bytes("aws_focus_1_0.csv"))
-    rows, _ = parser.parse_block(str(IMPORT_ID), lines, records)
+    rows, _ = parser.parse_block(lines, records)
     gc.collect()
     assert rows
     assert not any(gc.is_tracked(row) for row in rows)

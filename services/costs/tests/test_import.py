@@ -37,6 +37,14 @@ async def line_item_count(settings: CostsSettings) -> int:
         await conn.close()
 
 
+async def fetch(settings: CostsSettings, query: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await conn.fetch(query)
+    finally:
+        await conn.close()
+
+
 async def sums_by(settings: CostsSettings, column: str) -> dict[str, Decimal]:
     conn = await asyncpg.connect(settings.database_url)
     try:
@@ -366,11 +374,9 @@ async def test_quoted_fields_may_span_lines(client: Client, settings: CostsSetti
     rows[0]["ChargeDescription"] = 'multi\nline "quoted"\ndescription'
     result = await imported(client, to_csv(rows) + b"\n\n")
     assert (result["rows_accepted"], result["rows_rejected"]) == (2, 0)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        lines = await conn.fetch("SELECT line, charge_description FROM costs.line_items ORDER BY 1")
-    finally:
-        await conn.close()
+    lines = await fetch(
+        settings, "SELECT line, charge_description FROM costs.line_items ORDER BY 1"
+    )
     assert [(r["line"], r["charge_description"]) for r in lines] == [
         (2, 'multi\nline "quoted"\ndescription'),
         (5, rows[1]["ChargeDescription"]),
@@ -397,6 +403,21 @@ async def test_each_invalid_value_rejects_its_row_naming_the_column(
     result = await imported(client, to_csv(rows))
     assert (result["rows_accepted"], result["rows_rejected"]) == (1, 1)
     assert [(r["line"], r["field"]) for r in result["rejections"]] == [(3, field)]
+
+
+async def test_unusual_spellings_of_numbers_are_stored_exactly_and_absurd_ones_rejected(
+    client: Client, settings: CostsSettings
+) -> None:
+    rows = focus_rows("aws_focus_1_0.csv")[:6]
+    spellings = ["1.5E+3", "1_000.25", "\u0661\u0662.5", " -0.000000000001 ", "2e-3", "1E-20000"]
+    for row, spelling in zip(rows, spellings, strict=True):
+        row["BilledCost"] = spelling
+    result = await imported(client, to_csv(rows))
+    assert [(r["line"], r["field"]) for r in result["rejections"]] == [(7, "BilledCost")]
+    stored = await fetch(settings, "SELECT line, billed_cost FROM costs.line_items ORDER BY 1")
+    assert [(r["line"], r["billed_cost"]) for r in stored] == [
+        (n + 2, Decimal(spelling)) for n, spelling in enumerate(spellings[:5])
+    ]
 
 
 @pytest.mark.parametrize(

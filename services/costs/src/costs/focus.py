@@ -1,19 +1,19 @@
 """The FOCUS 1.0 / 1.1 billing format: its columns, header mapping and per-row validation.
 
-No I/O here: :class:`RowParser` turns one CSV record (a list of strings) into a tuple in
-:data:`DB_COLUMNS` order, or a list of reasons it was rejected.
+No I/O here: :class:`RowParser` turns CSV records (lists of strings) into checked rows in
+:data:`ROW_COLUMNS` order, every value as text, or the reason each bad record was rejected.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from itertools import repeat
-from operator import itemgetter, lt
+from operator import lt
 from typing import Any
 
 import orjson
@@ -79,7 +79,9 @@ MANDATORY = tuple(c.focus for c in COLUMNS if c.mandatory)
 _KIND_ORDER = (Kind.TEXT, Kind.DECIMAL, Kind.TIMESTAMP, Kind.JSON)
 # Stored columns grouped by kind, so a row is built from one comprehension per kind (speed).
 STORED = tuple(sorted(COLUMNS, key=lambda c: _KIND_ORDER.index(c.kind)))
-DB_COLUMNS = ("import_id", "line", *(c.db for c in STORED))
+# What RowParser produces, per row; the import id is added as the rows are loaded.
+ROW_COLUMNS = ("line", *(c.db for c in STORED))
+DB_COLUMNS = ("import_id", *ROW_COLUMNS)
 _TIMESTAMPS = [c.db for c in STORED if c.kind is Kind.TIMESTAMP]
 COST_BASES = {
     "billed": "billed_cost",
@@ -98,6 +100,8 @@ _NON_NULL = frozenset(
      "ChargePeriodStart", "ChargePeriodEnd", "ProviderName"}
 )  # fmt: skip
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# In a decimal, anything but a sign, digits, a point and blanks: NaN, Infinity, an exponent, "_".
+_UNUSUAL = re.compile(r"[^-+.0-9 |]")
 _FRACTION = re.compile(r"\.(\d{6})\d+")
 # ``_NULLS.get(v, v)`` is the field, or None for the two spellings of null; map() runs it in C.
 _NULLS: dict[str, None] = {"": None, "NULL": None}
@@ -135,6 +139,11 @@ def parse_timestamp(raw: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def utc_text(raw: str) -> str:
+    """The instant as fixed-width UTC ISO 8601 text: it sorts as instants compare."""
+    return parse_timestamp(raw).isoformat(timespec="microseconds")
+
+
 def read_header(names: Sequence[str]) -> tuple[dict[str, int], str]:
     """The index of each known FOCUS column by name, and the FOCUS version the header implies."""
     cleaned = [n.strip() for n in names]
@@ -155,19 +164,21 @@ def read_header(names: Sequence[str]) -> tuple[dict[str, int], str]:
 
 
 class RowParser:
-    """Converts records of one file, given its header, into rows for ``line_items``."""
+    """Checks records of one file, given its header, and turns them into rows to load.
+
+    A row is ``(line, *values)`` in :data:`ROW_COLUMNS` order, every value as text or None:
+    decimals exactly as written (or their canonical form), instants as UTC ISO 8601. PostgreSQL
+    turns them into ``NUMERIC`` and ``timestamptz`` while it loads them (see ``storage``), so
+    every value has already been checked here and the database never sees a bad one.
+    """
 
     def __init__(self, index: dict[str, int], width: int) -> None:
         self.width = width
         # A column the file lacks reads position ``width``: an empty field appended to each record.
         self.slots = [(c, index.get(c.focus, width)) for c in STORED]
-        self.text = itemgetter(*[p for c, p in self.slots if c.kind is Kind.TEXT])
-        self.decimal = itemgetter(*[p for c, p in self.slots if c.kind is Kind.DECIMAL])
-        self.timestamp = itemgetter(*[p for c, p in self.slots if c.kind is Kind.TIMESTAMP])
         self.tags = index.get("Tags", width)
-        self.required = [i + 2 for i, c in enumerate(STORED) if c.focus in _NON_NULL]
         # Billing files repeat the same few timestamps on every row; parse each once.
-        self._instants: dict[str, datetime] = {}
+        self._instants: dict[str, str] = {}
         # Values already seen valid: tag objects and currency codes repeat on most rows too.
         self._tags: set[str] = set()
         self._currencies: set[str] = set()
@@ -186,17 +197,18 @@ class RowParser:
         ]
 
     def parse_block(
-        self, import_id: Any, lines: Sequence[int], records: list[list[str]]
+        self, lines: Sequence[int], records: list[list[str]]
     ) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
-        """Rows for ``line_items`` and rejections, for records of consecutive lines.
+        """Rows and rejections, for records and the lines they start on.
 
-        Column by column first: transposing the block and converting each column with ``map``
-        keeps the per-value work in C, which is most of the import's cost otherwise. A block
-        with anything doubtful (a wrong width, a null where FOCUS forbids one, a value that does
-        not convert, a failed check) is parsed again row by row, which names each bad row.
+        Column by column first: transposing the block and checking each column with ``map`` and
+        set operations keeps the per-value work in C, which is most of the import's cost
+        otherwise. A block with anything doubtful (a wrong width, a null where FOCUS forbids one,
+        a value that does not convert or is unusual, a failed check) is parsed again row by row,
+        which names each bad row.
         """
         try:
-            rows = self._columns(import_id, lines, records)
+            rows = self._columns(lines, records)
         except (ValueError, InvalidOperation, TypeError):
             rows = None
         if rows is not None:
@@ -204,7 +216,7 @@ class RowParser:
         accepted: list[tuple[Any, ...]] = []
         rejected: list[Rejection] = []
         for line, record in zip(lines, records, strict=True):
-            row = self.parse(import_id, line, record)
+            row = self.parse(line, record)
             if isinstance(row, Rejection):
                 rejected.append(row)
             else:
@@ -212,7 +224,7 @@ class RowParser:
         return accepted, rejected
 
     def _columns(
-        self, import_id: Any, lines: Sequence[int], records: list[list[str]]
+        self, lines: Sequence[int], records: list[list[str]]
     ) -> list[tuple[Any, ...]] | None:
         """The block's rows if every value passes, else None (or a conversion error)."""
         if not records or set(map(len, records)) != {self.width}:
@@ -220,7 +232,7 @@ class RowParser:
         columns: list[Sequence[Any]] = list(zip(*records, strict=True))
         nulls: tuple[None, ...] = (None,) * len(records)
         columns.append(nulls)  # position ``width``: a FOCUS column this file lacks
-        texts: list[Any] = []
+        texts: list[Sequence[Any]] = []
         for at, mandatory in self._text_at:
             column = columns[at]
             if "" in column or "NULL" in column:
@@ -228,23 +240,23 @@ class RowParser:
                     return None
                 column = list(map(_NULLS.get, column, column))
             texts.append(column)
-        decimals: list[Any] = []
+        decimals: list[Sequence[Any]] = []
         for at, mandatory in self._decimal_at:
             column = columns[at]
-            if column is nulls:
-                decimals.append(nulls)
-                continue
-            # Every finite decimal spelling lacks an "n"; NaN, sNaN and Infinity have one.
-            if "n" in "|".join(column).replace("NULL", "").lower():
-                return None
-            if "" in column or "NULL" in column:
-                if mandatory:
+            if column is not nulls:
+                if "" in column or "NULL" in column:
+                    if mandatory:
+                        return None
+                    column = list(map(_NULLS.get, column, column))
+                # Plain ASCII numbers only: an exponent, NaN, Infinity, "_" or non-ASCII digits
+                # go row by row, where they are bounded and written in canonical form.
+                joined = "|".join(filter(None, column))
+                if not joined.isascii() or _UNUSUAL.search(joined):
                     return None
-                decimals.append([None if v == "" or v == "NULL" else Decimal(v) for v in column])
-            else:
-                decimals.append(list(map(Decimal, column)))
+                deque(map(Decimal, filter(None, column)), maxlen=0)  # raises if one is not a number
+            decimals.append(column)
         instants = self._instants
-        timestamps: list[list[datetime]] = []
+        timestamps: list[list[str]] = []
         for at in self._timestamp_at:
             column = columns[at]
             unseen = set(column).difference(instants)
@@ -255,7 +267,7 @@ class RowParser:
                     instants.clear()
                     unseen = set(column)
                 for raw in unseen:
-                    instants[raw] = parse_timestamp(raw)
+                    instants[raw] = utc_text(raw)
             timestamps.append(list(map(instants.__getitem__, column)))
         for start, end in self._periods:
             if not all(map(lt, timestamps[start], timestamps[end])):
@@ -270,9 +282,7 @@ class RowParser:
                 tags = list(map(_NULLS.get, tags, tags))
             if not self._known(self._tags, tags, _valid_tags):
                 return None
-        return list(
-            zip(repeat(import_id), lines, *texts, *decimals, *timestamps, tags, strict=False)
-        )
+        return list(zip(lines, *texts, *decimals, *timestamps, tags, strict=True))
 
     @staticmethod
     def _known(seen: set[Any], column: Sequence[Any], valid: Any) -> bool:
@@ -287,54 +297,12 @@ class RowParser:
         seen.update(unseen)
         return True
 
-    def _instant(self, raw: str) -> datetime:
-        value = self._instants.get(raw)
-        if value is None:
-            value = parse_timestamp(raw)
-            if len(self._instants) < _CACHE_LIMIT:
-                self._instants[raw] = value
-        return value
-
-    def parse(self, import_id: Any, line: int, record: list[str]) -> tuple[Any, ...] | Rejection:
-        """The row for ``line_items``, or why it was rejected.
-
-        The fast path converts whole kinds at once; any doubt (an exception, a NaN/Infinity, a
-        null where FOCUS forbids one) goes to :meth:`_diagnose`, which names the column.
-        """
+    def parse(self, line: int, record: list[str]) -> tuple[Any, ...] | Rejection:
+        """One record's row, or why it was rejected, naming the column."""
         if len(record) != self.width:
             return Rejection(line, None, f"expected {self.width} fields, found {len(record)}")
-        record.append("")
-        try:
-            raw_decimals = self.decimal(record)
-            if "n" in (joined := "|".join(raw_decimals).replace("NULL", "").lower()):
-                raise ValueError(f"not finite: {joined}")
-            instants = self._instants
-            raw_tags = record[self.tags]
-            tags = None if raw_tags == "" or raw_tags == "NULL" else raw_tags
-            if tags is not None and not isinstance(orjson.loads(tags), dict):
-                raise ValueError("tags must be a JSON object")
-            values = (
-                import_id,
-                line,
-                *[None if v == "" or v == "NULL" else v for v in self.text(record)],
-                *[None if v == "" or v == "NULL" else Decimal(v) for v in raw_decimals],
-                *[
-                    None if v == "" or v == "NULL" else instants.get(v) or self._instant(v)
-                    for v in self.timestamp(record)
-                ],
-                tags,
-            )
-        except (ValueError, InvalidOperation):
-            return self._diagnose(import_id, line, record)
-        for i in self.required:
-            if values[i] is None:
-                return self._diagnose(import_id, line, record)
-        return self._check(line, values)
-
-    def _diagnose(
-        self, import_id: Any, line: int, record: list[str]
-    ) -> tuple[Any, ...] | Rejection:
-        values: list[Any] = [import_id, line]
+        record = [*record, ""]
+        values: list[Any] = [line]
         for column, position in self.slots:
             raw = record[position]
             if raw == "" or raw == "NULL":
@@ -346,18 +314,24 @@ class RowParser:
                 values.append(self._convert(column.kind, raw))
             except (ValueError, InvalidOperation):
                 return Rejection(line, column.focus, f"not a valid {column.kind.value}")
-        return self._check(line, tuple(values))  # pragma: no cover - the fast path would accept
+        return self._check(line, values)
 
-    def _convert(self, kind: Kind, raw: str) -> Any:
+    def _convert(self, kind: Kind, raw: str) -> str:
         if kind is Kind.TEXT:
             return raw
         if kind is Kind.DECIMAL:
             value = Decimal(raw)
-            if not value.is_finite():
-                raise ValueError("not finite")
-            return value
+            # Finite, and within what PostgreSQL's NUMERIC holds (16383 digits after the point).
+            if not value.is_finite() or not -16383 <= int(value.as_tuple().exponent) <= 100_000:
+                raise ValueError("not a storable number")
+            return raw if raw.isascii() and not _UNUSUAL.search(raw) else str(value)
         if kind is Kind.TIMESTAMP:
-            return self._instant(raw)
+            value_text = self._instants.get(raw)
+            if value_text is None:
+                value_text = utc_text(raw)
+                if len(self._instants) < _CACHE_LIMIT:
+                    self._instants[raw] = value_text
+            return value_text
         # Kept as the provider wrote it (exported back unchanged); checked to be a JSON object.
         if not isinstance(orjson.loads(raw), dict):
             raise ValueError("tags must be a JSON object")
@@ -389,9 +363,9 @@ def _valid_tags(value: Any) -> bool:
         return False
 
 
-_CATEGORY = DB_COLUMNS.index("charge_category")
-_CURRENCY_AT = DB_COLUMNS.index("billing_currency")
-_CHARGE_START = DB_COLUMNS.index("charge_period_start")
-_CHARGE_END = DB_COLUMNS.index("charge_period_end")
-_BILLING_START = DB_COLUMNS.index("billing_period_start")
-_BILLING_END = DB_COLUMNS.index("billing_period_end")
+_CATEGORY = ROW_COLUMNS.index("charge_category")
+_CURRENCY_AT = ROW_COLUMNS.index("billing_currency")
+_CHARGE_START = ROW_COLUMNS.index("charge_period_start")
+_CHARGE_END = ROW_COLUMNS.index("charge_period_end")
+_BILLING_START = ROW_COLUMNS.index("billing_period_start")
+_BILLING_END = ROW_COLUMNS.index("billing_period_end")

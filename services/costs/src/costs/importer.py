@@ -24,7 +24,7 @@ from prometheus_client import Counter
 
 from common.errors import NotFound, ProblemError
 from costs import storage
-from costs.focus import DB_COLUMNS, HeaderError, Rejection, RowParser, read_header
+from costs.focus import HeaderError, Rejection, RowParser, read_header
 from costs.records import FileError, csv_records
 
 IMPORT_ROWS = Counter(
@@ -144,16 +144,13 @@ class Importer:
         chunks: AsyncIterable[bytes],
         progress: ImportProgress,
     ) -> None:
-        """Parse and COPY in a pipeline: one batch is loading while the next one is parsed.
+        """Parse and load in a pipeline: one batch is loading while the next one is parsed.
 
-        PostgreSQL ingests a COPY on its own core, so overlapping it with parsing here nearly
-        hides it; at most one COPY is in flight (one connection), which bounds memory to two
-        batches.
+        PostgreSQL ingests a batch (COPY, then the typed INSERT) on its own core, so overlapping
+        it with parsing here nearly hides it; at most one batch is in flight (one connection),
+        which bounds memory to two batches.
         """
         parser: RowParser | None = None
-        # As text, the id keeps each row tuple free of objects the garbage collector tracks, so
-        # the collector stops walking rows once they are built (asyncpg encodes text ids in C).
-        import_id = str(progress.import_id)
         batch: list[tuple[Any, ...]] = []
         copying: asyncio.Task[None] | None = None
 
@@ -163,6 +160,7 @@ class Importer:
                 await copying
             copying = asyncio.create_task(self._copy(conn, rows, progress))
 
+        await storage.create_staging(conn)
         try:
             async for lines, records in csv_records(
                 chunks, max_line_bytes=self.max_line_bytes, chunk_bytes=self.chunk_bytes
@@ -174,7 +172,7 @@ class Importer:
                     parser = RowParser(index, len(records[0]))
                     lines, records = lines[1:], records[1:]
                 progress.rows_read += len(records)
-                rows, rejections = parser.parse_block(import_id, lines, records)
+                rows, rejections = parser.parse_block(lines, records)
                 if rejections:
                     progress.rows_rejected += len(rejections)
                     room = self.max_stored_rejections - len(progress.rejections)
@@ -203,7 +201,7 @@ class Importer:
         batch: list[tuple[Any, ...]],
         progress: ImportProgress,
     ) -> None:
-        await conn.copy_records_to_table("line_items", records=batch, columns=DB_COLUMNS)
+        await storage.load_rows(conn, progress.import_id, batch)
         progress.rows_accepted += len(batch)
         await self._report(progress)
 

@@ -12,7 +12,7 @@ import asyncpg
 
 from common.db import Connection
 from costs.domain import GROUPS, TAG_PREFIX, Budget, BudgetFields, BudgetPatch
-from costs.focus import COLUMNS, COST_BASES, Rejection
+from costs.focus import COLUMNS, COST_BASES, ROW_COLUMNS, STORED, Kind, Rejection
 
 IMPORT_COLUMNS = (
     "id, filename, status, focus_version, sha256, rows_read, rows_accepted, rows_rejected, "
@@ -79,6 +79,36 @@ async def store_rejections(
             records=[(import_id, r.line, r.field, r.message) for r in rejections],
             columns=("import_id", "line", "field", "message"),
         )
+
+
+# Imported rows are COPYed as text into a temporary table of the import's transaction, then
+# moved into line_items by one INSERT … SELECT that casts them: PostgreSQL parses the numbers and
+# instants on its own core while the next batch is read here, instead of this process encoding
+# them (the rows were checked before, so no cast can fail).
+_SQL_TYPES = {Kind.DECIMAL: "numeric", Kind.TIMESTAMP: "timestamptz"}
+_STAGED = "focus_import_rows"
+_CREATE_STAGED = (
+    f"CREATE TEMPORARY TABLE {_STAGED} (line bigint, "
+    + ", ".join(f"{c.db} text" for c in STORED)
+    + ") ON COMMIT DROP"
+)
+_MOVE_STAGED = (
+    f"INSERT INTO line_items (import_id, {', '.join(ROW_COLUMNS)}) SELECT $1::uuid, line, "
+    + ", ".join(f"{c.db}::{_SQL_TYPES[c.kind]}" if c.kind in _SQL_TYPES else c.db for c in STORED)
+    + f" FROM {_STAGED}"
+)
+
+
+async def create_staging(conn: Connection) -> None:
+    """The import's temporary table; it lives until the import's transaction ends."""
+    await conn.execute(_CREATE_STAGED)
+
+
+async def load_rows(conn: Connection, import_id: UUID, rows: Sequence[Sequence[Any]]) -> None:
+    """COPY checked rows (``ROW_COLUMNS``, as text) and add them to ``line_items``."""
+    await conn.copy_records_to_table(_STAGED, records=rows, columns=ROW_COLUMNS)
+    await conn.execute(_MOVE_STAGED, import_id)
+    await conn.execute(f"TRUNCATE {_STAGED}")
 
 
 async def replace_overlapping(conn: Connection, import_id: UUID, sha256: str) -> int:
