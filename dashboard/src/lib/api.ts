@@ -1,0 +1,160 @@
+import { useSessionStore } from '@/stores/session';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** An API failure, read from the gateway's application/problem+json body. */
+export class ApiError extends Error {
+  status: number;
+  title: string;
+  detail?: string;
+  requestId?: string;
+  errors?: FieldError[];
+  type?: string;
+
+  constructor(init: {
+    status: number;
+    title: string;
+    detail?: string;
+    requestId?: string;
+    errors?: FieldError[];
+    type?: string;
+  }) {
+    super(init.detail ? `${init.title}: ${init.detail}` : init.title);
+    this.name = 'ApiError';
+    this.status = init.status;
+    this.title = init.title;
+    this.detail = init.detail;
+    this.requestId = init.requestId;
+    this.errors = init.errors;
+    this.type = init.type;
+  }
+}
+
+export interface ApiResult<T> {
+  data: T;
+  meta: Record<string, unknown>;
+}
+
+export type ApiInit = RequestInit & { json?: unknown };
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Headers a state-changing request made without `apiFetch` (e.g. XMLHttpRequest) must carry. */
+export function csrfHeaders(): Record<string, string> {
+  const token = useSessionStore.getState().csrfToken;
+  return token ? { 'X-CSRF-Token': token } : {};
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function readFieldErrors(value: unknown): FieldError[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const errors: FieldError[] = [];
+  for (const item of value) {
+    if (isRecord(item)) {
+      errors.push({
+        field: asString(item.field) ?? asString(item.loc) ?? '',
+        message: asString(item.message) ?? asString(item.msg) ?? String(item.message ?? ''),
+      });
+    }
+  }
+  return errors.length > 0 ? errors : undefined;
+}
+
+/** Builds an ApiError from any failed response body (problem+json or not). */
+export function problemToError(status: number, body: unknown, headerRequestId?: string | null): ApiError {
+  const problem = isRecord(body) ? body : {};
+  return new ApiError({
+    status,
+    title: asString(problem.title) ?? (status === 0 ? 'Network error' : `Request failed (HTTP ${status})`),
+    detail: asString(problem.detail),
+    requestId: asString(problem.request_id) ?? headerRequestId ?? undefined,
+    errors: readFieldErrors(problem.errors),
+    type: asString(problem.type),
+  });
+}
+
+async function readBody(response: Response): Promise<unknown> {
+  if (response.status === 204) return undefined;
+  const text = await response.text();
+  if (text === '') return undefined;
+  const contentType = response.headers.get('content-type') ?? '';
+  if (contentType.includes('json')) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+/**
+ * Calls the gateway with the session cookie. Unwraps the `{success, data, meta}` envelope,
+ * throws ApiError for problem+json answers, and on 401 ends the session so the login page shows.
+ */
+export async function apiFetch<T>(path: string, init: ApiInit = {}): Promise<ApiResult<T>> {
+  const { json, headers: initHeaders, ...rest } = init;
+  const method = (rest.method ?? (json !== undefined ? 'POST' : 'GET')).toUpperCase();
+  const headers = new Headers(initHeaders);
+  if (!headers.has('Accept')) headers.set('Accept', 'application/json');
+  let body = rest.body;
+  if (json !== undefined) {
+    headers.set('Content-Type', 'application/json');
+    body = JSON.stringify(json);
+  }
+  if (!SAFE_METHODS.has(method)) {
+    for (const [name, value] of Object.entries(csrfHeaders())) headers.set(name, value);
+  }
+
+  let response: Response;
+  try {
+    response = await fetch(path, { ...rest, method, headers, body, credentials: 'same-origin' });
+  } catch (cause) {
+    if (cause instanceof DOMException && cause.name === 'AbortError') throw cause;
+    throw new ApiError({
+      status: 0,
+      title: 'Network error',
+      detail: 'The server could not be reached. Check your connection and try again.',
+    });
+  }
+
+  const payload = await readBody(response);
+  if (!response.ok) {
+    if (response.status === 401) {
+      const session = useSessionStore.getState();
+      // A failed sign-in is not an ended session: only a signed-in user gets the notice.
+      session.clearSession(
+        session.status === 'authenticated' ? 'Your session has ended. Please sign in again.' : null,
+      );
+    }
+    throw problemToError(response.status, payload, response.headers.get('X-Request-ID'));
+  }
+  if (isRecord(payload) && 'success' in payload) {
+    return {
+      data: payload.data as T,
+      meta: isRecord(payload.meta) ? payload.meta : {},
+    };
+  }
+  return { data: payload as T, meta: {} };
+}
+
+/** Builds a query string from defined, non-empty values. */
+export function toQuery(params: Record<string, string | number | boolean | null | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') continue;
+    search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
