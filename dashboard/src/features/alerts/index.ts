@@ -1,0 +1,2 @@
+export { AlertFeed } from './components/AlertFeed';
+export { AlertsPage } from './components/AlertsPage';
