@@ -90,7 +90,10 @@ async def test_login_sets_a_strict_httponly_session_that_authenticates(
     assert (await client.get("/api/costs/daily")).status == 200
     assert costs_recorder.requests[-1]["headers"]["X-CloudOps-Principal"] == "alice"
     assert "Cookie" not in costs_recorder.requests[-1]["headers"]
-    assert (await client.post("/api/costs/budgets", json={})).status == 403
+    csrf = {"X-CSRF-Token": (await resp.json())["data"]["csrf_token"]}
+    refused = await client.post("/api/costs/budgets", json={}, headers=csrf)
+    assert refused.status == 403
+    assert (await refused.json())["type"].endswith("/forbidden")
 
 
 async def test_session_cookie_is_secure_behind_tls(
@@ -113,7 +116,9 @@ async def test_session_cookie_is_secure_behind_tls(
 async def test_login_rotates_the_session_id_and_logout_ends_it(client: Client) -> None:
     await make_user(client)
     first = (await login(client)).cookies["cloudops_session"].value
-    second = (await login(client)).cookies["cloudops_session"].value
+    second_login = await login(client)
+    second = second_login.cookies["cloudops_session"].value
+    csrf = (await second_login.json())["data"]["csrf_token"]
     assert first != second
     client.session.cookie_jar.clear()
 
@@ -124,7 +129,10 @@ async def test_login_rotates_the_session_id_and_logout_ends_it(client: Client) -
     # The old id is gone server-side, not only replaced in this browser.
     assert await status_with(first) == 401
     assert await status_with(second) == 200
-    logout = await client.post("/api/auth/logout", headers={"Cookie": f"cloudops_session={second}"})
+    logout = await client.post(
+        "/api/auth/logout",
+        headers={"Cookie": f"cloudops_session={second}", "X-CSRF-Token": csrf},
+    )
     assert logout.status == 204
     assert await status_with(second) == 401
 

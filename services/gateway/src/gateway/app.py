@@ -13,11 +13,16 @@ refusal first, so that nothing expensive runs for a request that is refused anyw
    preflight: all without touching Redis or PostgreSQL;
 7. ``bots``: User-Agent patterns and honeypot paths, before authentication so a trap path
    never answers 401 and so reveals nothing;
-8. ``auth``: identify the caller (401), then check the route's permission (403); before the
-   rate limiter so that the limit counts per key, and refused calls consume no quota (keys
-   and tokens are 256-bit secrets, so unthrottled 401s do not help guessing; password logins
-   have their own per-account and per-IP failure limits);
-9. ``rate_limit``: one atomic Redis script per request (also checks the honeypot flag).
+8. ``auth``: identify the caller (401), check the CSRF token of a change made with the session
+   cookie (403 ``.../csrf``), then check the route's permission (403); before the rate limiter
+   so that the limit counts per key or user, and refused calls consume no quota (keys and
+   tokens are 256-bit secrets, so unthrottled 401s do not help guessing; password logins have
+   their own per-account and per-IP failure limits). The CSRF check sits here because only
+   authentication knows whether the cookie (rather than a key or token) identified the caller,
+   and the session record it already loaded holds the token, so the check costs no extra Redis
+   call; being before the limiter, a forged request never spends the user's quota;
+9. ``rate_limit``: one atomic Redis script per request (also checks the honeypot flag); session
+   callers count against their own, larger, per-user quota.
 
 The gateway has no sub-applications, so its code reads app state from ``request.app``;
 ``request.config_dict`` builds a new chain map on every access and showed up in the profile.
@@ -82,6 +87,7 @@ def gateway_routes() -> list[RouteSpec]:
         local("/api/auth/token", "POST", None, handlers.issue_token, max_body_bytes=small),
         local("/api/auth/login", "POST", None, handlers.login, max_body_bytes=small),
         local("/api/auth/logout", "POST", None, handlers.logout, max_body_bytes=small),
+        local("/api/auth/session", "GET", None, handlers.current_session),
         local("/api/admin/keys", "GET", ADMIN, handlers.list_keys, **admin),
         local("/api/admin/keys", "POST", ADMIN, handlers.create_key, **admin),
         local("/api/admin/keys/{key_id}", "DELETE", ADMIN, handlers.revoke_key, **admin),

@@ -3,6 +3,8 @@
 Credentials are read from headers only: ``X-API-Key``, ``Authorization: Bearer``, or the
 dashboard session cookie, in that order. A credential that is present but wrong is a 401 even
 if another one would have worked: a caller must not be able to probe keys behind a valid cookie.
+A change authenticated by the cookie must also carry the session's CSRF token
+(:mod:`gateway.csrf`); it is checked here, where the session is already loaded.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from aiohttp import web
 
 from common.errors import Forbidden, Unauthorized
 from common.web import Handler
+from gateway.csrf import check_csrf
 from gateway.keys import KEY_RING, key_principal
 from gateway.principal import PRINCIPAL, Principal
 from gateway.routes import route_spec
 from gateway.security_log import security_event
-from gateway.sessions import SESSIONS
+from gateway.sessions import SESSION, SESSIONS
 from gateway.tokens import TOKEN_ISSUER, InvalidToken
 
 KEY_CHALLENGE = 'ApiKey realm="cloudops", Bearer realm="cloudops"'
@@ -47,7 +50,11 @@ async def authenticate(request: web.Request) -> Principal | None:
             return request.app[TOKEN_ISSUER].verify(token.strip())
         except InvalidToken:
             raise _unauthorized(request, "invalid bearer token", BAD_BEARER_CHALLENGE) from None
-    return await request.app[SESSIONS].principal(request)
+    session = await request.app[SESSIONS].load(request)
+    if session is None:
+        return None
+    request[SESSION] = session
+    return session.principal
 
 
 @web.middleware
@@ -58,6 +65,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     principal = await authenticate(request)
     if principal is not None:
         request[PRINCIPAL] = principal
+    session = request.get(SESSION)
+    if session is not None:
+        check_csrf(request, spec, session)
     if spec.permission is None:
         return await handler(request)
     if principal is None:

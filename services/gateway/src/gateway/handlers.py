@@ -1,4 +1,5 @@
-"""HTTP handlers the gateway answers itself: health, admin keys and users, login and tokens."""
+"""HTTP handlers the gateway answers itself: health, admin keys and users, login, the dashboard
+session, and tokens."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from gateway.keys import KEY_RING
 from gateway.network import CLIENT
 from gateway.principal import PRINCIPAL, Principal
 from gateway.security_log import security_event
-from gateway.sessions import SESSIONS
+from gateway.sessions import SESSION, SESSIONS
 from gateway.settings import GATEWAY_SETTINGS
 from gateway.tokens import TOKEN_ISSUER
 from gateway.users import LOGIN_GUARD, USERS
@@ -101,11 +102,21 @@ async def login(request: web.Request) -> web.Response:
             "Unknown user or wrong password.", headers={"WWW-Authenticate": LOGIN_CHALLENGE}
         )
     principal = await _check_password(request, Credentials.model_validate(raw))
-    response = json_response(
-        {"username": principal.name, "permissions": sorted(principal.permissions)}
-    )
-    await request.app[SESSIONS].start(request, response, principal)
+    sessions = request.app[SESSIONS]
+    session = await sessions.start(request, principal)
+    response = json_response(session.public())
+    sessions.set_cookie(request, response, session)
     return response
+
+
+async def current_session(request: web.Request) -> web.Response:
+    """The dashboard's session, CSRF token included, so a reloaded page can carry on."""
+    session = request.get(SESSION)
+    if session is None:
+        raise Unauthorized(
+            "There is no live session.", headers={"WWW-Authenticate": LOGIN_CHALLENGE}
+        )
+    return json_response(session.public())
 
 
 async def logout(request: web.Request) -> web.Response:

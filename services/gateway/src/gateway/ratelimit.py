@@ -5,6 +5,10 @@ One Lua script per request does the whole decision atomically with the server's 
 consume quota. The same script first checks the honeypot flag of the client, saving a round
 trip. If Redis is unreachable the gateway keeps serving under an in-process window (per
 replica, so looser) and counts every such decision; the limiter never turns into a 500.
+
+Policies, each its own bucket per subject: ``key`` (a key with its own limit), ``session`` (the
+dashboard: one page view makes several calls, so a user gets a quota sized for a UI), a route's
+own limit, else ``default`` (keys without their own limit, tokens, anonymous callers by IP).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from gateway.network import CLIENT
 from gateway.principal import PRINCIPAL
 from gateway.routes import RouteSpec, route_spec
 from gateway.security_log import security_event
+from gateway.sessions import SESSION
 from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
 
 RATE_LIMIT_DECISIONS = Counter(
@@ -200,6 +205,8 @@ def _limits(
     if principal is not None and principal.rate_limit is not None:
         window = principal.rate_window_seconds or settings.rate_window_seconds
         return "key", principal.rate_limit, window
+    if SESSION in request:
+        return "session", settings.session_rate_limit, settings.session_rate_window_seconds
     if spec.rate_limit is not None:
         return (
             spec.policy,

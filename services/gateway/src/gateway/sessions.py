@@ -5,6 +5,10 @@ replicas share it and tests clean it up; aiohttp-session's storage renders and r
 (HttpOnly, SameSite=Strict, Secure when the client reached us over TLS). Its middleware is not
 used: it keeps state under string request keys (aiohttp 3.14 warns on those) and saves after the
 handler, too late for streamed proxy responses. Login always starts a new session id.
+
+Each session record also holds the session's CSRF token (the synchronizer-token pattern, see
+:mod:`gateway.csrf`): random, made at login, returned to the dashboard in the login and session
+bodies, never in a cookie.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,6 +36,23 @@ from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
 TOUCH_EVERY_SECONDS = 60
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A live dashboard session: who it belongs to and the token its changes must carry."""
+
+    principal: Principal
+    csrf_token: str = field(repr=False)
+    identity: str = field(repr=False)  # the cookie's value: a credential, never logged
+
+    def public(self) -> dict[str, Any]:
+        """The body of login and ``GET /api/auth/session``."""
+        return {
+            "username": self.principal.name,
+            "permissions": sorted(p.value for p in self.principal.permissions),
+            "csrf_token": self.csrf_token,
+        }
+
+
 class Sessions:
     def __init__(self, redis: Redis, settings: GatewaySettings) -> None:
         self._redis = redis
@@ -46,8 +68,8 @@ class Sessions:
             path="/",
         )
 
-    async def principal(self, request: web.Request) -> Principal | None:
-        """The user of a live session cookie; None without one or when it has timed out."""
+    async def load(self, request: web.Request) -> Session | None:
+        """The session of a live cookie; None without one or when it has timed out."""
         identity = self.storage.load_cookie(request)
         if not isinstance(identity, str) or not identity or len(identity) > 128:
             return None
@@ -59,7 +81,9 @@ class Sessions:
             data: dict[str, Any] = orjson.loads(raw)
             now = time.time()
             if (
-                now - data["login_at"] > self._settings.session_absolute_seconds
+                # A record from before CSRF tokens existed cannot authorize a change: log in again.
+                "csrf" not in data
+                or now - data["login_at"] > self._settings.session_absolute_seconds
                 or now - data["seen_at"] > self._settings.session_idle_seconds
             ):
                 await self._redis.delete(key)
@@ -73,27 +97,43 @@ class Sessions:
             raise ServiceUnavailable(
                 "Sessions are unavailable right now.", headers={"Retry-After": "5"}
             ) from None
-        return Principal(
+        principal = Principal(
             kind="user", name=data["user"], permissions=parse_permissions(data["perms"])
         )
+        return Session(principal=principal, csrf_token=data["csrf"], identity=identity)
 
-    async def start(
-        self, request: web.Request, response: web.StreamResponse, user: Principal
-    ) -> None:
-        """Begin a fresh session for ``user``; any session id the client had is dropped."""
+    async def start(self, request: web.Request, user: Principal) -> Session:
+        """Begin a fresh session for ``user``; any session id the client had is dropped.
+
+        The caller renders the response and hands it to :meth:`set_cookie`.
+        """
         await self.end(request, None)
         now = time.time()
-        identity = secrets.token_urlsafe(32)
+        session = Session(
+            principal=user,
+            csrf_token=secrets.token_urlsafe(32),
+            identity=secrets.token_urlsafe(32),
+        )
         data = {
             "user": user.name,
             "perms": sorted(p.value for p in user.permissions),
+            "csrf": session.csrf_token,
             "login_at": now,
             "seen_at": now,
         }
         await self._redis.set(
-            self._prefix + identity, orjson.dumps(data), ex=self._settings.session_idle_seconds
+            self._prefix + session.identity,
+            orjson.dumps(data),
+            ex=self._settings.session_idle_seconds,
         )
-        self.storage.save_cookie(response, identity, max_age=self._settings.session_idle_seconds)
+        return session
+
+    def set_cookie(
+        self, request: web.Request, response: web.StreamResponse, session: Session
+    ) -> None:
+        self.storage.save_cookie(
+            response, session.identity, max_age=self._settings.session_idle_seconds
+        )
         client = request.get(CLIENT)
         if client is not None and client.secure:
             response.cookies[self.cookie]["secure"] = True
@@ -107,6 +147,8 @@ class Sessions:
 
 
 SESSIONS = web.AppKey("sessions", Sessions)
+# Set by authentication when the session cookie (not a key or token) identified the caller.
+SESSION = web.RequestKey("session", Session)
 
 
 async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:

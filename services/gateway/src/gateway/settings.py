@@ -79,6 +79,9 @@ class GatewaySettings(ServiceSettings):
     # Rate limiting.
     rate_limit: int = Field(default=100, ge=1)
     rate_window_seconds: int = Field(default=900, ge=1)
+    # Dashboard sessions, per user: a page view makes several calls, a key's quota would not do.
+    session_rate_limit: int = Field(default=3000, ge=1)
+    session_rate_window_seconds: int = Field(default=300, ge=1)
     fallback_rate_limit: int = Field(default=100, ge=1)
     # Per route template: (limit, window seconds), e.g. {"/api/auth/token": [10, 60]}.
     route_rate_limits: dict[str, tuple[int, int]] = {}
