@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.config import ServiceSettings
+from common.limits import UPLOAD_MAX_BYTES
 
 
 class CostsSettings(ServiceSettings):
@@ -20,9 +21,10 @@ class CostsSettings(ServiceSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # FOCUS import limits: a physical line or one record larger than this ends the import, so a
-    # hostile file (one 1 GB line) is refused with bounded memory.
+    # hostile file (one 1 GB line) is refused with bounded memory. The upload limit is the one
+    # nginx and the gateway apply on the public path.
     import_max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
-    import_max_upload_bytes: int = Field(default=20 * 1024**3, ge=1024)
+    import_max_upload_bytes: int = Field(default=UPLOAD_MAX_BYTES, ge=1024)
     import_batch_rows: int = Field(default=5000, ge=1)
     import_chunk_bytes: int = Field(default=128 * 1024, ge=1024)
     import_max_stored_rejections: int = Field(default=1000, ge=1)

@@ -2,13 +2,16 @@
 
 Cheap refusals first, before anything reads the body or touches Redis: TRACE-like methods,
 credentials in the query string, bodies declared too large or of the wrong media type.
-Bodies are read in bounded chunks (a chunked body over the limit is cut off, never buffered
-past it) and JSON bodies are checked for depth and executable markup before going upstream.
+JSON bodies are small and must be inspected: they are read in bounded chunks (a chunked body
+over the limit is cut off, never buffered past it) and checked for depth and executable markup
+before going upstream. Every other body (billing files) is never held: it is forwarded as it
+arrives and counted, and the upstream request is broken off at the limit.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -152,6 +155,49 @@ def _close_after(response: web.Response) -> web.Response:
     # The unread rest of the body must not be parsed as the next request on this connection.
     response.force_close()
     return response
+
+
+class StreamedBody:
+    """A request body passed on chunk by chunk as it arrives, counted against the route's limit.
+
+    Nothing is kept: each chunk goes upstream and is dropped. Past the limit the stream fails, so
+    the upstream sees a broken body and keeps nothing; ``exceeded`` then tells the proxy to
+    answer 413. A stream that has ``started`` cannot be sent again.
+    """
+
+    def __init__(self, request: web.Request, limit: int) -> None:
+        self._content = request.content
+        self.limit = limit
+        self.length = request.content_length  # as the client declared it, if it did
+        self.sent = 0
+        self.started = False
+        self.exceeded = False
+        self.client_failed = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        self.started = True
+        while True:
+            try:
+                chunk = await self._content.readany()
+            except Exception:
+                self.client_failed = True
+                raise
+            if not chunk:
+                return
+            self.sent += len(chunk)
+            if self.sent > self.limit:
+                self.exceeded = True
+                raise PayloadTooLarge(f"The body may be at most {self.limit} bytes.")
+            yield chunk
+
+
+async def request_body(request: web.Request, spec: RouteSpec) -> bytes | StreamedBody | None:
+    """The body to forward: JSON read whole and checked, anything else streamed."""
+    if not request.body_exists:
+        return None
+    if is_json_content_type(request.content_type):
+        return await read_bounded_body(request, spec)
+    return StreamedBody(request, body_limit(spec, request.app[GATEWAY_SETTINGS]))
 
 
 async def read_bounded_body(request: web.Request, spec: RouteSpec) -> bytes | None:

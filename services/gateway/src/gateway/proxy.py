@@ -2,7 +2,8 @@
 
 Requests are forwarded with hop-by-hop headers removed (RFC 9110 section 7.6.1), client
 credentials and client-sent identity headers stripped, and the gateway's own identity headers
-added. Responses stream back chunk by chunk; the body is never buffered whole.
+added. Request bodies that need no inspection (billing files) and responses stream through
+chunk by chunk; neither is ever buffered whole.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from loguru import logger
 from multidict import CIMultiDict
 
 from common.context import REQUEST_ID, TRACE
-from common.errors import ProblemError, ServiceUnavailable
+from common.errors import BadRequest, PayloadTooLarge, ProblemError, ServiceUnavailable
 from gateway.breaker import CircuitBreaker
-from gateway.hardening import read_bounded_body
+from gateway.hardening import StreamedBody, request_body
 from gateway.network import CLIENT, Client
 from gateway.principal import PRINCIPAL
-from gateway.routes import route_spec
+from gateway.routes import RouteSpec, route_spec
 from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
 
 HOP_BY_HOP = frozenset(
@@ -186,18 +187,58 @@ def _unavailable(upstream: Upstream, detail: str) -> ServiceUnavailable:
     return ServiceUnavailable(detail, headers={"Retry-After": str(upstream.breaker.retry_after())})
 
 
+def _timeout(upstream: Upstream, spec: RouteSpec) -> aiohttp.ClientTimeout:
+    """The session's timeouts, with the route's own read timeout when it has one."""
+    timeout = upstream.session.timeout
+    if spec.read_timeout_seconds is None:
+        return timeout
+    return aiohttp.ClientTimeout(
+        total=None, connect=timeout.connect, sock_read=spec.read_timeout_seconds
+    )
+
+
+def _body_failure(body: bytes | StreamedBody | None) -> ProblemError | None:
+    """The client's fault behind a failed upstream request, if it was the streamed body."""
+    if not isinstance(body, StreamedBody):
+        return None
+    if body.exceeded:
+        return PayloadTooLarge(f"The body may be at most {body.limit} bytes.")
+    if body.client_failed:
+        return BadRequest("The request body ended before it was complete.")
+    return None
+
+
 async def _send(
-    request: web.Request, upstream: Upstream, body: bytes | None, headers: CIMultiDict[str]
+    request: web.Request,
+    upstream: Upstream,
+    spec: RouteSpec,
+    body: bytes | StreamedBody | None,
+    headers: CIMultiDict[str],
 ) -> aiohttp.ClientResponse:
-    """Send once, or twice for idempotent methods when the connection itself failed."""
+    """Send once, or twice for idempotent methods when the connection itself failed.
+
+    A streamed body that has started cannot be replayed: its bytes are gone. Such a request is
+    never retried, and when the stream itself failed (over the limit, client gone) the error is
+    the client's, not the upstream's, so the breaker does not count it.
+    """
     attempts = 2 if request.method in IDEMPOTENT else 1
     url = upstream.base_url + request.raw_path
+    timeout = _timeout(upstream, spec)
+    if isinstance(body, StreamedBody) and body.length is not None:
+        # A sized body stays sized: the service sees the client's Content-Length.
+        headers["Content-Length"] = str(body.length)
     for attempt in range(1, attempts + 1):
         if not upstream.breaker.allow():
             raise _unavailable(upstream, f"The {upstream.name} service is unavailable.")
+        data = body.chunks() if isinstance(body, StreamedBody) else body
         try:
             return await upstream.session.request(
-                request.method, url, headers=headers, data=body, allow_redirects=False
+                request.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                timeout=timeout,
             )
         except TimeoutError:
             # Before ClientConnectionError: aiohttp's timeouts are both. A slow service is not
@@ -205,6 +246,9 @@ async def _send(
             upstream.breaker.record_failure()
             raise GatewayTimeout(f"The {upstream.name} service did not answer in time.") from None
         except aiohttp.ClientConnectionError as exc:
+            client_fault = _body_failure(body)
+            if client_fault is not None:
+                raise client_fault from None
             upstream.breaker.record_failure()
             logger.warning(
                 "upstream connection failed",
@@ -212,6 +256,8 @@ async def _send(
                 attempt=attempt,
                 error=type(exc).__name__,
             )
+            if isinstance(body, StreamedBody) and body.started:
+                break
     raise _unavailable(upstream, f"The {upstream.name} service is unavailable.")
 
 
@@ -237,9 +283,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     assert spec is not None
     assert spec.upstream is not None
     upstream = request.app[UPSTREAMS][spec.upstream]
-    body = await read_bounded_body(request, spec)
+    body = await request_body(request, spec)
     headers = upstream_request_headers(request, request[CLIENT])
-    upstream_response = await _send(request, upstream, body, headers)
+    upstream_response = await _send(request, upstream, spec, body, headers)
     try:
         if upstream_response.status in (502, 503, 504):
             upstream.breaker.record_failure()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
+from common.limits import UPLOAD_MAX_BYTES, UPLOAD_READ_TIMEOUT_SECONDS
 from gateway.principal import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,7 +22,6 @@ WRITE = Permission.WRITE
 ADMIN = Permission.ADMIN
 JSON_TYPES = ("application/json",)
 UPLOAD_TYPES = ("text/csv", "application/csv", "application/gzip", "application/x-gzip")
-UPLOAD_MAX_BYTES = 2 * 1024**3  # nginx's client_max_body_size for /api/costs/imports
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,8 @@ class RouteSpec:
     ``handler`` is used when the gateway answers itself. ``admin_network`` applies the admin IP
     allow list; ``rate_limited`` False exempts liveness probes, which poll forever.
     ``body_types`` are the accepted request media types when a body is sent.
+    ``read_timeout_seconds`` replaces the gateway's upstream read timeout for a route whose
+    answer comes only after a long body has been processed.
     """
 
     template: str
@@ -41,6 +43,7 @@ class RouteSpec:
     handler: Handler | None = None
     max_body_bytes: int | None = None
     body_types: tuple[str, ...] = JSON_TYPES
+    read_timeout_seconds: float | None = None
     rate_limit: int | None = None
     rate_window_seconds: int | None = None
     admin_network: bool = False
@@ -86,9 +89,14 @@ def upstream_routes() -> list[RouteSpec]:
                 ("/{id}", "PATCH,DELETE", WRITE),
             ],
         ),
-        # Billing files: streamed through as CSV or gzip, as large as nginx lets through.
+        # Billing files: streamed through as CSV or gzip, with the same limits as nginx's.
         *(
-            replace(spec, body_types=UPLOAD_TYPES, max_body_bytes=UPLOAD_MAX_BYTES)
+            replace(
+                spec,
+                body_types=UPLOAD_TYPES,
+                max_body_bytes=UPLOAD_MAX_BYTES,
+                read_timeout_seconds=UPLOAD_READ_TIMEOUT_SECONDS,
+            )
             for spec in proxied("/api/costs", "costs", [("/imports", "POST", WRITE)])
         ),
         *proxied(
