@@ -1,0 +1,71 @@
+import { StatusBadge } from '@/components';
+import { formatDateTime } from '@/lib/format';
+
+import type { ImportRecord } from '../types';
+import { ImportFindings } from './ImportFindings';
+import { ReconciliationTable } from './ReconciliationTable';
+import { RejectionList } from './RejectionList';
+
+function count(value: number | null | undefined): string {
+  return value === null || value === undefined ? '—' : value.toLocaleString('en-US');
+}
+
+/** What an import did: rows accepted, rejected and with findings, then the details of each. */
+export function ImportResult({ record }: { record: ImportRecord }) {
+  const figures: [string, string][] = [
+    ['Rows read', count(record.rows_read)],
+    ['Rows accepted', count(record.rows_accepted)],
+    ['Rows rejected', count(record.rows_rejected)],
+  ];
+  if (record.rows_with_findings !== undefined) {
+    figures.push(['Rows with findings', count(record.rows_with_findings)]);
+  }
+  figures.push(['Older rows replaced', count(record.rows_replaced)]);
+  return (
+    <section className="imports-result" aria-label="Import result">
+      <h2>
+        Import of {record.filename}: <StatusBadge status={record.status} />
+      </h2>
+      {record.error?.detail && (
+        <div role="alert">
+          <p>Nothing of the file was kept: {record.error.detail}</p>
+          {record.error.errors && record.error.errors.length > 0 && (
+            <ul>
+              {record.error.errors.map((item, index) => (
+                <li key={index}>
+                  {item.field ? `${item.field}: ` : ''}
+                  {item.message}
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+      <dl className="imports-figures">
+        {figures.map(([label, value]) => (
+          <div key={label}>
+            <dt>{label}</dt>
+            <dd>{value}</dd>
+          </div>
+        ))}
+        <div>
+          <dt>FOCUS version</dt>
+          <dd>{record.focus_version ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>{formatDateTime(record.finished_at)}</dd>
+        </div>
+        <div>
+          <dt>Import id</dt>
+          <dd>
+            <code>{record.id}</code>
+          </dd>
+        </div>
+      </dl>
+      {record.findings && <ImportFindings findings={record.findings} />}
+      <RejectionList rejections={record.rejections} total={record.rows_rejected} />
+      <ReconciliationTable reconciliation={record.reconciliation} />
+    </section>
+  );
+}

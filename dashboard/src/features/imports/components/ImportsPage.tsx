@@ -1,0 +1,24 @@
+import { ErrorMessage } from '@/components';
+
+import { useFocusImport } from '../hooks/useFocusImport';
+import { FocusFileForm } from './FocusFileForm';
+import { ImportProgress } from './ImportProgress';
+import { ImportResult } from './ImportResult';
+import './imports.css';
+
+/** Import a FOCUS billing file and see what came of it. No props. */
+export function ImportsPage() {
+  const focusImport = useFocusImport();
+  const { phase, upload, record, error, filename } = focusImport;
+  const busy = phase === 'uploading' || phase === 'importing';
+  return (
+    <div className="imports-page">
+      <h1>Billing imports</h1>
+      <FocusFileForm busy={busy} onUpload={focusImport.start} />
+      <ImportProgress phase={phase} upload={upload} record={record} onCancel={focusImport.cancel} />
+      {phase === 'cancelled' && <p role="status">The upload of {filename} was cancelled.</p>}
+      {error !== null && <ErrorMessage error={error} context={`Import of ${filename ?? 'the file'} failed`} />}
+      {(phase === 'done' || phase === 'failed') && record && <ImportResult record={record} />}
+    </div>
+  );
+}
