@@ -15,6 +15,7 @@ from common.web import create_base_app
 from resources.handlers import add_routes
 from resources.inventory import INVENTORY, Inventory
 from resources.settings import ResourcesSettings
+from resources.utilization import UTILIZATION, UtilizationHistory
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 SETTINGS_KEY = web.AppKey("resources_settings", ResourcesSettings)
@@ -33,6 +34,12 @@ async def inventory_ctx(app: web.Application) -> AsyncIterator[None]:
     async with app[DB_POOL].acquire() as conn:
         await inventory.refresh_gauge(conn)
     app[INVENTORY] = inventory
+    app[UTILIZATION] = UtilizationHistory(
+        app[DB_POOL],
+        cache,
+        retention_days=settings.utilization_retention_days,
+        max_samples_per_resource=settings.utilization_max_samples_per_resource,
+    )
     yield
 
 

@@ -13,9 +13,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     field_validator,
     model_validator,
@@ -90,6 +92,10 @@ class ResourceFields(_Strict):
     team: ShortText | None = None
     cpu_utilization: Percent | None = None
     memory_utilization: Percent | None = None
+    #: When the resource entered its current status, as the provider reports it (unknown: null).
+    status_since: AwareDatetime | None = None
+    #: When the provider created the resource (a discovered snapshot is older than its record).
+    provisioned_at: AwareDatetime | None = None
 
     _text = field_validator("external_id", "name", "region", "account", "owner", "team")(
         _no_control_chars
@@ -112,6 +118,8 @@ class ResourcePatch(_Strict):
     team: ShortText | None = None
     cpu_utilization: Percent | None = None
     memory_utilization: Percent | None = None
+    status_since: AwareDatetime | None = None
+    provisioned_at: AwareDatetime | None = None
 
     _text = field_validator("name", "region", "account", "owner", "team")(_no_control_chars)
 
@@ -124,13 +132,21 @@ class ResourcePatch(_Strict):
             raise ValueError("at least one field must be given")
         return self
 
-    def changes(self) -> dict[str, Any]:
-        """Only the fields the client sent."""
-        return self.model_dump(exclude_unset=True)
+    def changes(self, old: Resource) -> dict[str, Any]:
+        """Only the fields the client sent; a new status without its start time clears it.
+
+        A ``status_since`` that outlived its status would say "stopped since" of a running one.
+        """
+        changes = self.model_dump(exclude_unset=True)
+        if changes.get("status", old.status) != old.status and "status_since" not in changes:
+            changes["status_since"] = None
+        return changes
 
 
 #: Optional fields a PATCH may set to null.
-CLEARABLE = frozenset({"owner", "team", "cpu_utilization", "memory_utilization"})
+CLEARABLE = frozenset(
+    {"owner", "team", "cpu_utilization", "memory_utilization", "status_since", "provisioned_at"}
+)
 
 
 class BulkUpsert(_Strict):
@@ -204,7 +220,11 @@ class Caller:
 
 
 EventType = Literal[
-    "resource.created", "resource.updated", "resource.status_changed", "resource.deleted"
+    "resource.created",
+    "resource.updated",
+    "resource.status_changed",
+    "resource.deleted",
+    "resource.utilization_recorded",
 ]
 
 
@@ -244,3 +264,81 @@ def change_events(
 
 def _public(resource: Resource) -> dict[str, Any]:
     return resource.model_dump(mode="json")
+
+
+# ----- utilisation ------------------------------------------------------------------------------
+
+#: Samples per call, as the API contract says.
+MAX_UTILIZATION_SAMPLES = 5000
+#: Order of the values in each sample row of a ``resource.utilization_recorded`` event.
+SAMPLE_COLUMNS = ("timestamp", "cpu_percent", "memory_percent", "network_bytes")
+ByteCount = Annotated[int, Strict(), Field(ge=0, le=2**63 - 1)]
+
+
+class UtilizationSample(_Strict):
+    """One reading as a metrics exporter sends it; the resource by id or by external id."""
+
+    resource_id: UUID | None = None
+    external_id: Identifier | None = None
+    timestamp: AwareDatetime
+    cpu_percent: Percent
+    memory_percent: Percent
+    network_bytes: ByteCount | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_reference(self) -> UtilizationSample:
+        if (self.resource_id is None) == (self.external_id is None):
+            raise ValueError("give exactly one of resource_id and external_id")
+        return self
+
+
+class UtilizationBatch(_Strict):
+    samples: list[UtilizationSample] = Field(min_length=1, max_length=MAX_UTILIZATION_SAMPLES)
+
+
+class UtilizationWindow(BaseModel):
+    """``?start=&end=`` of a history read; either end may be left open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UtilizationWindow:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    """An accepted sample, its resource resolved."""
+
+    resource_id: UUID
+    external_id: str
+    sampled_at: datetime
+    cpu_percent: Decimal
+    memory_percent: Decimal
+    network_bytes: int | None
+
+
+def utilization_recorded(samples: list[StoredSample], actor: str | None) -> dict[str, Any]:
+    """The data of the one event a batch makes: samples grouped by resource, as compact rows.
+
+    One event per call (at most ``MAX_UTILIZATION_SAMPLES`` rows), never one per sample.
+    """
+    by_resource: dict[UUID, dict[str, Any]] = {}
+    for s in sorted(samples, key=lambda s: (str(s.resource_id), s.sampled_at)):
+        entry = by_resource.setdefault(
+            s.resource_id, {"id": str(s.resource_id), "external_id": s.external_id, "samples": []}
+        )
+        entry["samples"].append(
+            [s.sampled_at.isoformat(), str(s.cpu_percent), str(s.memory_percent), s.network_bytes]
+        )
+    return {
+        "actor": actor,
+        "columns": list(SAMPLE_COLUMNS),
+        "count": len(samples),
+        "resources": list(by_resource.values()),
+    }

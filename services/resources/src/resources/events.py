@@ -1,10 +1,13 @@
-"""What the resources service publishes: ``resource.*`` events, written to the outbox."""
+"""What the resources service publishes: ``resource.*`` events, written to the outbox.
+
+Changes of a resource make one event each; a batch of utilisation samples makes one event.
+"""
 
 from __future__ import annotations
 
 from common.db import Connection
 from common.messaging import enqueue_event, new_event
-from resources.domain import Caller, Resource, change_events
+from resources.domain import Caller, Resource, StoredSample, change_events, utilization_recorded
 
 SOURCE = "/cloudops/resources"
 
@@ -19,3 +22,15 @@ async def record_change(
         event = new_event(event_type, source=SOURCE, subject=subject, data=data, trace=caller.trace)
         await enqueue_event(conn, event, caller.request_id)
     return len(events)
+
+
+async def record_utilization(conn: Connection, samples: list[StoredSample], caller: Caller) -> None:
+    """Enqueue the one ``resource.utilization_recorded`` event of an accepted batch."""
+    event = new_event(
+        "resource.utilization_recorded",
+        source=SOURCE,
+        subject="utilization",
+        data=utilization_recorded(samples, caller.principal),
+        trace=caller.trace,
+    )
+    await enqueue_event(conn, event, caller.request_id)

@@ -9,8 +9,17 @@ from aiohttp import web
 from common.context import REQUEST_ID, TRACE
 from common.errors import BadRequest
 from common.web import json_response, parse_query, read_json
-from resources.domain import BulkUpsert, Caller, ResourceFields, ResourcePatch, ResourceQuery
+from resources.domain import (
+    BulkUpsert,
+    Caller,
+    ResourceFields,
+    ResourcePatch,
+    ResourceQuery,
+    UtilizationBatch,
+    UtilizationWindow,
+)
 from resources.inventory import INVENTORY
+from resources.utilization import UTILIZATION
 
 JSON = "application/json"
 PRINCIPAL_HEADER = "X-CloudOps-Principal"
@@ -76,10 +85,27 @@ async def bulk_upsert(request: web.Request) -> web.Response:
     )
 
 
+async def record_utilization(request: web.Request) -> web.Response:
+    batch = await read_json(request, UtilizationBatch)
+    result = await request.config_dict[UTILIZATION].record(batch, _caller(request))
+    return json_response(result)
+
+
+async def utilization_history(request: web.Request) -> web.Response:
+    resource_id = _resource_id(request)
+    window = parse_query(request, UtilizationWindow)
+    samples = await request.config_dict[UTILIZATION].history(resource_id, window)
+    return json_response(
+        samples, meta={"total": len(samples), "start": window.start, "end": window.end}
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/resources", list_resources)
     app.router.add_post("/api/resources", create_resource)
     app.router.add_post("/api/resources/bulk", bulk_upsert)
+    app.router.add_post("/api/resources/utilization", record_utilization)
     app.router.add_get("/api/resources/{id}", get_resource)
     app.router.add_patch("/api/resources/{id}", update_resource)
     app.router.add_delete("/api/resources/{id}", delete_resource)
+    app.router.add_get("/api/resources/{id}/utilization", utilization_history)

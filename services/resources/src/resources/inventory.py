@@ -101,7 +101,7 @@ class Inventory:
             old = await storage.get(conn, resource_id, for_update=True)
             if old is None:
                 raise NotFound(f"No resource with id {resource_id}.")
-            new = await storage.update(conn, resource_id, patch.changes())
+            new = await storage.update(conn, resource_id, patch.changes(old))
             await record_change(conn, old, new, caller)
             return new
 

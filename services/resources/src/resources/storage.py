@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,11 +12,12 @@ import asyncpg
 
 from common.db import Connection
 from common.errors import Conflict
-from resources.domain import Resource, ResourceFields, ResourceQuery
+from resources.domain import Resource, ResourceFields, ResourceQuery, StoredSample
 
 COLUMNS = (
     "id, external_id, name, provider, type, region, account, status, hourly_cost, currency, "
-    "tags, owner, team, cpu_utilization, memory_utilization, created_at, updated_at"
+    "tags, owner, team, cpu_utilization, memory_utilization, status_since, provisioned_at, "
+    "created_at, updated_at"
 )
 WRITABLE = [name for name in ResourceFields.model_fields]
 
@@ -161,3 +163,97 @@ async def upsert(conn: Connection, fields: ResourceFields) -> Resource | None:
 async def counts_by_status_and_type(conn: Connection) -> dict[tuple[str, str], int]:
     rows = await conn.fetch("SELECT status, type, count(*) AS n FROM resources GROUP BY 1, 2")
     return {(r["status"], r["type"]): r["n"] for r in rows}
+
+
+# ----- utilisation samples --------------------------------------------------------------------
+
+
+async def resolve_resources(
+    conn: Connection, ids: Sequence[UUID], external_ids: Sequence[str]
+) -> list[asyncpg.Record]:
+    """``id, external_id`` of the named resources that exist, share-locked for the transaction.
+
+    The lock keeps a resource from being deleted between this check and its samples' insert.
+    """
+    return await conn.fetch(
+        """SELECT id, external_id FROM resources
+           WHERE id = ANY($1::uuid[]) OR external_id = ANY($2::text[])
+           ORDER BY id FOR SHARE""",
+        list(ids),
+        list(external_ids),
+    )
+
+
+async def upsert_samples(conn: Connection, samples: Sequence[StoredSample]) -> None:
+    """One statement for the whole batch; a resent sample replaces the stored one."""
+    await conn.execute(
+        """INSERT INTO utilization_samples
+               (resource_id, sampled_at, cpu_percent, memory_percent, network_bytes)
+           SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[], $4::numeric[],
+                                $5::bigint[])
+           ON CONFLICT (resource_id, sampled_at) DO UPDATE SET
+               cpu_percent = EXCLUDED.cpu_percent, memory_percent = EXCLUDED.memory_percent,
+               network_bytes = EXCLUDED.network_bytes""",
+        [s.resource_id for s in samples],
+        [s.sampled_at for s in samples],
+        [s.cpu_percent for s in samples],
+        [s.memory_percent for s in samples],
+        [s.network_bytes for s in samples],
+    )
+
+
+async def trim_history(
+    conn: Connection, resource_ids: Sequence[UUID], *, oldest: datetime, keep: int
+) -> int:
+    """Drop these resources' samples before ``oldest`` and beyond the newest ``keep``."""
+    dropped = await conn.fetchval(
+        """WITH ranked AS (
+               SELECT resource_id, sampled_at,
+                      row_number() OVER (PARTITION BY resource_id ORDER BY sampled_at DESC) AS n
+               FROM utilization_samples WHERE resource_id = ANY($1::uuid[])),
+           gone AS (
+               DELETE FROM utilization_samples s USING ranked r
+               WHERE s.resource_id = r.resource_id AND s.sampled_at = r.sampled_at
+                 AND (r.sampled_at < $2 OR r.n > $3)
+               RETURNING 1)
+           SELECT count(*) FROM gone""",
+        list(resource_ids),
+        oldest,
+        keep,
+    )
+    return int(dropped)
+
+
+async def follow_latest_sample(conn: Connection, resource_ids: Sequence[UUID]) -> int:
+    """Set each resource's current CPU and memory figures from its newest sample.
+
+    ``updated_at`` stays: it dates edits of the resource record, and readings are not edits.
+    """
+    result = await conn.execute(
+        """UPDATE resources r SET cpu_utilization = l.cpu_percent,
+               memory_utilization = l.memory_percent
+           FROM (SELECT DISTINCT ON (resource_id) resource_id, cpu_percent, memory_percent
+                 FROM utilization_samples WHERE resource_id = ANY($1::uuid[])
+                 ORDER BY resource_id, sampled_at DESC) AS l
+           WHERE r.id = l.resource_id
+             AND (r.cpu_utilization, r.memory_utilization)
+                 IS DISTINCT FROM (l.cpu_percent, l.memory_percent)""",
+        list(resource_ids),
+    )
+    return int(result.split()[-1])
+
+
+async def samples_between(
+    conn: Connection, resource_id: UUID, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT sampled_at AS timestamp, cpu_percent, memory_percent, network_bytes
+           FROM utilization_samples WHERE resource_id = $1
+             AND ($2::timestamptz IS NULL OR sampled_at >= $2)
+             AND ($3::timestamptz IS NULL OR sampled_at < $3)
+           ORDER BY sampled_at""",
+        resource_id,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
