@@ -1,3 +1,25 @@
+import { BrowserRouter } from 'react-router';
+import { Loading } from '@/components';
+import { LoginPage, useSessionBootstrap } from '@/features/auth';
+import { useSessionStore } from '@/stores/session';
+import { AppProviders } from './AppProviders';
+import { AppRoutes } from './AppRoutes';
+
+/** Shows the login page until the session is known to be live; a 401 anywhere brings it back. */
+export function SessionGate() {
+  const status = useSessionStore((state) => state.status);
+  const { error } = useSessionBootstrap();
+  if (status === 'unknown') return <Loading label="Checking your session…" />;
+  if (status === 'anonymous') return <LoginPage error={error} />;
+  return <AppRoutes />;
+}
+
 export function App() {
-  return <main>CloudOps</main>;
+  return (
+    <AppProviders>
+      <BrowserRouter>
+        <SessionGate />
+      </BrowserRouter>
+    </AppProviders>
+  );
 }

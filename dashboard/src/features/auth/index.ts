@@ -1,0 +1,3 @@
+export { LoginPage } from './components/LoginPage';
+export { LogoutButton } from './components/LogoutButton';
+export { useSessionBootstrap } from './hooks/useSessionBootstrap';

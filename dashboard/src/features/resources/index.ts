@@ -1,0 +1,3 @@
+export { ResourceExplorer } from './components/ResourceExplorer';
+export { ResourceList } from './components/ResourceList';
+export type { Resource } from './types';
