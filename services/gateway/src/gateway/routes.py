@@ -85,8 +85,10 @@ def upstream_routes() -> list[RouteSpec]:
                 ("", "GET", READ),
                 ("", "POST", WRITE),
                 ("/bulk", "POST", WRITE),
+                ("/utilization", "POST", WRITE),
                 ("/{id}", "GET", READ),
                 ("/{id}", "PATCH,DELETE", WRITE),
+                ("/{id}/utilization", "GET", READ),
             ],
         ),
         # Billing files: streamed through as CSV or gzip, with the same limits as nginx's.
