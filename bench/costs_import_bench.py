@@ -3,11 +3,14 @@
 Same run, same file: (1) parsing it with the ``csv`` module alone, (2) ``COPY`` of pre-parsed rows
 (asyncpg ``copy_records_to_table``, the rows converted before the clock starts; a sample, so the
 pre-parsed rows fit in memory), (3) the real import through ``python -m costs import FILE`` (peak
-RSS of that process), and (4) the same file streamed to ``POST /api/costs/imports`` of a running
-service (peak RSS of the server), each into an empty table. The file is generated once; the rest
-runs in rounds (raw COPY, CLI, HTTP, raw COPY again), each import set against the faster raw COPY
-of its own round, and the summary gives the median over rounds: a shared machine drifts by tens of
-percent within minutes. Goal: import >= 50% of the raw COPY rate, peak RSS < 300 MB.
+RSS of that process), and (4) the same file streamed to ``POST /api/costs/imports`` on the public
+path: nginx (rendered from the repository's template) in front of the gateway in front of the
+costs service, as ``make up`` wires them (peak RSS of the costs server, and the gateway's RSS
+sampled every 100 ms during the upload), each into an empty table. The file is generated once; the
+rest runs in rounds (raw COPY, CLI, HTTP, raw COPY again), each import set against the faster raw
+COPY of its own round, and the summary gives the median over rounds: a shared machine drifts by
+tens of percent within minutes. Goals: import >= 50% of the raw COPY rate, peak RSS < 300 MB; the
+HTTP import >= 80% of the CLI import's rate, with the gateway growing by less than 50 MB.
 
 Beside each rate, the CPU time per row of the process doing the work (it swings less than wall
 time, so the CPU ratio shows whether a change really helped) and of PostgreSQL's processes: the
@@ -30,12 +33,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import aiohttp
@@ -46,6 +52,8 @@ from common.testing import free_port
 from costs.app import MIGRATIONS
 from costs.focus import COLUMNS, DB_COLUMNS, STORED, Kind, RowParser, read_header
 
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN_KEY = "co_bench_admin_key_0123456789abcdefghijklmnop"
 HEADER = [c.focus for c in COLUMNS] + ["x_Extra"]
 SERVICES = [("Compute", "Amazon EC2"), ("Storage", "Amazon S3"), ("Databases", "Amazon RDS"),
             ("Networking", "Amazon VPC")]  # fmt: skip
@@ -197,6 +205,36 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class RssSampler:
+    """Peak VmRSS (MiB) of one process, sampled every ``interval`` seconds by a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.before = self.rss_mb()
+        self.peak = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.rss_mb())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 async def http_upload(port: int, path: Path) -> tuple[float, int]:
     timeout = aiohttp.ClientTimeout(total=1800)
     async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -205,7 +243,7 @@ async def http_upload(port: int, path: Path) -> tuple[float, int]:
             async with session.post(
                 f"http://127.0.0.1:{port}/api/costs/imports",
                 data=body,
-                headers={"Content-Type": "text/csv"},
+                headers={"Content-Type": "text/csv", "X-API-Key": ADMIN_KEY},
             ) as resp:
                 result = await resp.json()
         elapsed = time.perf_counter() - started
@@ -235,8 +273,10 @@ def main() -> None:
 
         with contextlib.ExitStack() as stack:
             url = stack.enter_context(scratch_database())
-            server = None if args.skip_http else stack.enter_context(costs_server(url))
-            ratios: dict[str, list[tuple[float, float]]] = {"CLI": [], "HTTP": []}
+            server = None
+            if not args.skip_http:
+                server = stack.enter_context(public_path(url, Path(tmp)))
+            ratios: dict[str, list[tuple[float, float]]] = {"CLI": [], "HTTP": [], "HTTP/CLI": []}
             for number in range(1, args.rounds + 1):
                 print(f"round {number}")
                 for label, pair in one_round(url, path, args, server).items():
@@ -245,6 +285,10 @@ def main() -> None:
                 if pairs:
                     wall = statistics.median(w for w, _ in pairs)
                     cpu = statistics.median(c for _, c in pairs)
+                    if label == "HTTP/CLI":
+                        print(f"HTTP import via nginx + gateway, median of {len(pairs)} rounds: "
+                              f"{100 * wall:.0f}% of the CLI's rows/s (goal >= 80%)")  # fmt: skip
+                        continue
                     print(f"{label} import, median of {len(pairs)} rounds: {100 * wall:.0f}% of "
                           f"raw COPY (goal >= 50%); by CPU per row {100 * cpu:.0f}%")  # fmt: skip
 
@@ -269,25 +313,68 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
+@dataclass
+class PublicPath:
+    port: int  # nginx's public port
+    costs_pid: int
+    gateway_pid: int
+
+
+def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
+    """The repository's nginx template, rendered as ``make up`` renders it."""
+    conf_dir = run_dir / "nginx"
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (conf_dir / sub).mkdir(parents=True, exist_ok=True)
+    (conf_dir / "active.conf").write_text(
+        f"upstream cloudops_gateway {{\n    server 127.0.0.1:{gateway_port};\n}}\n"
+    )
+    (run_dir / "dashboard").mkdir(exist_ok=True)
+    conf = conf_dir / "nginx.conf"
+    template = Template((ROOT / "nginx" / "nginx.conf.template").read_text())
+    conf.write_text(
+        template.safe_substitute(
+            PUBLIC_PORT=public_port,
+            LISTEN_V6="",
+            RUN_DIR=str(run_dir),
+            DASHBOARD_DIR=str(run_dir / "dashboard"),
+            WORKER_USER="",
+        )
+    )
+    return conf
+
+
 @contextlib.contextmanager
-def costs_server(url: str) -> Iterator[tuple[int, int]]:
-    port = free_port()
+def public_path(url: str, run_dir: Path) -> Iterator[PublicPath]:
+    """nginx -> gateway -> costs on loopback, each stopped by its PID when the block ends."""
+    costs_port, gateway_port, public_port = free_port(), free_port(), free_port()
     prefix, exchange = scratch_names()
-    env = {"CLOUDOPS_DATABASE_URL": url, "CLOUDOPS_COSTS_PORT": str(port),
-           "CLOUDOPS_LOG_LEVEL": "WARNING",
+    env = {"CLOUDOPS_DATABASE_URL": url, "CLOUDOPS_LOG_LEVEL": "WARNING",
            "CLOUDOPS_EVENTS_EXCHANGE": exchange, "CLOUDOPS_REDIS_PREFIX": prefix,
            "CLOUDOPS_QUEUE_EXPIRES_MS": "60000"}  # fmt: skip
-    with process(python_module("costs"), env, f"http://127.0.0.1:{port}/health/live") as server:
-        yield port, server.pid
+    costs_env = {**env, "CLOUDOPS_COSTS_PORT": str(costs_port)}
+    gateway_env = {**env, "CLOUDOPS_GATEWAY_PORT": str(gateway_port),
+                   "CLOUDOPS_GATEWAY_COSTS_URL": f"http://127.0.0.1:{costs_port}",
+                   "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY}  # fmt: skip
+    conf = render_nginx(run_dir, public_port, gateway_port)
+    nginx = ["nginx", "-c", str(conf), "-p", str(conf.parent)]
+    with (
+        process(python_module("costs"), costs_env, f"http://127.0.0.1:{costs_port}/health/live")
+        as costs,
+        process(python_module("gateway"), gateway_env,
+                f"http://127.0.0.1:{gateway_port}/health/live") as gateway,
+        process(nginx, {}, f"http://127.0.0.1:{public_port}/api/health"),
+    ):  # fmt: skip
+        yield PublicPath(public_port, costs.pid, gateway.pid)
 
 
 def one_round(
-    url: str, path: Path, args: argparse.Namespace, server: tuple[int, int] | None
+    url: str, path: Path, args: argparse.Namespace, server: PublicPath | None
 ) -> dict[str, tuple[float, float]]:
     """Raw COPY, the CLI import, the HTTP import, raw COPY again; each import into an empty table.
 
     Each import is set against the faster raw COPY of its own round (wall) and the cheaper one
-    (CPU), so a machine that slows down mid-run does not skew the ratio.
+    (CPU), so a machine that slows down mid-run does not skew the ratio; the HTTP import also
+    against the CLI import of the same round (``HTTP/CLI``, rows/s).
     """
     raw = []
     pg = postgres_cpu_seconds()
@@ -306,14 +393,25 @@ def one_round(
            f"({elapsed:.1f} s)  peak RSS {peak:.0f} MiB")  # fmt: skip
     asyncio.run(truncate(url))
 
+    cli_rate = imports["CLI"][0]
+    http_vs_cli = None
     if server is not None:
-        port, pid = server
+        pid = server.costs_pid
         idle, cpu, pg = peak_rss_mb(pid), cpu_seconds(pid), postgres_cpu_seconds()
-        elapsed, accepted = asyncio.run(http_upload(port, path))
+        gateway_cpu = cpu_seconds(server.gateway_pid)
+        with RssSampler(server.gateway_pid) as gateway:
+            elapsed, accepted = asyncio.run(http_upload(server.port, path))
         peak, cpu, pg = peak_rss_mb(pid), cpu_seconds(pid) - cpu, postgres_cpu_seconds() - pg
+        gateway_cpu = cpu_seconds(server.gateway_pid) - gateway_cpu
         imports["HTTP"] = (accepted / elapsed, 1e6 * cpu / accepted)
-        report("import: POST /api/costs/imports", *imports["HTTP"], 1e6 * pg / accepted,
-               f"({elapsed:.1f} s)  server peak RSS {peak:.0f} MiB (idle {idle:.0f})")  # fmt: skip
+        report("import: POST via nginx + gateway", *imports["HTTP"], 1e6 * pg / accepted,
+               f"({elapsed:.1f} s)  costs peak RSS {peak:.0f} MiB (idle {idle:.0f})")  # fmt: skip
+        print(f"  {'':<36} gateway: RSS {gateway.before:.0f} MiB before, peak {gateway.peak:.0f} "
+              f"MiB during the upload (+{gateway.peak - gateway.before:.1f}, goal < 50); "
+              f"{1e6 * gateway_cpu / accepted:.1f} us CPU/row")  # fmt: skip
+        http_vs_cli = imports["HTTP"][0] / cli_rate
+        print(f"  HTTP import through nginx and the gateway = {100 * http_vs_cli:.0f}% of the "
+              f"CLI import's rows/s (goal >= 80%)")  # fmt: skip
         asyncio.run(truncate(url))
 
     pg = postgres_cpu_seconds()
@@ -327,6 +425,8 @@ def one_round(
         ratios[label] = (rate / bar, cpu_bar / cpu_us)
         print(f"  {label} import = {100 * rate / bar:.0f}% of the faster raw COPY; "
               f"by CPU time per row {100 * cpu_bar / cpu_us:.0f}%")  # fmt: skip
+    if http_vs_cli is not None:
+        ratios["HTTP/CLI"] = (http_vs_cli, http_vs_cli)
     return ratios
 
 
