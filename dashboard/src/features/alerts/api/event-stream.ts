@@ -156,6 +156,9 @@ export function openLiveStream(options: LiveStreamOptions): LiveStream {
     const parser = new EventStreamParser();
     const decoder = new TextDecoder();
     const reader = response.body.getReader();
+    // Ends a pending read at once on close, whatever the fetch implementation does on abort.
+    const stop = (): void => void reader.cancel().catch(() => undefined);
+    signal.addEventListener('abort', stop, { once: true });
     try {
       for (;;) {
         const { done, value } = await reader.read();
@@ -167,6 +170,7 @@ export function openLiveStream(options: LiveStreamOptions): LiveStream {
         if (parser.retryMs !== undefined) baseDelayMs = parser.retryMs;
       }
     } finally {
+      signal.removeEventListener('abort', stop);
       reader.releaseLock();
     }
   }
