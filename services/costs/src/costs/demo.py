@@ -52,7 +52,7 @@ def _month(day: date) -> tuple[date, date]:
     return start, end
 
 
-def _row(
+def charge_row(
     day: date, provider: str, cost: Decimal, category: str, description: str, **extra: Any
 ) -> dict[str, str]:
     publisher, account, account_name = PROVIDERS.get(provider, PROVIDERS["other"])
@@ -95,7 +95,7 @@ def demo_billing(
             noise = Decimal(str(round(rng.uniform(0.95, 1.05), 4)))
             cost = hourly * 24 * share * load * noise
             category, service = CATEGORIES.get(resource["type"], CATEGORIES["other"])
-            row = _row(
+            row = charge_row(
                 day,
                 resource["provider"],
                 cost,
@@ -114,8 +114,8 @@ def demo_billing(
             writer.writerow([row.get(name, "") for name in header])
         if day.day == 1:
             for provider in sorted({r["provider"] for r in resources}):
-                row = _row(day, provider, Decimal("250"), "Purchase", "Business support")
+                row = charge_row(day, provider, Decimal("250"), "Purchase", "Business support")
                 writer.writerow([row.get(name, "") for name in header])
-                credit = _row(day, provider, Decimal("-40"), "Credit", "Promotional credit")
+                credit = charge_row(day, provider, Decimal("-40"), "Credit", "Promotional credit")
                 writer.writerow([credit.get(name, "") for name in header])
     return out.getvalue().encode()

@@ -15,6 +15,10 @@ from common.messaging import CloudEvent, Consumer, each_event, enqueue_event, ne
 from costs import storage
 
 SOURCE = "/cloudops/costs"
+UTILIZATION_RECORDED = "resource.utilization_recorded"
+#: Days of utilisation kept per resource, counted back from its newest sample: the savings rules
+#: look back 14 days by default, and a window configured up to this long still finds its samples.
+SAMPLE_HISTORY_DAYS = 35
 BUDGET_THRESHOLD_CROSSED = "cost.budget_threshold_crossed"
 ANOMALY_DETECTED = "cost.anomaly_detected"
 
@@ -41,6 +45,9 @@ async def publish(conn: Connection, event: tuple[str, Any], *, subject: str) -> 
 async def on_resource_event(event: CloudEvent, conn: Connection) -> None:
     """Mirror the inventory: the live cost rate and the optimisation rules read this copy."""
     data = event.data or {}
+    if event.type == UTILIZATION_RECORDED:
+        await on_utilization_recorded(data, conn)
+        return
     resource = data.get("resource")
     if not isinstance(resource, dict):
         raise ValueError(f"{event.type} without a resource")
@@ -51,9 +58,35 @@ async def on_resource_event(event: CloudEvent, conn: Connection) -> None:
     await storage.upsert_inventory(conn, _resource_values(resource, resource_id))
 
 
+async def on_utilization_recorded(data: dict[str, Any], conn: Connection) -> None:
+    """Keep a batch's samples, set-based: one statement to add them, one to trim the history."""
+    columns = data.get("columns")
+    if columns != ["timestamp", "cpu_percent", "memory_percent", "network_bytes"]:
+        raise ValueError(f"{UTILIZATION_RECORDED} with unknown columns {columns!r}")
+    samples = []
+    for resource in data.get("resources") or []:
+        resource_id = UUID(str(resource["id"]))
+        for at, cpu, memory, network in resource["samples"]:
+            network_bytes = int(network) if network is not None else None
+            samples.append(
+                (resource_id, datetime.fromisoformat(at), Decimal(cpu), Decimal(memory),
+                 network_bytes)
+            )  # fmt: skip
+    if not samples:
+        return
+    resource_ids = sorted({s[0] for s in samples}, key=str)
+    await storage.record_samples(conn, samples)
+    await storage.trim_samples(conn, resource_ids, SAMPLE_HISTORY_DAYS)
+    await storage.follow_latest_sample(conn, resource_ids)
+
+
 def _resource_values(resource: dict[str, Any], resource_id: UUID) -> dict[str, Any]:
     def instant(name: str) -> datetime:
         return datetime.fromisoformat(str(resource[name]))
+
+    def optional_instant(name: str) -> datetime | None:
+        value = resource.get(name)
+        return datetime.fromisoformat(str(value)) if value is not None else None
 
     def optional_decimal(name: str) -> Decimal | None:
         value = resource.get(name)
@@ -67,6 +100,8 @@ def _resource_values(resource: dict[str, Any], resource_id: UUID) -> dict[str, A
         "memory_utilization": optional_decimal("memory_utilization"),
         "created_at": instant("created_at"),
         "updated_at": instant("updated_at"),
+        "status_since": optional_instant("status_since"),
+        "provisioned_at": optional_instant("provisioned_at"),
     }
 
 
@@ -77,6 +112,8 @@ RESOURCE_CONSUMER = Consumer(
         "resource.updated",
         "resource.status_changed",
         "resource.deleted",
+        # In the same queue as the resource's own events, so its samples follow its creation.
+        UTILIZATION_RECORDED,
     ],
     handler=each_event(on_resource_event),
 )

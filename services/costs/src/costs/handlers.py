@@ -10,8 +10,10 @@ from uuid import UUID
 
 from aiohttp import web
 
+from common.db import DB_POOL
 from common.errors import BadRequest, UnsupportedMediaType
 from common.web import json_response, parse_query, read_json
+from costs import savings
 from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
 from costs.domain import (
     AtQuery,
@@ -19,6 +21,7 @@ from costs.domain import (
     BudgetPatch,
     DailyQuery,
     ForecastQuery,
+    InvoiceQuery,
     ListQuery,
     PlatformQuery,
     RealtimeQuery,
@@ -80,6 +83,12 @@ async def daily(request: web.Request) -> web.Response:
     return json_response(report["items"], meta=report["meta"])
 
 
+async def invoices(request: web.Request) -> web.Response:
+    query = parse_query(request, InvoiceQuery)
+    items, total = await request.config_dict[REPORTS].invoices(query)
+    return json_response(items, meta={"total": total, "limit": query.limit, "offset": query.offset})
+
+
 async def export_daily(request: web.Request) -> web.Response:
     body = await request.config_dict[REPORTS].daily_csv(parse_query(request, DailyQuery))
     return web.Response(
@@ -127,7 +136,8 @@ async def list_anomalies(request: web.Request) -> web.Response:
 
 async def optimization(request: web.Request) -> web.Response:
     at = _at(request)
-    found = await request.config_dict[REPORTS].recommendations(request.config_dict[THRESHOLDS], at)
+    pool, thresholds = request.config_dict[DB_POOL], request.config_dict[THRESHOLDS]
+    found = await savings.recommendations(pool, thresholds, at)
     totals: dict[str, Any] = {}
     for rec in found:
         totals[rec.currency] = totals.get(rec.currency, 0) + rec.monthly_savings
@@ -180,6 +190,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/costs/imports", create_import)
     app.router.add_get("/api/costs/imports/{id}", get_import)
     app.router.add_get("/api/costs/daily", daily)
+    app.router.add_get("/api/costs/invoices", invoices)
     app.router.add_get("/api/costs/export/daily.csv", export_daily)
     app.router.add_get("/api/costs/export/focus.csv", export_focus)
     app.router.add_get("/api/costs/realtime", realtime)

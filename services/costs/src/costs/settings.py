@@ -47,6 +47,13 @@ class CostsSettings(ServiceSettings):
     unused_ip_days: int = Field(default=1, ge=0)
     old_snapshot_days: int = Field(default=90, ge=1)
     hours_per_month: Decimal = Decimal("730")
+    # Idle also needs network at or below this per sample where samples count it (Trusted
+    # Advisor: 5 MB). The billing rules read the last 30 days of line items.
+    idle_network_bytes: int = Field(default=5_000_000, ge=0)
+    billing_window_days: int = Field(default=30, ge=1, le=366)
+    zero_usage_days: int = Field(default=7, ge=1)
+    unmanaged_min_monthly_cost: Decimal = Field(default=Decimal("1"), ge=0)
+    commitment_min_monthly_savings: Decimal = Field(default=Decimal("1"), ge=0)
 
     # Platform's own unit prices (USD) for the CostTracker.
     platform_compute_per_cpu_second: Decimal = Decimal("0.0000133")

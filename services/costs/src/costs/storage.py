@@ -305,26 +305,34 @@ async def stream_line_items(conn: Connection, query: Any, start: datetime, end: 
 
 INVENTORY_COLUMNS = (
     "id, external_id, name, provider, type, region, account, status, status_since, hourly_cost, "
-    "currency, tags, team, cpu_utilization, memory_utilization, created_at, updated_at"
+    "currency, tags, team, cpu_utilization, memory_utilization, provisioned_at, created_at, "
+    "updated_at"
 )
 
 
 async def upsert_inventory(conn: Connection, r: dict[str, Any]) -> None:
-    """Store the resource unless a newer version is already stored (events can arrive late)."""
+    """Store the resource unless a newer version is already stored (events can arrive late).
+
+    ``status_since`` is the provider's when the resource carries one; otherwise the status is
+    dated by the version that changed it.
+    """
     await conn.execute(
         """INSERT INTO inventory (id, external_id, name, provider, type, region, account, status,
                status_since, hourly_cost, currency, tags, team, cpu_utilization,
-               memory_utilization, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $17, $9, $10, $11, $12, $13, $14, $15, $16)
+               memory_utilization, created_at, updated_at, provisioned_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($17::timestamptz, $16), $9, $10, $11, $12, $13,
+                   $14, $15, $16, $18)
            ON CONFLICT (id) DO UPDATE SET external_id = EXCLUDED.external_id,
                name = EXCLUDED.name, provider = EXCLUDED.provider, type = EXCLUDED.type,
                region = EXCLUDED.region, account = EXCLUDED.account, status = EXCLUDED.status,
-               status_since = CASE WHEN inventory.status = EXCLUDED.status
+               status_since = CASE WHEN $17::timestamptz IS NOT NULL THEN $17
+                                   WHEN inventory.status = EXCLUDED.status
                                    THEN inventory.status_since ELSE EXCLUDED.updated_at END,
                hourly_cost = EXCLUDED.hourly_cost, currency = EXCLUDED.currency,
                tags = EXCLUDED.tags, team = EXCLUDED.team,
                cpu_utilization = EXCLUDED.cpu_utilization,
                memory_utilization = EXCLUDED.memory_utilization,
+               provisioned_at = EXCLUDED.provisioned_at,
                updated_at = EXCLUDED.updated_at, deleted = false
            WHERE inventory.updated_at <= EXCLUDED.updated_at""",
         r["id"],
@@ -343,17 +351,55 @@ async def upsert_inventory(conn: Connection, r: dict[str, Any]) -> None:
         r.get("memory_utilization"),
         r["created_at"],
         r["updated_at"],
-        r.get("status_since") or r["updated_at"],
+        r.get("status_since"),
+        r.get("provisioned_at"),
     )
-    if r.get("cpu_utilization") is not None or r.get("memory_utilization") is not None:
-        await conn.execute(
-            """INSERT INTO utilization_samples (resource_id, sampled_at, cpu, memory)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING""",
-            r["id"],
-            r["updated_at"],
-            r.get("cpu_utilization"),
-            r.get("memory_utilization"),
-        )
+
+
+async def record_samples(
+    conn: Connection, samples: Sequence[tuple[UUID, datetime, Decimal, Decimal, int | None]]
+) -> None:
+    """Add ``(resource id, time, cpu, memory, network bytes)`` rows; a resent one replaces."""
+    await conn.execute(
+        """INSERT INTO utilization_samples (resource_id, sampled_at, cpu, memory, network_bytes)
+           SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::numeric[], $4::numeric[],
+                                $5::bigint[])
+           ON CONFLICT (resource_id, sampled_at) DO UPDATE SET cpu = EXCLUDED.cpu,
+               memory = EXCLUDED.memory, network_bytes = EXCLUDED.network_bytes""",
+        [s[0] for s in samples],
+        [s[1] for s in samples],
+        [s[2] for s in samples],
+        [s[3] for s in samples],
+        [s[4] for s in samples],
+    )
+
+
+async def trim_samples(conn: Connection, resource_ids: Sequence[UUID], keep_days: int) -> None:
+    """Keep each resource's last ``keep_days`` of samples, counted from its newest one.
+
+    Counting from the newest sample, not the clock, keeps a history replayed late intact.
+    """
+    await conn.execute(
+        """DELETE FROM utilization_samples s USING (
+               SELECT resource_id, max(sampled_at) AS newest FROM utilization_samples
+               WHERE resource_id = ANY($1::uuid[]) GROUP BY 1) AS n
+           WHERE s.resource_id = n.resource_id
+             AND s.sampled_at < n.newest - make_interval(days => $2)""",
+        list(resource_ids),
+        keep_days,
+    )
+
+
+async def follow_latest_sample(conn: Connection, resource_ids: Sequence[UUID]) -> None:
+    """The mirror's current CPU and memory figures follow each resource's newest sample."""
+    await conn.execute(
+        """UPDATE inventory i SET cpu_utilization = l.cpu, memory_utilization = l.memory
+           FROM (SELECT DISTINCT ON (resource_id) resource_id, cpu, memory
+                 FROM utilization_samples WHERE resource_id = ANY($1::uuid[])
+                 ORDER BY resource_id, sampled_at DESC) AS l
+           WHERE i.id = l.resource_id""",
+        list(resource_ids),
+    )
 
 
 async def delete_inventory(conn: Connection, resource_id: UUID) -> None:
@@ -381,19 +427,112 @@ async def month_to_date(
     return {r["currency"]: r["cost"] for r in rows}
 
 
-async def inventory_with_samples(conn: Connection, since: datetime) -> list[dict[str, Any]]:
+async def inventory_with_samples(
+    conn: Connection, since: datetime, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The mirror with each resource's samples in ``[since, until)`` (oldest first)."""
     rows = await conn.fetch(
         f"""SELECT {INVENTORY_COLUMNS},
-               coalesce((SELECT array_agg(cpu ORDER BY sampled_at) FROM utilization_samples s
-                         WHERE s.resource_id = i.id AND s.sampled_at >= $1
-                           AND s.cpu IS NOT NULL), '{{}}') AS cpu_samples,
-               coalesce((SELECT array_agg(memory ORDER BY sampled_at) FROM utilization_samples s
-                         WHERE s.resource_id = i.id AND s.sampled_at >= $1
-                           AND s.memory IS NOT NULL), '{{}}') AS memory_samples
-            FROM inventory i WHERE NOT deleted ORDER BY external_id""",
+               coalesce(s.cpu, '{{}}') AS cpu_samples,
+               coalesce(s.memory, '{{}}') AS memory_samples,
+               coalesce(s.network, '{{}}') AS network_samples
+            FROM inventory i LEFT JOIN LATERAL (
+                SELECT array_agg(cpu ORDER BY sampled_at) FILTER (WHERE cpu IS NOT NULL) AS cpu,
+                       array_agg(memory ORDER BY sampled_at)
+                           FILTER (WHERE memory IS NOT NULL) AS memory,
+                       array_agg(network_bytes ORDER BY sampled_at)
+                           FILTER (WHERE network_bytes IS NOT NULL) AS network
+                FROM utilization_samples
+                WHERE resource_id = i.id AND sampled_at >= $1
+                  AND ($2::timestamptz IS NULL OR sampled_at < $2)) AS s ON true
+            WHERE NOT deleted ORDER BY external_id""",
         since,
+        until,
     )
     return [{**dict(r), "id": str(r["id"])} for r in rows]
+
+
+# ----- billing seen per resource (the billing-only savings rules) -----------------------------
+
+# EffectiveCost may be missing from a row the import kept with a finding; BilledCost stands in.
+_RESOURCE_COST = "coalesce(effective_cost, billed_cost)"
+
+
+async def billed_by_resource(
+    conn: Connection, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Per ResourceId and currency: the effective cost in ``[start, end)`` and days billed."""
+    rows = await conn.fetch(
+        f"""SELECT resource_id, billing_currency AS currency, sum({_RESOURCE_COST}) AS cost,
+                   count(DISTINCT (charge_period_start AT TIME ZONE 'UTC')::date) AS days,
+                   max(resource_name) AS resource_name, max(service_name) AS service_name
+            FROM line_items
+            WHERE charge_period_start >= $1 AND charge_period_start < $2
+              AND resource_id IS NOT NULL AND resource_id <> '' AND billing_currency IS NOT NULL
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def daily_consumption(
+    conn: Connection, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Per ResourceId, currency and UTC day: cost and ConsumedQuantity (NULL: not reported)."""
+    rows = await conn.fetch(
+        f"""SELECT resource_id, billing_currency AS currency,
+                   (charge_period_start AT TIME ZONE 'UTC')::date AS day,
+                   sum({_RESOURCE_COST}) AS cost, sum(consumed_quantity) AS consumed,
+                   max(consumed_unit) AS consumed_unit
+            FROM line_items
+            WHERE charge_period_start >= $1 AND charge_period_start < $2
+              AND resource_id IS NOT NULL AND resource_id <> '' AND billing_currency IS NOT NULL
+              AND charge_category = 'Usage'
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def on_demand_compute(
+    conn: Connection, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Compute usage without a commitment discount, per resource and SKU, where the same SKU is
+    covered by a commitment discount elsewhere in the billing at a contracted unit price below
+    its list price: that price is what a commitment would charge for these hours.
+
+    The files' PricingCategory is not stored, so "on demand" is a usage row without a
+    CommitmentDiscountId.
+    """
+    rows = await conn.fetch(
+        f"""WITH committed AS (
+                SELECT sku_id, billing_currency, min(contracted_unit_price) AS rate,
+                       min(commitment_discount_id) AS commitment_discount_id
+                FROM line_items
+                WHERE charge_period_start >= $1 AND charge_period_start < $2
+                  AND commitment_discount_id IS NOT NULL AND sku_id IS NOT NULL
+                  AND contracted_unit_price < list_unit_price
+                GROUP BY 1, 2)
+            SELECT li.resource_id, li.billing_currency AS currency, li.sku_id,
+                   c.rate AS commitment_unit_price, c.commitment_discount_id,
+                   max(li.list_unit_price) AS list_unit_price,
+                   sum(li.pricing_quantity) AS quantity, max(li.pricing_unit) AS pricing_unit,
+                   sum({_RESOURCE_COST}) AS cost,
+                   sum(li.pricing_quantity * (li.list_unit_price - c.rate)) AS price_gap
+            FROM line_items li JOIN committed c
+                 ON c.sku_id = li.sku_id AND c.billing_currency = li.billing_currency
+            WHERE li.charge_period_start >= $1 AND li.charge_period_start < $2
+              AND li.commitment_discount_id IS NULL AND li.charge_category = 'Usage'
+              AND li.service_category = 'Compute' AND li.resource_id IS NOT NULL
+              AND li.resource_id <> '' AND li.pricing_quantity > 0
+              AND li.list_unit_price > c.rate
+            GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3""",
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
 
 
 # ----- budgets ------------------------------------------------------------------------------
