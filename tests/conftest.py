@@ -1,1 +1,160 @@
-"""Cross-service and end-to-end tests: the platform as an operator runs it."""
+"""Cross-service and end-to-end tests: the platform as an operator runs it.
+
+The launcher here starts ``platformctl.py up`` exactly as ``make up`` does, isolated on the test
+servers (own database, Redis prefix, exchange, ports and run directory), and stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from common.testing import (
+    TEST_AMQP_URL,
+    TEST_REDIS_URL,
+    scratch_exchange,
+    scratch_redis_prefix,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PLATFORMCTL = ROOT / "scripts" / "platformctl.py"
+ADMIN_KEY = "co_test_admin_key_0123456789abcdefghijklmnop"
+ADMIN_PASSWORD = "test-dashboard-password-0123456789"
+
+
+def free_port_block(size: int) -> int:
+    """A base port whose next ``size`` ports are all free on loopback."""
+    for _ in range(50):
+        base = random.randrange(20000, 30000)
+        try:
+            socks = []
+            for port in range(base, base + size):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
+def launch_up(
+    database_url: str, run_dir: Path, public_port: int, *, port_block: int, **extra_env: str
+) -> subprocess.Popen[str]:
+    """``platformctl.py up`` as ``make up`` runs it, isolated on the test servers."""
+    env = {
+        **os.environ,
+        "CLOUDOPS_PUBLIC_PORT": str(public_port),
+        "CLOUDOPS_PORT_BASE": str(free_port_block(port_block)),
+        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CLOUDOPS_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "CLOUDOPS_DATABASE_URL": database_url,
+        "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
+        "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
+        "CLOUDOPS_REDIS_PREFIX": scratch_redis_prefix(),
+        "CLOUDOPS_EVENTS_EXCHANGE": scratch_exchange(),
+        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+        "CLOUDOPS_RUN_DIR": str(run_dir),
+        **extra_env,
+    }
+    return subprocess.Popen(
+        [sys.executable, str(PLATFORMCTL), "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@dataclass
+class Platform:
+    api: str
+    run_dir: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+
+@contextmanager
+def running_platform(
+    database_url: str,
+    run_dir: Path,
+    *,
+    port_block: int = 4,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Platform]:
+    """The platform, up and seeded (its ``up`` printed "press Ctrl-C"), stopped afterwards."""
+    public_port = free_port_block(1)
+    process = launch_up(
+        database_url, run_dir, public_port, port_block=port_block, **(extra_env or {})
+    )
+    output: list[str] = []
+    assert process.stdout is not None
+    # The first run in a checkout also installs and builds the dashboard.
+    deadline = time.monotonic() + 420
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if "press Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        assert any("CloudOps is running at" in ln for ln in output), "".join(output)
+        yield Platform(f"http://127.0.0.1:{public_port}", run_dir, process, output)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        process.stdout.close()
+
+
+def request(
+    url: str,
+    *,
+    key: str | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    sent = {"X-API-Key": key} if key else {}
+    if body is not None:
+        sent["Content-Type"] = "application/json"
+    sent.update(headers or {})
+    req = urllib.request.Request(url, data=body, method=method, headers=sent)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def load_platformctl() -> ModuleType:
+    """``scripts/platformctl.py`` as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("platformctl", PLATFORMCTL)
+    assert spec is not None
+    assert spec.loader is not None
+    module = sys.modules.get("platformctl")
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        # dataclasses look their module up in sys.modules while the module runs.
+        sys.modules["platformctl"] = module
+        spec.loader.exec_module(module)
+    return module

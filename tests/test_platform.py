@@ -7,101 +7,31 @@ import gzip
 import io
 import json
 import os
-import random
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from common.testing import (
-    TEST_AMQP_URL,
-    TEST_REDIS_URL,
-    scratch_database,
-    scratch_exchange,
-    scratch_redis_prefix,
+from common.testing import scratch_database
+
+from .conftest import (
+    ADMIN_KEY,
+    ADMIN_PASSWORD,
+    ROOT,
+    Platform,
+    free_port_block,
+    launch_up,
+    request,
+    running_platform,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-ADMIN_KEY = "co_test_admin_key_0123456789abcdefghijklmnop"
-
-
-def _free_port_block(size: int) -> int:
-    """A base port whose next ``size`` ports are all free on loopback."""
-    for _ in range(50):
-        base = random.randrange(20000, 30000)
-        try:
-            socks = []
-            for port in range(base, base + size):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
-
-
-def _launch_up(
-    database_url: str, run_dir: Path, public_port: int, *, port_block: int, **extra_env: str
-) -> subprocess.Popen[str]:
-    """``platformctl.py up`` as ``make up`` runs it, isolated on the test servers."""
-    env = {
-        **os.environ,
-        "CLOUDOPS_PUBLIC_PORT": str(public_port),
-        "CLOUDOPS_PORT_BASE": str(_free_port_block(port_block)),
-        "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "CLOUDOPS_DATABASE_URL": database_url,
-        "CLOUDOPS_REDIS_URL": TEST_REDIS_URL,
-        "CLOUDOPS_AMQP_URL": TEST_AMQP_URL,
-        "CLOUDOPS_REDIS_PREFIX": scratch_redis_prefix(),
-        "CLOUDOPS_EVENTS_EXCHANGE": scratch_exchange(),
-        "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
-        "CLOUDOPS_RUN_DIR": str(run_dir),
-        **extra_env,
-    }
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "platformctl.py"), "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-@dataclass
-class Platform:
-    api: str
-    run_dir: Path
-    process: subprocess.Popen[str]
-    output: list[str]
-
-
-def request(
-    url: str, *, key: str | None = None, method: str = "GET", body: bytes | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    headers = {"X-API-Key": key} if key else {}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
-            return resp.status, dict(resp.headers), resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
 
 
 @pytest.fixture(scope="module")
@@ -115,42 +45,53 @@ def platform_database() -> Iterator[str]:
 def platform(
     platform_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
-    run_dir = tmp_path_factory.mktemp("run")
-    public_port = _free_port_block(1)
-    process = _launch_up(
+    with running_platform(
         platform_database,
-        run_dir,
-        public_port,
+        tmp_path_factory.mktemp("run"),
         port_block=14,  # blue +0..3, green +10..13
-        CLOUDOPS_DRAIN_SECONDS="1",
-        # The switch test reads continuously; the default of 100 per 15 min would reject it.
-        CLOUDOPS_GATEWAY_RATE_LIMIT="100000",
-    )
-    output: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 180
-    try:
-        for line in process.stdout:
-            output.append(line)
-            if "press Ctrl-C" in line or time.monotonic() > deadline:
-                break
-        assert any("CloudOps is running at" in ln for ln in output), "".join(output)
-        yield Platform(f"http://127.0.0.1:{public_port}", run_dir, process, output)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        process.stdout.close()
+        extra_env={
+            "CLOUDOPS_DRAIN_SECONDS": "1",
+            # The switch test reads continuously; the default of 100 per 15 min would reject it.
+            "CLOUDOPS_GATEWAY_RATE_LIMIT": "100000",
+        },
+    ) as running:
+        yield running
 
 
 def test_up_prints_url_and_the_given_admin_key(platform: Platform) -> None:
     text = "".join(platform.output)
     assert f"CloudOps is running at {platform.api}" in text
     assert f"admin API key: {ADMIN_KEY}" in text
+
+
+def test_up_creates_the_dashboard_admin_who_can_log_in(platform: Platform) -> None:
+    assert f"[cloudops] dashboard login: user admin, password {ADMIN_PASSWORD}\n" in platform.output
+    credentials = json.dumps({"username": "admin", "password": ADMIN_PASSWORD}).encode()
+    status, headers, body = request(
+        f"{platform.api}/api/auth/login", method="POST", body=credentials
+    )
+    assert status == 200, body
+    data = json.loads(body)["data"]
+    assert data["permissions"] == ["admin", "read", "write"]
+    assert data["csrf_token"]
+    assert "cloudops_session=" in headers["Set-Cookie"]
+
+
+def test_up_keeps_a_generated_admin_password_private_and_reuses_it(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Without CLOUDOPS_BOOTSTRAP_ADMIN_PASSWORD one is generated once, kept 0600, printed."""
+    run_dir = tmp_path_factory.mktemp("generated")
+    env = {"CLOUDOPS_BOOTSTRAP_ADMIN_PASSWORD": "", "CLOUDOPS_BOOTSTRAP_ADMIN_USER": "ops"}
+    with running_platform(pg_url, run_dir, extra_env=env) as first:
+        stored = run_dir / "admin-password"
+        password = stored.read_text()
+        assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+        assert len(password) >= 32
+        assert f"[cloudops] dashboard login: user ops, password {password}\n" in first.output
+    with running_platform(pg_url, run_dir, extra_env=env) as second:
+        text = "".join(second.output)
+        assert f"user ops, password {password} (the user already existed" in text
 
 
 def test_demo_billing_gives_a_forecast(platform: Platform) -> None:
@@ -355,7 +296,7 @@ def test_services_do_not_outlive_a_killed_platform(
 ) -> None:
     """Even SIGKILL, which the platform cannot handle, must not leave services running."""
     run_dir = tmp_path_factory.mktemp("killed")
-    process = _launch_up(pg_url, run_dir, _free_port_block(1), port_block=4)
+    process = launch_up(pg_url, run_dir, free_port_block(1), port_block=4)
     assert process.stdout is not None
     try:
         for line in process.stdout:
