@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from 'react';
+import { useEffect, useState } from 'react';
 
 import { getAlert } from '../api/alerts';
 import { useAlertsStore } from '../stores/AlertsStoreProvider';
@@ -8,7 +8,6 @@ export interface AlertDetailsResult {
   details: AlertWithHistory | null;
   loading: boolean;
   error: unknown;
-  reload: () => void;
 }
 
 /** One alert with its history; reloads whenever the live feed reports a change to it. */
@@ -17,7 +16,6 @@ export function useAlertDetails(alertId: string): AlertDetailsResult {
   const [details, setDetails] = useState<AlertWithHistory | null>(null);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<unknown>(null);
-  const [reloads, setReloads] = useState(0);
 
   useEffect(() => {
     let current = true;
@@ -38,8 +36,7 @@ export function useAlertDetails(alertId: string): AlertDetailsResult {
     return () => {
       current = false;
     };
-  }, [alertId, revision, reloads]);
+  }, [alertId, revision]);
 
-  const reload = useCallback(() => setReloads((n) => n + 1), []);
-  return { details: details?.id === alertId ? details : null, loading, error, reload };
+  return { details: details?.id === alertId ? details : null, loading, error };
 }
