@@ -87,16 +87,16 @@ def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
     )
     dashboard = run_dir / "dashboard"
     dashboard.mkdir(exist_ok=True)
-    conf = conf_dir / "nginx.conf"
-    conf.write_text(
-        Template((ROOT / "nginx" / "nginx.conf.template").read_text()).safe_substitute(
-            PUBLIC_PORT=public_port,
-            LISTEN_V6="",
-            RUN_DIR=str(run_dir),
-            DASHBOARD_DIR=str(dashboard),
-            WORKER_USER="",
-        )
+    rendered = Template((ROOT / "nginx" / "nginx.conf.template").read_text()).safe_substitute(
+        PUBLIC_PORT=public_port,
+        LISTEN_V6="",
+        RUN_DIR=str(run_dir),
+        DASHBOARD_DIR=str(dashboard),
+        WORKER_USER="",  # workers as nginx's default user: they read nothing of the run dir
     )
+    assert "${" not in rendered, "the nginx template has a variable this test does not set"
+    conf = conf_dir / "nginx.conf"
+    conf.write_text(rendered)
     return conf
 
 
