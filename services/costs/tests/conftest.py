@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from common.testing import make_settings, truncate_schema
 from costs.app import create_app
+from costs.focus import EXACT, Block
 from costs.settings import CostsSettings
 
 Client = TestClient[web.Request, web.Application]
@@ -81,3 +83,22 @@ async def imported(client: Client, body: bytes, **kw: Any) -> dict[str, Any]:
     assert resp.status == 201, await resp.text()
     data: dict[str, Any] = (await resp.json())["data"]
     return data
+
+
+def joined(blocks: list[Block]) -> Block:
+    """The outcome of consecutive blocks as if they had been one."""
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    rejected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    with localcontext(EXACT):
+        for block in blocks:
+            for key, amount in block.totals.items():
+                totals[key] += amount
+            for key, amount in block.rejected_totals.items():
+                rejected[key] += amount
+    return Block(
+        [row for b in blocks for row in b.rows],
+        [r for b in blocks for r in b.rejections],
+        [f for b in blocks for f in b.findings],
+        dict(totals),
+        dict(rejected),
+    )

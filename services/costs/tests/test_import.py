@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from costs.focus import BY_FOCUS
 from costs.settings import CostsSettings
 
 from .conftest import (
@@ -112,7 +113,7 @@ async def test_unknown_import_id_is_a_problem(client: Client, path: str) -> None
     assert resp.content_type == "application/problem+json"
 
 
-async def test_bad_rows_are_rejected_by_line_and_good_rows_kept(
+async def test_rows_that_cannot_be_costed_are_rejected_by_line_and_the_rest_kept(
     client: Client, settings: CostsSettings
 ) -> None:
     rows = focus_rows("aws_focus_1_0.csv")[:8]
@@ -123,17 +124,18 @@ async def test_bad_rows_are_rejected_by_line_and_good_rows_kept(
     rows[5]["BilledCost"] = "12,5"
     rows[6]["Tags"] = "[1, 2]"
     result = await imported(client, to_csv(rows))
-    assert (result["rows_accepted"], result["rows_rejected"]) == (2, 6)
+    assert (result["rows_accepted"], result["rows_with_findings"]) == (4, 2)
+    assert result["rows_rejected"] == 4
     reasons = {(r["line"], r["field"]) for r in result["rejections"]}
     assert reasons == {
         (3, "ChargePeriodStart"),
-        (4, "ChargeCategory"),
         (5, "BillingCurrency"),
         (6, "ChargePeriodEnd"),
         (7, "BilledCost"),
-        (8, "Tags"),
     }
-    assert await line_item_count(settings) == 2
+    found = {rule: [e["line"] for e in f["examples"]] for rule, f in result["findings"].items()}
+    assert found == {"unknown_value": [4], "invalid_json": [8]}
+    assert await line_item_count(settings) == 4
 
 
 async def test_row_with_the_wrong_number_of_fields_is_rejected(client: Client) -> None:
@@ -384,25 +386,46 @@ async def test_quoted_fields_may_span_lines(client: Client, settings: CostsSetti
 
 
 @pytest.mark.parametrize(
-    ("column", "value", "field"),
+    ("column", "value"),
     [
-        ("BilledCost", "NaN", "BilledCost"),
-        ("ListCost", "-Infinity", "ListCost"),
-        ("PricingQuantity", "sNaN", "PricingQuantity"),
-        ("BillingPeriodEnd", "2023-12-01T00:00:00Z", "BillingPeriodEnd"),
-        ("ProviderName", "NULL", "ProviderName"),
-        ("ChargePeriodStart", "01/02/2024", "ChargePeriodStart"),
-        ("Tags", "{not json", "Tags"),
+        ("BilledCost", "NaN"),
+        ("BilledCost", ""),
+        ("ChargePeriodStart", "01/02/2024"),
     ],
 )
-async def test_each_invalid_value_rejects_its_row_naming_the_column(
-    client: Client, column: str, value: str, field: str
+async def test_a_row_without_a_billed_cost_or_charge_period_is_rejected_naming_the_column(
+    client: Client, column: str, value: str
 ) -> None:
     rows = focus_rows("aws_focus_1_0.csv")[:2]
     rows[1][column] = value
     result = await imported(client, to_csv(rows))
     assert (result["rows_accepted"], result["rows_rejected"]) == (1, 1)
-    assert [(r["line"], r["field"]) for r in result["rejections"]] == [(3, field)]
+    assert [(r["line"], r["field"]) for r in result["rejections"]] == [(3, column)]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("ListCost", "-Infinity", "invalid_decimal"),
+        ("PricingQuantity", "sNaN", "invalid_decimal"),
+        ("BillingPeriodEnd", "2023-12-01T00:00:00Z", "billing_period_order"),
+        ("ProviderName", "NULL", "mandatory_null"),
+        ("Tags", "{not json", "invalid_json"),
+    ],
+)
+async def test_a_descriptive_value_that_breaks_the_spec_keeps_its_row_with_a_finding(
+    client: Client, settings: CostsSettings, column: str, value: str, rule: str
+) -> None:
+    rows = focus_rows("aws_focus_1_0.csv")[:2]
+    rows[1][column] = value
+    result = await imported(client, to_csv(rows))
+    assert (result["rows_accepted"], result["rows_with_findings"]) == (2, 1)
+    assert result["rows_rejected"] == 0
+    example = {"line": 3, "column": column, "value": value, "stored": None}
+    assert result["findings"] == {rule: {"count": 1, "examples": [example]}}
+    db = BY_FOCUS[column].db
+    stored = await fetch(settings, f"SELECT {db} FROM costs.line_items WHERE line = 3")
+    assert stored[0][db] is None
 
 
 async def test_unusual_spellings_of_numbers_are_stored_exactly_and_absurd_ones_rejected(
@@ -414,6 +437,7 @@ async def test_unusual_spellings_of_numbers_are_stored_exactly_and_absurd_ones_r
         row["BilledCost"] = spelling
     result = await imported(client, to_csv(rows))
     assert [(r["line"], r["field"]) for r in result["rejections"]] == [(7, "BilledCost")]
+    assert result["reconciliation"]["USD"]["billed"]["rejected"] == "0"
     stored = await fetch(settings, "SELECT line, billed_cost FROM costs.line_items ORDER BY 1")
     assert [(r["line"], r["billed_cost"]) for r in stored] == [
         (n + 2, Decimal(spelling)) for n, spelling in enumerate(spellings[:5])

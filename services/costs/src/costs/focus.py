@@ -1,115 +1,88 @@
-"""The FOCUS 1.0 / 1.1 billing format: its columns, header mapping and per-row validation.
+"""Reading FOCUS cost-and-usage files: the header, and one validator for every value.
 
-No I/O here: :class:`RowParser` turns CSV records (lists of strings) into checked rows in
-:data:`ROW_COLUMNS` order, every value as text, or the reason each bad record was rejected.
+No I/O here. :class:`RowParser` turns blocks of CSV records into rows in :data:`ROW_COLUMNS`
+order (every value as text or None), data-quality findings (a value that breaks the spec, kept
+as null or in normalised form) and rejections (rows that cannot be costed or placed in time).
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 from operator import lt
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-
-class Kind(StrEnum):
-    TEXT = "text"
-    DECIMAL = "decimal"
-    TIMESTAMP = "timestamp"
-    JSON = "json"
-
-
-@dataclass(frozen=True)
-class Column:
-    focus: str
-    db: str
-    kind: Kind
-    mandatory: bool = False
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("BilledCost", "billed_cost", Kind.DECIMAL, True),
-    Column("EffectiveCost", "effective_cost", Kind.DECIMAL, True),
-    Column("ListCost", "list_cost", Kind.DECIMAL, True),
-    Column("ContractedCost", "contracted_cost", Kind.DECIMAL, True),
-    Column("BillingAccountId", "billing_account_id", Kind.TEXT, True),
-    Column("BillingAccountName", "billing_account_name", Kind.TEXT, True),
-    Column("BillingCurrency", "billing_currency", Kind.TEXT, True),
-    Column("BillingPeriodStart", "billing_period_start", Kind.TIMESTAMP, True),
-    Column("BillingPeriodEnd", "billing_period_end", Kind.TIMESTAMP, True),
-    Column("ChargeCategory", "charge_category", Kind.TEXT, True),
-    Column("ChargeClass", "charge_class", Kind.TEXT, True),
-    Column("ChargeDescription", "charge_description", Kind.TEXT, True),
-    Column("ChargeFrequency", "charge_frequency", Kind.TEXT),
-    Column("ChargePeriodStart", "charge_period_start", Kind.TIMESTAMP, True),
-    Column("ChargePeriodEnd", "charge_period_end", Kind.TIMESTAMP, True),
-    Column("PricingQuantity", "pricing_quantity", Kind.DECIMAL, True),
-    Column("PricingUnit", "pricing_unit", Kind.TEXT, True),
-    Column("ListUnitPrice", "list_unit_price", Kind.DECIMAL),
-    Column("ContractedUnitPrice", "contracted_unit_price", Kind.DECIMAL),
-    Column("ConsumedQuantity", "consumed_quantity", Kind.DECIMAL),
-    Column("ConsumedUnit", "consumed_unit", Kind.TEXT),
-    Column("ProviderName", "provider_name", Kind.TEXT, True),
-    Column("PublisherName", "publisher_name", Kind.TEXT, True),
-    Column("InvoiceIssuerName", "invoice_issuer_name", Kind.TEXT, True),
-    Column("RegionId", "region_id", Kind.TEXT),
-    Column("RegionName", "region_name", Kind.TEXT),
-    Column("AvailabilityZone", "availability_zone", Kind.TEXT),
-    Column("ResourceId", "resource_id", Kind.TEXT),
-    Column("ResourceName", "resource_name", Kind.TEXT),
-    Column("ResourceType", "resource_type", Kind.TEXT),
-    Column("ServiceCategory", "service_category", Kind.TEXT, True),
-    Column("ServiceName", "service_name", Kind.TEXT, True),
-    Column("SubAccountId", "sub_account_id", Kind.TEXT),
-    Column("SubAccountName", "sub_account_name", Kind.TEXT),
-    Column("SkuId", "sku_id", Kind.TEXT),
-    Column("SkuPriceId", "sku_price_id", Kind.TEXT),
-    Column("CommitmentDiscountId", "commitment_discount_id", Kind.TEXT),
-    Column("Tags", "tags", Kind.JSON),
+from costs.focus_spec import (
+    BY_FOCUS,
+    COLUMNS,
+    COST_BASES,
+    COSTING,
+    DB_COLUMNS,
+    MANDATORY,
+    OTHER_DATASETS,
+    ROW_COLUMNS,
+    STAND_INS,
+    STORED,
+    VERSION_MARKS,
+    Column,
+    Kind,
 )
-BY_FOCUS = {c.focus: c for c in COLUMNS}
-MANDATORY = tuple(c.focus for c in COLUMNS if c.mandatory)
-_KIND_ORDER = (Kind.TEXT, Kind.DECIMAL, Kind.TIMESTAMP, Kind.JSON)
-# Stored columns grouped by kind, so a row is built from one comprehension per kind (speed).
-STORED = tuple(sorted(COLUMNS, key=lambda c: _KIND_ORDER.index(c.kind)))
-# What RowParser produces, per row; the import id is added as the rows are loaded.
-ROW_COLUMNS = ("line", *(c.db for c in STORED))
-DB_COLUMNS = ("import_id", *ROW_COLUMNS)
-_TIMESTAMPS = [c.db for c in STORED if c.kind is Kind.TIMESTAMP]
-COST_BASES = {
-    "billed": "billed_cost",
-    "effective": "effective_cost",
-    "list": "list_cost",
-    "contracted": "contracted_cost",
+
+__all__ = [
+    "BY_FOCUS",
+    "COLUMNS", "COST_BASES", "DB_COLUMNS", "EXACT", "MANDATORY", "ROW_COLUMNS", "STORED",
+    "Block", "Finding", "HeaderError", "Kind", "Rejection", "RowParser", "check_value",
+    "parse_timestamp", "read_header", "utc_text",
+]  # fmt: skip
+
+# Sums of money must never round: additions in this context are exact (or raise).
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[InvalidOperation])
+NO_CURRENCY = "XXX"  # ISO 4217's code for "no currency": the key of sums on rows without one
+
+# Finding rules: a value kept as null or in normalised form.
+MANDATORY_NULL = "mandatory_null"
+INVALID_DECIMAL = "invalid_decimal"
+INVALID_TIMESTAMP = "invalid_timestamp"
+INVALID_JSON = "invalid_json"
+ENUM_CASE = "enum_case"
+UNKNOWN_VALUE = "unknown_value"
+CURRENCY_CASE = "currency_case"
+INVALID_CURRENCY = "invalid_currency"
+PERIOD_ORDER = "billing_period_order"
+EXTRA_FIELDS = "extra_empty_fields"
+MISSING_COLUMN = "missing_column"
+# What a rule means for a column whose bad value rejects the row (BilledCost, ChargePeriod*).
+_REJECTION_MESSAGES = {
+    MANDATORY_NULL: "must not be null",
+    INVALID_DECIMAL: "not a valid decimal",
+    INVALID_TIMESTAMP: "not a valid timestamp",
 }
-CHARGE_CATEGORIES = frozenset({"Usage", "Purchase", "Tax", "Credit", "Adjustment"})
-# Columns that only FOCUS 1.1 defines; their presence tells the version.
-FOCUS_11_ONLY = frozenset(
-    {"CapacityReservationId", "CommitmentDiscountQuantity", "ServiceSubcategory", "SkuMeter"}
-)
-_NON_NULL = frozenset(
-    {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingAccountId",
-     "BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd", "ChargeCategory",
-     "ChargePeriodStart", "ChargePeriodEnd", "ProviderName"}
-)  # fmt: skip
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_REJECTING = ("billed_cost", "charge_period_start", "charge_period_end")
+_COSTS = tuple(COST_BASES.values())
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
 # In a decimal, anything but a sign, digits, a point and blanks: NaN, Infinity, an exponent, "_".
 _UNUSUAL = re.compile(r"[^-+.0-9 |]")
+# A plain decimal this short has at most 16,383 digits after the point and before it, which
+# PostgreSQL's NUMERIC holds; a longer one is checked value by value.
+_PLAIN_MAX_LEN = 16383
 _FRACTION = re.compile(r"\.(\d{6})\d+")
 # ``_NULLS.get(v, v)`` is the field, or None for the two spellings of null; map() runs it in C.
 _NULLS: dict[str, None] = {"": None, "NULL": None}
 _CACHE_LIMIT = 100_000
+_SHOWN_CHARS = 200  # of a bad value, in a finding
+_CANONICAL = {c.focus: {v.casefold(): v for v in c.values} for c in COLUMNS if c.values}
+_ZERO = Decimal(0)
 
 
 class HeaderError(ValueError):
-    """The header row cannot be read as FOCUS; ``errors`` lists each problem."""
+    """The header row cannot be read as FOCUS cost and usage; ``errors`` lists each problem."""
 
     def __init__(self, message: str, errors: list[dict[str, str]]) -> None:
         super().__init__(message)
@@ -121,6 +94,34 @@ class Rejection:
     line: int
     field: str | None
     message: str
+
+
+class Finding(NamedTuple):
+    """A value that breaks the spec on a row that was kept: as written (bounded) and as stored."""
+
+    line: int
+    column: str | None
+    rule: str
+    value: str | None
+    stored: str | None
+
+
+class Block(NamedTuple):
+    """What one block of records became.
+
+    ``totals`` sums each cost basis per ``(currency, basis)`` over every row of the right width,
+    kept or rejected; ``rejected_totals`` over the rejected ones alone.
+    """
+
+    rows: list[tuple[Any, ...]]
+    rejections: list[Rejection]
+    findings: list[Finding]
+    totals: dict[tuple[str, str], Decimal]
+    rejected_totals: dict[tuple[str, str], Decimal]
+
+    @property
+    def rows_with_findings(self) -> int:
+        return len({f.line for f in self.findings})
 
 
 def parse_timestamp(raw: str) -> datetime:
@@ -145,22 +146,92 @@ def utc_text(raw: str) -> str:
 
 
 def read_header(names: Sequence[str]) -> tuple[dict[str, int], str]:
-    """The index of each known FOCUS column by name, and the FOCUS version the header implies."""
+    """The index of each known FOCUS column by name, and the FOCUS version the header implies.
+
+    Refused: another FOCUS dataset (contract commitments, billing periods), a header naming no
+    FOCUS column, one without the columns that cost a row and place it in time, duplicates.
+    """
     cleaned = [n.strip() for n in names]
+    lowered = {n.casefold() for n in cleaned}
+    for dataset, marks in OTHER_DATASETS:
+        if marks & lowered and "chargeperiodstart" not in lowered:
+            raise HeaderError(
+                f"This is a FOCUS {dataset} dataset, not a cost and usage dataset; "
+                "only cost and usage data can be imported.",
+                [{"field": "header", "message": f"FOCUS {dataset} dataset"}],
+            )
     if not any(n in BY_FOCUS for n in cleaned):
         raise HeaderError(
             "The first line is not a FOCUS header: it names none of the FOCUS columns.",
             [{"field": "header", "message": "no FOCUS column names found"}],
         )
     duplicates = sorted({n for n in cleaned if n and cleaned.count(n) > 1})
-    missing = [m for m in MANDATORY if m not in cleaned]
+    missing = [m for m in COSTING if m not in cleaned]
     errors = [{"field": m, "message": "mandatory FOCUS column missing"} for m in missing]
     errors += [{"field": d, "message": "column appears more than once"} for d in duplicates]
     if errors:
         raise HeaderError("The FOCUS header is incomplete or ambiguous.", errors)
     index = {n: i for i, n in enumerate(cleaned) if n in BY_FOCUS}
-    version = "1.1" if FOCUS_11_ONLY & set(cleaned) else "1.0"
+    present = set(cleaned)
+    version = next((v for v, marks in VERSION_MARKS if marks & present), "1.0")
     return index, version
+
+
+def check_value(column: Column, raw: str) -> tuple[str | None, str | None]:
+    """The one rule of a column: what is stored for a value as written, and the finding, if any.
+
+    Every path of :class:`RowParser` gives what this gives; the column-wise shortcuts only skip
+    calling it for values it is known to accept as they are.
+    """
+    if raw == "" or raw == "NULL":
+        return None, MANDATORY_NULL if column.non_null else None
+    kind = column.kind
+    if kind is Kind.TEXT:
+        return raw, None
+    if kind is Kind.DECIMAL:
+        return _decimal(raw)
+    if kind is Kind.TIMESTAMP:
+        try:
+            return utc_text(raw), None
+        except (ValueError, OverflowError):
+            return None, INVALID_TIMESTAMP
+    if kind is Kind.ENUM:
+        if raw in column.values:
+            return raw, None
+        canonical = _CANONICAL[column.focus].get(raw.strip().casefold())
+        return (canonical, ENUM_CASE) if canonical else (None, UNKNOWN_VALUE)
+    if kind is Kind.CURRENCY:
+        if _CURRENCY.fullmatch(raw):
+            return raw, None
+        code = raw.strip().upper()
+        return (code, CURRENCY_CASE) if _CURRENCY.fullmatch(code) else (None, INVALID_CURRENCY)
+    # JSON: kept as the provider wrote it (exported back unchanged) if it is an object that
+    # PostgreSQL's jsonb also reads (it refuses the NUL character).
+    try:
+        valid = isinstance(orjson.loads(raw), dict) and "\\u0000" not in raw
+    except orjson.JSONDecodeError:
+        valid = False
+    return (raw, None) if valid else (None, INVALID_JSON)
+
+
+def _decimal(raw: str) -> tuple[str | None, str | None]:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        return None, INVALID_DECIMAL
+    # Finite, and within what PostgreSQL's NUMERIC holds: 16,383 digits after the point and
+    # 131,072 before it.
+    if not value.is_finite() or int(value.as_tuple().exponent) < -16383:
+        return None, INVALID_DECIMAL
+    if value.adjusted() >= 131072:
+        return None, INVALID_DECIMAL
+    return (raw if raw.isascii() and not _UNUSUAL.search(raw) else str(value)), None
+
+
+class _Checked(NamedTuple):
+    values: Sequence[Any]
+    issues: list[tuple[int, str]]  # (index in the block, rule)
+    total: Decimal | None  # a decimal column's sum of stored values
 
 
 class RowParser:
@@ -174,198 +245,235 @@ class RowParser:
 
     def __init__(self, index: dict[str, int], width: int) -> None:
         self.width = width
-        # A column the file lacks reads position ``width``: an empty field appended to each record.
-        self.slots = [(c, index.get(c.focus, width)) for c in STORED]
-        self.tags = index.get("Tags", width)
-        # Billing files repeat the same few timestamps on every row; parse each once.
-        self._instants: dict[str, str] = {}
-        # Values already seen valid: tag objects and currency codes repeat on most rows too.
-        self._tags: set[str] = set()
-        self._currencies: set[str] = set()
-        # Column positions for parse_block, in STORED order within each kind.
-        self._text_at = [(p, c.focus in _NON_NULL) for c, p in self.slots if c.kind is Kind.TEXT]
-        self._decimal_at = [
-            (p, c.focus in _NON_NULL) for c, p in self.slots if c.kind is Kind.DECIMAL
-        ]
-        self._timestamp_at = [p for c, p in self.slots if c.kind is Kind.TIMESTAMP]
-        stored_at = {c.db: p for c, p in self.slots}
-        self._category_at = stored_at["charge_category"]
-        self._currency_at = stored_at["billing_currency"]
-        self._periods = [
-            (_TIMESTAMPS.index("charge_period_start"), _TIMESTAMPS.index("charge_period_end")),
-            (_TIMESTAMPS.index("billing_period_start"), _TIMESTAMPS.index("billing_period_end")),
-        ]
+        # A column the file lacks reads position ``width``: a column of nulls.
+        self.slots = [(c, self._position(index, c.focus)) for c in STORED]
+        self.missing = [m for m in MANDATORY if self._position(index, m) == width]
+        self._at = {c.db: n for n, (c, _) in enumerate(self.slots)}
+        # Billing files repeat the same few values (instants, currencies, enum values, tag
+        # objects) on most rows: each distinct one is checked once per column, and remembered
+        # as what is stored and, if the value breaks the spec, the rule it breaks.
+        self._stored: dict[str, dict[str, str | None]] = defaultdict(dict)
+        self._rules: dict[str, dict[str, str]] = defaultdict(dict)
 
-    def parse_block(
-        self, lines: Sequence[int], records: list[list[str]]
-    ) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
-        """Rows and rejections, for records and the lines they start on.
+    def _position(self, index: dict[str, int], focus: str) -> int:
+        if focus in index:
+            return index[focus]
+        return index.get(STAND_INS.get(focus, ""), self.width)
 
-        Column by column first: transposing the block and checking each column with ``map`` and
-        set operations keeps the per-value work in C, which is most of the import's cost
-        otherwise. A block with anything doubtful (a wrong width, a null where FOCUS forbids one,
-        a value that does not convert or is unusual, a failed check) is parsed again row by row,
-        which names each bad row.
-        """
-        try:
-            rows = self._columns(lines, records)
-        except (ValueError, InvalidOperation, TypeError):
-            rows = None
-        if rows is not None:
-            return rows, []
-        accepted: list[tuple[Any, ...]] = []
-        rejected: list[Rejection] = []
-        for line, record in zip(lines, records, strict=True):
-            row = self.parse(line, record)
-            if isinstance(row, Rejection):
-                rejected.append(row)
-            else:
-                accepted.append(row)
-        return accepted, rejected
-
-    def _columns(
-        self, lines: Sequence[int], records: list[list[str]]
-    ) -> list[tuple[Any, ...]] | None:
-        """The block's rows if every value passes, else None (or a conversion error)."""
-        if not records or set(map(len, records)) != {self.width}:
-            return None
-        columns: list[Sequence[Any]] = list(zip(*records, strict=True))
-        nulls: tuple[None, ...] = (None,) * len(records)
-        columns.append(nulls)  # position ``width``: a FOCUS column this file lacks
-        texts: list[Sequence[Any]] = []
-        for at, mandatory in self._text_at:
-            column = columns[at]
-            if "" in column or "NULL" in column:
-                if mandatory:
-                    return None
-                column = list(map(_NULLS.get, column, column))
-            texts.append(column)
-        decimals: list[Sequence[Any]] = []
-        for at, mandatory in self._decimal_at:
-            column = columns[at]
-            if column is not nulls:
-                if "" in column or "NULL" in column:
-                    if mandatory:
-                        return None
-                    column = list(map(_NULLS.get, column, column))
-                # Plain ASCII numbers only: an exponent, NaN, Infinity, "_" or non-ASCII digits
-                # go row by row, where they are bounded and written in canonical form.
-                joined = "|".join(filter(None, column))
-                if not joined.isascii() or _UNUSUAL.search(joined):
-                    return None
-                deque(map(Decimal, filter(None, column)), maxlen=0)  # raises if one is not a number
-            decimals.append(column)
-        instants = self._instants
-        timestamps: list[list[str]] = []
-        for at in self._timestamp_at:
-            column = columns[at]
-            unseen = set(column).difference(instants)
-            if unseen:
-                if "" in unseen or "NULL" in unseen:
-                    return None  # every FOCUS timestamp column we store is mandatory
-                if len(instants) + len(unseen) > _CACHE_LIMIT:
-                    instants.clear()
-                    unseen = set(column)
-                for raw in unseen:
-                    instants[raw] = utc_text(raw)
-            timestamps.append(list(map(instants.__getitem__, column)))
-        for start, end in self._periods:
-            if not all(map(lt, timestamps[start], timestamps[end])):
-                return None
-        if not CHARGE_CATEGORIES.issuperset(columns[self._category_at]):
-            return None
-        if not self._known(self._currencies, columns[self._currency_at], _valid_currency):
-            return None
-        tags: Sequence[Any] = columns[self.tags]
-        if tags is not nulls:
-            if "" in tags or "NULL" in tags:
-                tags = list(map(_NULLS.get, tags, tags))
-            if not self._known(self._tags, tags, _valid_tags):
-                return None
-        return list(zip(lines, *texts, *decimals, *timestamps, tags, strict=True))
-
-    @staticmethod
-    def _known(seen: set[Any], column: Sequence[Any], valid: Any) -> bool:
-        """Whether every value of ``column`` is valid, checking each distinct new value once."""
-        if seen.issuperset(column):
-            return True
-        unseen = set(column).difference(seen)
-        if not all(map(valid, unseen)):
-            return False
-        if len(seen) + len(unseen) > _CACHE_LIMIT:
-            seen.clear()
-        seen.update(unseen)
-        return True
+    def header_findings(self, line: int) -> list[Finding]:
+        """A mandatory column the header lacks: every row keeps null there."""
+        return [Finding(line, m, MISSING_COLUMN, None, None) for m in self.missing]
 
     def parse(self, line: int, record: list[str]) -> tuple[Any, ...] | Rejection:
-        """One record's row, or why it was rejected, naming the column."""
-        if len(record) != self.width:
-            return Rejection(line, None, f"expected {self.width} fields, found {len(record)}")
-        record = [*record, ""]
-        values: list[Any] = [line]
-        for column, position in self.slots:
-            raw = record[position]
-            if raw == "" or raw == "NULL":
-                if column.focus in _NON_NULL:
-                    return Rejection(line, column.focus, "must not be null")
-                values.append(None)
+        """One record's row, or why it was rejected: the record checked as a block of its own."""
+        block = self.parse_block([line], [record])
+        return block.rows[0] if block.rows else block.rejections[0]
+
+    def parse_block(
+        self, lines: Sequence[int], records: Sequence[list[str]], *, fast: bool = True
+    ) -> Block:
+        """Rows, rejections, findings and cost sums, for records and the lines they start on.
+
+        Column by column: transposing the block and checking each column with ``map`` and set
+        operations keeps the per-value work in C, which is most of the import's cost otherwise.
+        A column with anything doubtful is checked value by value with :func:`check_value`
+        (every column is, with ``fast=False``), so a row's outcome never depends on its
+        neighbours.
+        """
+        findings: list[Finding] = []
+        rejections: list[Rejection] = []
+        if set(map(len, records)) != {self.width}:
+            lines, records = self._fit(lines, records, findings, rejections)
+        if not records:
+            return Block([], rejections, findings, {}, {})
+        with localcontext(EXACT):
+            return self._checked_block(lines, records, fast, findings, rejections)
+
+    def _fit(
+        self,
+        lines: Sequence[int],
+        records: Sequence[list[str]],
+        findings: list[Finding],
+        rejections: list[Rejection],
+    ) -> tuple[list[int], list[list[str]]]:
+        """Records of the header's width: trailing empty fields are dropped with a finding."""
+        kept_lines: list[int] = []
+        kept: list[list[str]] = []
+        for line, record in zip(lines, records, strict=True):
+            extra = record[self.width :]
+            if len(record) < self.width or any(extra):
+                message = f"expected {self.width} fields, found {len(record)}"
+                rejections.append(Rejection(line, None, message))
                 continue
-            try:
-                values.append(self._convert(column.kind, raw))
-            except (ValueError, InvalidOperation):
-                return Rejection(line, column.focus, f"not a valid {column.kind.value}")
-        return self._check(line, values)
+            if extra:
+                findings.append(Finding(line, None, EXTRA_FIELDS, "," * len(extra), None))
+            kept_lines.append(line)
+            kept.append(record[: self.width])
+        return kept_lines, kept
 
-    def _convert(self, kind: Kind, raw: str) -> str:
-        if kind is Kind.TEXT:
-            return raw
-        if kind is Kind.DECIMAL:
-            value = Decimal(raw)
-            # Finite, and within what PostgreSQL's NUMERIC holds (16383 digits after the point).
-            if not value.is_finite() or not -16383 <= int(value.as_tuple().exponent) <= 100_000:
-                raise ValueError("not a storable number")
-            return raw if raw.isascii() and not _UNUSUAL.search(raw) else str(value)
-        if kind is Kind.TIMESTAMP:
-            value_text = self._instants.get(raw)
-            if value_text is None:
-                value_text = utc_text(raw)
-                if len(self._instants) < _CACHE_LIMIT:
-                    self._instants[raw] = value_text
-            return value_text
-        # Kept as the provider wrote it (exported back unchanged); checked to be a JSON object.
-        if not isinstance(orjson.loads(raw), dict):
-            raise ValueError("tags must be a JSON object")
-        return raw
+    def _checked_block(
+        self,
+        lines: Sequence[int],
+        records: Sequence[list[str]],
+        fast: bool,
+        findings: list[Finding],
+        rejections: list[Rejection],
+    ) -> Block:
+        columns: list[Sequence[str]] = list(zip(*records, strict=True))
+        nulls: tuple[None, ...] = (None,) * len(records)
+        checked = [
+            _Checked(nulls, [], _ZERO) if at == self.width else self._column(c, columns[at], fast)
+            for c, at in self.slots
+        ]
+        rejected = self._rejected(lines, checked)
+        values = [c.values for c in checked]
+        issues = [(n, i, rule) for n, c in enumerate(checked) for i, rule in c.issues]
+        issues += self._billing_period_order(values)
+        for n, i, rule in issues:
+            if i not in rejected:
+                column, at = self.slots[n]
+                raw = columns[at][i]
+                shown = raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "…"
+                findings.append(Finding(lines[i], column.focus, rule, shown, values[n][i]))
+        totals, rejected_totals = self._totals(checked, values, rejected)
+        rows = list(zip(lines, *values, strict=True))
+        if rejected:
+            rows = [row for i, row in enumerate(rows) if i not in rejected]
+            rejections += rejected.values()
+            rejections.sort(key=lambda r: r.line)
+        if findings:
+            findings.sort(key=lambda f: (f.line, f.column or "", f.rule))
+        return Block(rows, rejections, findings, totals, rejected_totals)
 
-    @staticmethod
-    def _check(line: int, values: Sequence[Any]) -> tuple[Any, ...] | Rejection:
-        if values[_CATEGORY] not in CHARGE_CATEGORIES:
-            return Rejection(line, "ChargeCategory", f"unknown category {values[_CATEGORY]!r}")
-        if not _CURRENCY.match(values[_CURRENCY_AT]):
-            return Rejection(line, "BillingCurrency", "must be an ISO 4217 code")
-        if values[_CHARGE_START] >= values[_CHARGE_END]:
-            return Rejection(line, "ChargePeriodEnd", "must be after ChargePeriodStart")
-        if values[_BILLING_START] >= values[_BILLING_END]:
-            return Rejection(line, "BillingPeriodEnd", "must be after BillingPeriodStart")
-        return tuple(values)
+    def _column(self, column: Column, raw: Sequence[str], fast: bool) -> _Checked:
+        if not fast:
+            return _by_value(column, raw)
+        if column.kind is Kind.TEXT:
+            return _texts(column, raw)
+        if column.kind is Kind.DECIMAL:
+            return _decimals(column, raw)
+        return self._memoised(column, raw)
+
+    def _memoised(self, column: Column, raw: Sequence[str]) -> _Checked:
+        """A column of repeating values: each distinct one checked once, the rest looked up."""
+        stored, rules = self._stored[column.focus], self._rules[column.focus]
+        distinct = set(raw)
+        unseen = distinct.difference(stored)
+        if unseen:
+            if len(stored) + len(unseen) > _CACHE_LIMIT:
+                stored.clear()
+                rules.clear()
+                unseen = distinct
+            for value in unseen:
+                stored[value], rule = check_value(column, value)
+                if rule is not None:
+                    rules[value] = rule
+        values = list(map(stored.__getitem__, raw))
+        bad = rules.keys() & distinct
+        issues = [(i, rules[v]) for i, v in enumerate(raw) if v in bad] if bad else []
+        return _Checked(values, issues, None)
+
+    def _rejected(self, lines: Sequence[int], checked: list[_Checked]) -> dict[int, Rejection]:
+        """Rows that cannot be costed or placed in time, by index, with the first reason."""
+        rejected: dict[int, Rejection] = {}
+        for db in _REJECTING:
+            n = self._at[db]
+            for i, rule in checked[n].issues:
+                message = _REJECTION_MESSAGES[rule]
+                rejected.setdefault(i, Rejection(lines[i], self.slots[n][0].focus, message))
+        start, end = (
+            checked[self._at["charge_period_start"]],
+            checked[self._at["charge_period_end"]],
+        )
+        if start.issues or end.issues or not all(map(lt, start.values, end.values)):
+            for i, (s, e) in enumerate(zip(start.values, end.values, strict=True)):
+                if s is not None and e is not None and not s < e:
+                    reason = Rejection(
+                        lines[i], "ChargePeriodEnd", "must be after ChargePeriodStart"
+                    )
+                    rejected.setdefault(i, reason)
+        currency = checked[self._at["billing_currency"]]
+        costs = [checked[self._at[db]].values for db in _COSTS]
+        for i, _ in currency.issues:
+            if currency.values[i] is not None or i in rejected:
+                continue
+            if any(c[i] is not None and Decimal(c[i]) != 0 for c in costs):
+                message = "no currency on a row with a cost"
+                rejected[i] = Rejection(lines[i], "BillingCurrency", message)
+        return rejected
+
+    def _billing_period_order(self, values: list[Sequence[Any]]) -> list[tuple[int, int, str]]:
+        """A billing period that ends before it starts keeps no end (the start is kept)."""
+        n_start, n_end = self._at["billing_period_start"], self._at["billing_period_end"]
+        starts, ends = values[n_start], values[n_end]
+        if None not in starts and None not in ends and all(map(lt, starts, ends)):
+            return []
+        bad = [
+            i
+            for i, (s, e) in enumerate(zip(starts, ends, strict=True))
+            if s is not None and e is not None and not s < e
+        ]
+        if bad:
+            kept = list(ends)
+            for i in bad:
+                kept[i] = None
+            values[n_end] = kept
+        return [(n_end, i, PERIOD_ORDER) for i in bad]
+
+    def _totals(
+        self, checked: list[_Checked], values: list[Sequence[Any]], rejected: dict[int, Rejection]
+    ) -> tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], Decimal]]:
+        """Each cost basis summed per currency, over all rows and over the rejected ones."""
+        currencies = values[self._at["billing_currency"]]
+        bases = [(basis, self._at[db]) for basis, db in COST_BASES.items()]
+        if not rejected and len(set(currencies)) == 1:
+            key = currencies[0] or NO_CURRENCY
+            return {(key, basis): checked[n].total or _ZERO for basis, n in bases}, {}
+        totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        rejected_totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for i, currency in enumerate(currencies):
+            key = currency or NO_CURRENCY
+            for basis, n in bases:
+                value = values[n][i]
+                amount = _ZERO if value is None else Decimal(value)
+                totals[key, basis] += amount
+                if i in rejected:
+                    rejected_totals[key, basis] += amount
+        return dict(totals), dict(rejected_totals)
 
 
-def _valid_currency(value: Any) -> bool:
-    return isinstance(value, str) and _CURRENCY.match(value) is not None
+def _by_value(column: Column, raw: Sequence[str]) -> _Checked:
+    pairs = [check_value(column, value) for value in raw]
+    values = [stored for stored, _ in pairs]
+    issues = [(i, rule) for i, (_, rule) in enumerate(pairs) if rule is not None]
+    total = sum(map(Decimal, filter(None, values)), _ZERO) if column.kind is Kind.DECIMAL else None
+    return _Checked(values, issues, total)
 
 
-def _valid_tags(value: Any) -> bool:
-    if value is None:
-        return True
+def _texts(column: Column, raw: Sequence[str]) -> _Checked:
+    if "" not in raw and "NULL" not in raw:
+        return _Checked(raw, [], None)
+    values = list(map(_NULLS.get, raw, raw))
+    if not column.non_null:
+        return _Checked(values, [], None)
+    return _Checked(values, [(i, MANDATORY_NULL) for i, v in enumerate(values) if v is None], None)
+
+
+def _decimals(column: Column, raw: Sequence[str]) -> _Checked:
+    """Plain ASCII numbers, short enough to be storable, summed in C; anything else by value."""
+    values: Sequence[str | None] = raw
+    if "" in raw or "NULL" in raw:
+        if column.non_null:
+            return _by_value(column, raw)
+        values = list(map(_NULLS.get, raw, raw))
+    present = list(filter(None, values))
+    if not present:
+        return _Checked(values, [], _ZERO)
+    joined = "|".join(present)
+    if not joined.isascii() or _UNUSUAL.search(joined) or max(map(len, present)) > _PLAIN_MAX_LEN:
+        return _by_value(column, raw)
     try:
-        return isinstance(orjson.loads(value), dict)
-    except orjson.JSONDecodeError:
-        return False
-
-
-_CATEGORY = ROW_COLUMNS.index("charge_category")
-_CURRENCY_AT = ROW_COLUMNS.index("billing_currency")
-_CHARGE_START = ROW_COLUMNS.index("charge_period_start")
-_CHARGE_END = ROW_COLUMNS.index("charge_period_end")
-_BILLING_START = ROW_COLUMNS.index("billing_period_start")
-_BILLING_END = ROW_COLUMNS.index("billing_period_end")
+        total = sum(map(Decimal, present), _ZERO)
+    except InvalidOperation:
+        return _by_value(column, raw)
+    return _Checked(values, [], total)

@@ -1,9 +1,13 @@
 """The FOCUS import use case: stream a file into ``line_items`` as one all-or-nothing transaction.
 
-Good rows are loaded with ``COPY`` in batches while the file is still arriving; bad rows are
-recorded with their line and reason. A file-level problem (header, encoding, quoting, a line over
-the limit) rolls everything back. Rows of the same billing account whose billing period overlaps
-the new file's are replaced at the end, under a per-account lock, so re-imports never duplicate.
+Rows are loaded with ``COPY`` in batches while the file is still arriving. A row with money is
+kept even where it breaks the spec (the value is stored as null or normalised, and the finding
+recorded); only rows that cannot be costed or placed in time are rejected, with line and reason.
+Each import is reconciled: the cost sums of the file as read must equal what was stored plus
+what was rejected, per currency and basis. A file-level problem (header, another FOCUS dataset,
+encoding, quoting, a line over the limit, sums that do not reconcile) rolls everything back.
+Rows of the same billing account whose billing period overlaps the new file's are replaced at the
+end, under a per-account lock, so re-imports never duplicate.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -25,7 +29,10 @@ from prometheus_client import Counter
 from common.errors import NotFound, ProblemError
 from costs import storage
 from costs.focus import HeaderError, Rejection, RowParser, read_header
+from costs.quality import FindingLog, Reconciliation
 from costs.records import FileError, csv_records
+
+RowLoader = Callable[[Any, UUID, Sequence[Sequence[Any]]], Awaitable[None]]
 
 IMPORT_ROWS = Counter(
     "costs_import_rows_total", "FOCUS rows read by outcome.", ["service", "outcome"]
@@ -40,6 +47,8 @@ class ImportProgress:
     rows_rejected: int = 0
     focus_version: str | None = None
     rejections: list[Rejection] = field(default_factory=list)
+    findings: FindingLog = field(default_factory=FindingLog)
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)
     reported_at: float = float("-inf")
 
 
@@ -47,6 +56,14 @@ class ImportFailed(ProblemError):
     """A file-level problem: nothing of the file was kept."""
 
     slug = "import-failed"
+
+
+class Unreconciled(Exception):
+    """The stored sums differ from the file's: something between parsing and loading lost rows."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        super().__init__("the stored cost sums differ from the file's")
+        self.report = report
 
 
 async def _hashing(chunks: AsyncIterable[bytes], digest: Any, limit: int) -> AsyncIterator[bytes]:
@@ -73,7 +90,9 @@ class Importer:
         max_stored_rejections: int = 1000,
         progress_seconds: float = 0.5,
         service: str = "costs",
+        load_rows: RowLoader = storage.load_rows,
     ) -> None:
+        self.load_rows = load_rows
         self.progress_seconds = progress_seconds
         self.pool = pool
         self.max_line_bytes = max_line_bytes
@@ -94,13 +113,28 @@ class Importer:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._load(conn, _hashing(chunks, digest, self.max_upload_bytes), progress)
+                reconciliation = await self._reconcile(conn, progress)
                 replaced = await storage.replace_overlapping(
                     conn, progress.import_id, digest.hexdigest()
                 )
                 await storage.store_rejections(conn, progress.import_id, progress.rejections)
                 await storage.finish_import(
-                    conn, progress, sha256=digest.hexdigest(), rows_replaced=replaced
+                    conn,
+                    progress,
+                    sha256=digest.hexdigest(),
+                    rows_replaced=replaced,
+                    reconciliation=reconciliation,
                 )
+        except Unreconciled as exc:
+            await self._fail(progress, exc, exc.report)
+            logger.error("focus import does not reconcile", import_id=str(progress.import_id))
+            raise ImportFailed(
+                f"Import {progress.import_id} failed, nothing was imported: the stored cost sums "
+                "differ from the file's (see the import's reconciliation).",
+                status=500,
+                errors=[{"field": "reconciliation", "message": "stored sums differ from the file"}],
+                headers={"X-Import-Id": str(progress.import_id)},
+            ) from None
         except (FileError, HeaderError) as exc:
             await self._fail(progress, exc)
             status = exc.status if isinstance(exc, FileError) else 422
@@ -117,16 +151,36 @@ class Importer:
             raise
         IMPORT_ROWS.labels(self.service, "accepted").inc(progress.rows_accepted)
         IMPORT_ROWS.labels(self.service, "rejected").inc(progress.rows_rejected)
+        IMPORT_ROWS.labels(self.service, "with_findings").inc(progress.findings.rows_with_findings)
         logger.info(
             "focus import finished",
             import_id=str(progress.import_id),
             accepted=progress.rows_accepted,
+            with_findings=progress.findings.rows_with_findings,
             rejected=progress.rows_rejected,
         )
         return await self.get(progress.import_id)
 
-    async def _fail(self, progress: ImportProgress, exc: BaseException) -> None:
-        if isinstance(exc, FileError):
+    async def _reconcile(
+        self, conn: asyncpg.pool.PoolConnectionProxy[Any], progress: ImportProgress
+    ) -> dict[str, Any]:
+        """The file's sums against the stored ones; raises :class:`Unreconciled` if they differ."""
+        stored = await storage.stored_sums(conn, progress.import_id)
+        balanced, report = progress.reconciliation.compare(stored)
+        if not balanced:
+            raise Unreconciled(report)
+        return report
+
+    async def _fail(
+        self,
+        progress: ImportProgress,
+        exc: BaseException,
+        reconciliation: dict[str, Any] | None = None,
+    ) -> None:
+        error: dict[str, Any]
+        if isinstance(exc, Unreconciled):
+            error = {"detail": str(exc), "errors": []}
+        elif isinstance(exc, FileError):
             error = {"detail": exc.message, "errors": exc.errors}
         elif isinstance(exc, HeaderError):
             error = {"detail": str(exc), "errors": exc.errors}
@@ -134,7 +188,7 @@ class Importer:
             error = {"detail": f"interrupted: {type(exc).__name__}", "errors": []}
         try:
             async with self.pool.acquire() as conn:
-                await storage.fail_import(conn, progress, error)
+                await storage.fail_import(conn, progress, error, reconciliation)
         except Exception:  # the original error matters more than the bookkeeping one
             logger.exception("could not record the failed import")
 
@@ -170,14 +224,19 @@ class Importer:
                         continue  # blank lines before the header
                     index, progress.focus_version = read_header(records[0])
                     parser = RowParser(index, len(records[0]))
+                    header = parser.header_findings(lines[0])
+                    progress.findings.add(header, 0)
                     lines, records = lines[1:], records[1:]
                 progress.rows_read += len(records)
-                rows, rejections = parser.parse_block(lines, records)
-                if rejections:
-                    progress.rows_rejected += len(rejections)
+                block = parser.parse_block(lines, records)
+                if block.rejections:
+                    progress.rows_rejected += len(block.rejections)
                     room = self.max_stored_rejections - len(progress.rejections)
-                    progress.rejections += rejections[: max(room, 0)]
-                batch += rows
+                    progress.rejections += block.rejections[: max(room, 0)]
+                if block.findings:
+                    progress.findings.add(block.findings, block.rows_with_findings)
+                progress.reconciliation.add(block)
+                batch += block.rows
                 if len(batch) >= self.batch_rows:
                     await send(batch)
                     batch = []
@@ -201,7 +260,7 @@ class Importer:
         batch: list[tuple[Any, ...]],
         progress: ImportProgress,
     ) -> None:
-        await storage.load_rows(conn, progress.import_id, batch)
+        await self.load_rows(conn, progress.import_id, batch)
         progress.rows_accepted += len(batch)
         await self._report(progress)
 

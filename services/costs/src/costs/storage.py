@@ -12,11 +12,12 @@ import asyncpg
 
 from common.db import Connection
 from costs.domain import GROUPS, TAG_PREFIX, Budget, BudgetFields, BudgetPatch
-from costs.focus import COLUMNS, COST_BASES, ROW_COLUMNS, STORED, Kind, Rejection
+from costs.focus import COST_BASES, ROW_COLUMNS, STORED, Kind, Rejection
 
 IMPORT_COLUMNS = (
-    "id, filename, status, focus_version, sha256, rows_read, rows_accepted, rows_rejected, "
-    "rows_replaced, error, created_by, started_at, finished_at"
+    "id, filename, status, focus_version, sha256, rows_read, rows_accepted, rows_with_findings, "
+    "rows_rejected, rows_replaced, findings, reconciliation, error, created_by, started_at, "
+    "finished_at"
 )
 
 
@@ -34,21 +35,28 @@ async def create_import(
 async def record_progress(conn: Connection, progress: Any) -> None:
     await conn.execute(
         """UPDATE imports SET rows_read = $2, rows_accepted = $3, rows_rejected = $4,
-               focus_version = $5 WHERE id = $1 AND status = 'running'""",
+               focus_version = $5, rows_with_findings = $6 WHERE id = $1 AND status = 'running'""",
         progress.import_id,
         progress.rows_read,
         progress.rows_accepted,
         progress.rows_rejected,
         progress.focus_version,
+        progress.findings.rows_with_findings,
     )
 
 
 async def finish_import(
-    conn: Connection, progress: Any, *, sha256: str, rows_replaced: int
+    conn: Connection,
+    progress: Any,
+    *,
+    sha256: str,
+    rows_replaced: int,
+    reconciliation: dict[str, Any],
 ) -> None:
     await conn.execute(
         """UPDATE imports SET status = 'succeeded', rows_read = $2, rows_accepted = $3,
                rows_rejected = $4, focus_version = $5, sha256 = $6, rows_replaced = $7,
+               rows_with_findings = $8, findings = $9, reconciliation = $10,
                finished_at = now() WHERE id = $1""",
         progress.import_id,
         progress.rows_read,
@@ -57,17 +65,39 @@ async def finish_import(
         progress.focus_version,
         sha256,
         rows_replaced,
+        progress.findings.rows_with_findings,
+        progress.findings.report(),
+        reconciliation,
     )
 
 
-async def fail_import(conn: Connection, progress: Any, error: dict[str, Any]) -> None:
+async def fail_import(
+    conn: Connection,
+    progress: Any,
+    error: dict[str, Any],
+    reconciliation: dict[str, Any] | None = None,
+) -> None:
     # Nothing of a failed file is kept, so it accepted nothing whatever its progress said.
     await conn.execute(
         """UPDATE imports SET status = 'failed', error = $2, rows_accepted = 0,
-               finished_at = now() WHERE id = $1""",
+               rows_with_findings = 0, reconciliation = $3, finished_at = now() WHERE id = $1""",
         progress.import_id,
         error,
+        reconciliation,
     )
+
+
+async def stored_sums(conn: Connection, import_id: UUID) -> dict[tuple[str, str], Decimal]:
+    """Each cost basis summed per currency over the import's stored rows (``XXX``: none)."""
+    bases = ", ".join(
+        f"coalesce(sum({column}), 0) AS {basis}" for basis, column in COST_BASES.items()
+    )
+    rows = await conn.fetch(
+        f"""SELECT coalesce(billing_currency, 'XXX') AS currency, {bases}
+            FROM line_items WHERE import_id = $1 GROUP BY 1""",
+        import_id,
+    )
+    return {(r["currency"], basis): r[basis] for r in rows for basis in COST_BASES}
 
 
 async def store_rejections(
@@ -164,7 +194,13 @@ async def get_import(
         import_id,
         rejection_limit,
     )
-    return {**dict(row), "id": str(row["id"]), "rejections": [dict(r) for r in rejections]}
+    return {
+        **dict(row),
+        "id": str(row["id"]),
+        "findings": row["findings"] or {},
+        "reconciliation": row["reconciliation"] or {},
+        "rejections": [dict(r) for r in rejections],
+    }
 
 
 # ----- cost queries ---------------------------------------------------------------------------
@@ -219,14 +255,19 @@ def group_expression(where: Where, group_by: str) -> str:
 async def daily_breakdown(
     conn: Connection, query: Any, start: datetime, end: datetime
 ) -> list[asyncpg.Record]:
-    """Exact NUMERIC sums per UTC day (of ChargePeriodStart), group and currency."""
+    """Exact NUMERIC sums per UTC day (of ChargePeriodStart), group and currency.
+
+    Rows without a currency carry no cost (the import rejects any that do), so they are left out.
+    """
     where = Where()
     cost_filter(where, query, start, end)
+    where.add("billing_currency IS NOT NULL")
     group = group_expression(where, query.group_by)
     basis = COST_BASES[query.basis]
     return await conn.fetch(
         f"""SELECT (charge_period_start AT TIME ZONE 'UTC')::date AS day, {group} AS grp,
-                   billing_currency AS currency, sum({basis}) AS cost, count(*) AS items
+                   billing_currency AS currency, coalesce(sum({basis}), 0) AS cost,
+                   count(*) AS items
             FROM line_items{where.sql()} GROUP BY 1, 2, 3 ORDER BY 1, 2 NULLS FIRST, 3""",
         *where.args,
     )
@@ -237,13 +278,53 @@ async def daily_totals(
 ) -> list[asyncpg.Record]:
     where = Where()
     cost_filter(where, query, start, end)
+    where.add("billing_currency IS NOT NULL")
     basis = COST_BASES[query.basis]
     return await conn.fetch(
         f"""SELECT (charge_period_start AT TIME ZONE 'UTC')::date AS day,
-                   billing_currency AS currency, sum({basis}) AS cost
+                   billing_currency AS currency, coalesce(sum({basis}), 0) AS cost
             FROM line_items{where.sql()} GROUP BY 1, 2 ORDER BY 1, 2""",
         *where.args,
     )
+
+
+async def invoices(
+    conn: Connection, query: Any, start: datetime | None, end: datetime | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Per InvoiceId, account and currency: billing period and exact billed total; a page."""
+    where = Where()
+    where.add("invoice_id IS NOT NULL")
+    if start is not None:
+        where.add(f"billing_period_start >= {where.arg(start)}")
+    if end is not None:
+        where.add(f"billing_period_start < {where.arg(end)}")
+    if query.billing_account_id is not None:
+        where.add(f"billing_account_id = {where.arg(query.billing_account_id)}")
+    grouped = f"""SELECT invoice_id, billing_account_id,
+                         max(billing_account_name) AS billing_account_name,
+                         min(billing_period_start) AS billing_period_start,
+                         max(billing_period_end) AS billing_period_end,
+                         billing_currency AS currency, sum(billed_cost) AS billed_total
+                  FROM line_items{where.sql()} GROUP BY invoice_id, billing_account_id, 6"""
+    total = await conn.fetchval(f"SELECT count(*) FROM ({grouped}) AS i", *where.args)
+    rows = await conn.fetch(
+        f"""{grouped} ORDER BY billing_period_start DESC NULLS LAST, invoice_id, 2, 6
+            LIMIT {where.arg(query.limit)} OFFSET {where.arg(query.offset)}""",
+        *where.args,
+    )
+    return [dict(r) for r in rows], int(total)
+
+
+async def present_columns(
+    conn: Connection, query: Any, start: datetime, end: datetime, columns: Sequence[str]
+) -> list[str]:
+    """Of ``columns``, those with a value on some line item of the window."""
+    where = Where()
+    cost_filter(where, query, start, end)
+    counts = ", ".join(f"count({c}) > 0" for c in columns)
+    row = await conn.fetchrow(f"SELECT {counts} FROM line_items{where.sql()}", *where.args)
+    assert row is not None
+    return [c for c, present in zip(columns, row.values(), strict=True) if present]
 
 
 async def last_charge_day(conn: Connection) -> date | None:
@@ -289,13 +370,15 @@ async def scoped_spend(
     return Decimal(total)
 
 
-async def stream_line_items(conn: Connection, query: Any, start: datetime, end: datetime) -> Any:
-    """A server-side cursor over the window's line items (call inside a transaction)."""
+async def stream_line_items(
+    conn: Connection, query: Any, start: datetime, end: datetime, columns: Sequence[str]
+) -> Any:
+    """A server-side cursor over ``columns`` of the window's line items (inside a transaction)."""
     where = Where()
     cost_filter(where, query, start, end)
-    columns = ", ".join(c.db for c in COLUMNS)
+    names = ", ".join(columns)
     return conn.cursor(
-        f"SELECT {columns} FROM line_items{where.sql()} ORDER BY charge_period_start, line",
+        f"SELECT {names} FROM line_items{where.sql()} ORDER BY charge_period_start, line",
         *where.args,
         prefetch=2000,
     )
@@ -419,8 +502,9 @@ async def month_to_date(
     conn: Connection, basis: str, start: datetime, end: datetime
 ) -> dict[str, Decimal]:
     rows = await conn.fetch(
-        f"""SELECT billing_currency AS currency, sum({COST_BASES[basis]}) AS cost FROM line_items
-            WHERE charge_period_start >= $1 AND charge_period_start < $2 GROUP BY 1""",
+        f"""SELECT billing_currency AS currency, coalesce(sum({COST_BASES[basis]}), 0) AS cost
+            FROM line_items WHERE charge_period_start >= $1 AND charge_period_start < $2
+              AND billing_currency IS NOT NULL GROUP BY 1""",
         start,
         end,
     )
