@@ -39,6 +39,7 @@ GROUPS = {
     "account": "billing_account_id",
     "resource": "resource_id",
     "charge_category": "charge_category",
+    "invoice": "invoice_id",
 }
 TAG_PREFIX = "tag:"
 
@@ -96,6 +97,22 @@ class DailyQuery(CostFilter):
         """``[start, end]`` inclusive; defaults to the 30 days ending today."""
         end = self.end or today
         return self.start or end - timedelta(days=29), end
+
+
+class InvoiceQuery(_Query):
+    """Invoices whose billing period starts in ``[start, end]`` (days, inclusive), paged."""
+
+    start: date | None = None
+    end: date | None = None
+    billing_account_id: str | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> InvoiceQuery:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError("start must not be after end")
+        return self
 
 
 class ForecastQuery(CostFilter):

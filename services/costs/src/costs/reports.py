@@ -20,6 +20,7 @@ from costs.domain import (
     CostFilter,
     DailyQuery,
     ForecastQuery,
+    InvoiceQuery,
     RealtimeQuery,
     day_start,
     hours_left_in_month,
@@ -29,6 +30,9 @@ from costs.events import anomaly_detected, publish
 from costs.focus import COLUMNS
 from costs.forecast import HistoryTooShort, anomaly_scores, forecast
 from costs.optimization import Recommendation, Thresholds, recommend
+
+BY_DB = {c.db: c for c in COLUMNS}
+_FOCUS_10_COLUMNS = [c.focus for c in COLUMNS].index("InvoiceId")
 
 
 def now_utc() -> datetime:
@@ -106,14 +110,23 @@ class Reports:
         return out.getvalue()
 
     async def focus_csv(self, query: DailyQuery) -> AsyncIterator[bytes]:
-        """The window's line items as FOCUS CSV, streamed from a server-side cursor."""
+        """The window's line items as FOCUS CSV, streamed from a server-side cursor.
+
+        The FOCUS 1.0 columns are always written; a column a later version added only when some
+        line item of the window has a value in it.
+        """
         start, end = query.window(now_utc().date())
+        first, last = day_start(start), day_start(end + timedelta(days=1))
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([c.focus for c in COLUMNS])
         async with self.pool.acquire() as conn, conn.transaction():
+            newer = await storage.present_columns(
+                conn, query, first, last, [c.db for c in COLUMNS[_FOCUS_10_COLUMNS:]]
+            )
+            columns = [*COLUMNS[:_FOCUS_10_COLUMNS], *(BY_DB[db] for db in newer)]
+            writer.writerow([c.focus for c in columns])
             cursor = await storage.stream_line_items(
-                conn, query, day_start(start), day_start(end + timedelta(days=1))
+                conn, query, first, last, [c.db for c in columns]
             )
             async for row in cursor:
                 writer.writerow([_focus_text(v) for v in row.values()])
@@ -122,6 +135,13 @@ class Reports:
                     out.seek(0)
                     out.truncate()
         yield out.getvalue().encode()
+
+    async def invoices(self, query: InvoiceQuery) -> tuple[list[dict[str, Any]], int]:
+        """Per InvoiceId: its account, billing period, currency and exact billed total."""
+        start = day_start(query.start) if query.start else None
+        end = day_start(query.end + timedelta(days=1)) if query.end else None
+        async with self.pool.acquire() as conn:
+            return await storage.invoices(conn, query, start, end)
 
     async def realtime(self, query: RealtimeQuery) -> dict[str, Any]:
         at = query.at or now_utc()
