@@ -56,7 +56,13 @@ export function AlertDetails({ alertId, onClose }: AlertDetailsProps) {
   const changed = (alert: Alert): void => merge(alert);
 
   return (
-    <section className="alert-details" aria-label="Alert details">
+    <section
+      className="alert-details"
+      aria-label="Alert details"
+      onKeyDown={(e) => {
+        if (e.key === 'Escape') onClose();
+      }}
+    >
       <button type="button" className="alert-details__close" onClick={onClose}>
         Close details
       </button>

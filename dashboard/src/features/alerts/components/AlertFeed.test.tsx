@@ -28,7 +28,8 @@ describe('AlertFeed', () => {
     });
     renderFeed();
 
-    expect(await screen.findByText('API errors')).toBeInTheDocument();
+    const title = await screen.findByRole('link', { name: 'API errors' });
+    expect(title.getAttribute('href')).toMatch(/^\/alerts\?alert=/);
     expect(screen.getByRole('heading', { name: 'Open alerts (9)' })).toBeInTheDocument();
     expect(screen.getByText('critical')).toBeInTheDocument();
     expect(screen.getByRole('link', { name: 'All alerts' })).toHaveAttribute('href', '/alerts');

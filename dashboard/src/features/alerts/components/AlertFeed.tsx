@@ -36,7 +36,12 @@ function OpenAlertList({ allAlertsHref }: { allAlertsHref: string }) {
           {alerts.map((alert) => (
             <li key={alert.id} className={`alert-feed__item alert-feed__item--${alert.severity}`}>
               <SeverityBadge severity={alert.severity} />
-              <span className="alert-feed__title">{alertTitle(alert)}</span>
+              <Link
+                className="alert-feed__title"
+                to={`${allAlertsHref}?alert=${encodeURIComponent(alert.id)}`}
+              >
+                {alertTitle(alert)}
+              </Link>
               <StatusBadge status={alert.status} />
               <time dateTime={alert.starts_at}>{formatDateTime(alert.starts_at)}</time>
             </li>
@@ -53,7 +58,7 @@ function OpenAlertList({ allAlertsHref }: { allAlertsHref: string }) {
 export interface AlertFeedProps {
   /** How many of the newest open alerts to show (at most 100). */
   limit?: number;
-  /** Where "All alerts" leads. */
+  /** Where "All alerts" leads; an alert's title links there with `?alert=<id>`. */
   allAlertsHref?: string;
 }
 

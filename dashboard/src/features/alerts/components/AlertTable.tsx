@@ -4,6 +4,10 @@ import { formatDateTime } from '@/lib/format';
 import type { Alert } from '../types';
 import { alertTitle } from './alertTitle';
 
+export function detailsButtonId(alertId: string): string {
+  return `alert-details-button-${alertId}`;
+}
+
 export interface AlertTableProps {
   alerts: Alert[];
   selectedId: string | null;
@@ -46,6 +50,7 @@ export function AlertTable({ alerts, selectedId, onSelect }: AlertTableProps) {
             </td>
             <td>
               <button
+                id={detailsButtonId(alert.id)}
                 type="button"
                 aria-expanded={alert.id === selectedId}
                 aria-label={`Details of ${alertTitle(alert)}`}

@@ -1,5 +1,6 @@
 import { render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
+import { MemoryRouter } from 'react-router';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { useSessionStore } from '@/stores/session';
@@ -21,6 +22,14 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
+function renderPage(route = '/alerts') {
+  render(
+    <MemoryRouter initialEntries={[route]}>
+      <AlertsPage />
+    </MemoryRouter>,
+  );
+}
+
 function alertsTable() {
   return screen.getByRole('table', { name: /alerts, newest first/i });
 }
@@ -36,7 +45,7 @@ describe('AlertsPage', () => {
         { total: 2 },
       ),
     });
-    render(<AlertsPage />);
+    renderPage();
 
     const row = (await screen.findByRole('rowheader', { name: 'Database down' })).closest('tr');
     expect(within(row as HTMLElement).getByText('critical')).toBeInTheDocument();
@@ -46,7 +55,7 @@ describe('AlertsPage', () => {
 
   it('adds an alert from the live feed without a reload, and resumes after a dropped connection', async () => {
     const feed = stubAlertsApi({ '/api/alerts': ok([], { total: 0 }) });
-    render(<AlertsPage />);
+    renderPage();
     expect(await screen.findByText('No alerts match these filters')).toBeInTheDocument();
     await screen.findByText(/live: new alerts appear/i);
 
@@ -65,7 +74,7 @@ describe('AlertsPage', () => {
   it('asks the API again when a filter is ticked', async () => {
     const feed = stubAlertsApi({ '/api/alerts': ok([], { total: 0 }) });
     const user = userEvent.setup();
-    render(<AlertsPage />);
+    renderPage();
     await screen.findByText('No alerts match these filters');
 
     await user.click(screen.getByRole('checkbox', { name: 'critical' }));
@@ -88,7 +97,7 @@ describe('AlertsPage', () => {
         request_id: 'req-7f3a',
       }),
     });
-    render(<AlertsPage />);
+    renderPage();
 
     const alert = await screen.findByRole('alert');
     expect(alert).toHaveTextContent('Could not load alerts: Service Unavailable');
@@ -119,7 +128,7 @@ describe('AlertsPage details', () => {
 
   async function openDetails() {
     const user = userEvent.setup();
-    render(<AlertsPage />);
+    renderPage();
     await user.click(await screen.findByRole('button', { name: 'Details of Host down' }));
     const panel = await screen.findByRole('region', { name: 'Alert details' });
     await within(panel).findByRole('heading', { name: 'Host down' });
@@ -224,6 +233,19 @@ describe('AlertsPage details', () => {
     const hours = (Date.parse(body.endsAt) - before) / 3_600_000;
     expect(hours).toBeGreaterThan(3.99);
     expect(hours).toBeLessThan(4.01);
+  });
+
+  it('opens the alert named in the address, and Escape closes it back to its row', async () => {
+    stubDetails(firing);
+    const user = userEvent.setup();
+    renderPage(`/alerts?alert=${firing.id}`);
+
+    const panel = await screen.findByRole('region', { name: 'Alert details' });
+    await within(panel).findByRole('heading', { name: 'Host down' });
+    await user.keyboard('{Escape}');
+
+    expect(screen.queryByRole('region', { name: 'Alert details' })).not.toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Details of Host down' })).toHaveFocus();
   });
 
   it('reloads the open alert when the live feed reports a change to it', async () => {

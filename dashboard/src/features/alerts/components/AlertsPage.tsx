@@ -1,4 +1,5 @@
-import { useState } from 'react';
+import { useEffect, useRef } from 'react';
+import { useSearchParams } from 'react-router';
 
 import { EmptyState, ErrorMessage, Loading } from '@/components';
 
@@ -6,7 +7,7 @@ import { useLiveAlerts } from '../hooks/useLiveAlerts';
 import { AlertsStoreProvider, useAlertsStore } from '../stores/AlertsStoreProvider';
 import { AlertDetails } from './AlertDetails';
 import { AlertFiltersForm } from './AlertFiltersForm';
-import { AlertTable } from './AlertTable';
+import { AlertTable, detailsButtonId } from './AlertTable';
 import { LiveStatus } from './LiveStatus';
 import './alerts.css';
 
@@ -21,7 +22,30 @@ function AlertsView() {
   const loading = useAlertsStore((s) => s.loading);
   const error = useAlertsStore((s) => s.error);
   const stream = useAlertsStore((s) => s.stream);
-  const [selectedId, setSelectedId] = useState<string | null>(null);
+  // The open alert lives in the URL (?alert=<id>), so the overview can link straight to it.
+  const [params, setParams] = useSearchParams();
+  const selectedId = params.get('alert');
+  const closedId = useRef<string | null>(null);
+
+  function select(id: string | null): void {
+    if (id === null) closedId.current = selectedId;
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        if (id === null) next.delete('alert');
+        else next.set('alert', id);
+        return next;
+      },
+      { replace: true },
+    );
+  }
+
+  useEffect(() => {
+    // Back to the row's button after closing, so keyboard users keep their place.
+    if (selectedId !== null || closedId.current === null) return;
+    document.getElementById(detailsButtonId(closedId.current))?.focus();
+    closedId.current = null;
+  }, [selectedId]);
 
   return (
     <div className="alerts-page">
@@ -41,7 +65,7 @@ function AlertsView() {
             )
           ) : (
             <>
-              <AlertTable alerts={alerts} selectedId={selectedId} onSelect={setSelectedId} />
+              <AlertTable alerts={alerts} selectedId={selectedId} onSelect={select} />
               {total > alerts.length && (
                 <p>
                   Showing the newest {alerts.length} of {total} alerts; narrow the filters to see
@@ -52,7 +76,7 @@ function AlertsView() {
           )}
         </div>
         {selectedId !== null && (
-          <AlertDetails alertId={selectedId} onClose={() => setSelectedId(null)} />
+          <AlertDetails alertId={selectedId} onClose={() => select(null)} />
         )}
       </div>
     </div>
