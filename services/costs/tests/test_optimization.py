@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -12,10 +15,11 @@ import pytest
 from common.db import DB_POOL
 from common.messaging import new_event
 from costs.app import create_app
-from costs.demo import charge_row
+from costs.demo import charge_row, demo_billing
 from costs.events import on_resource_event
 from costs.focus import COLUMNS
 from costs.settings import CostsSettings
+from resources.seed import demo_fleet, demo_utilization
 
 from .conftest import Client, ClientFactory, imported, to_csv
 from .test_inventory import resource
@@ -297,15 +301,15 @@ BILLING_CASES = [
         "unmanaged_spend",
         days_of(1, "3", ["24"] * 10),
         days_of(2, "3", ["24"] * 10),  # the same spend, but the resource is in the inventory
-        Decimal(30) * 730 / 720,
+        Decimal(3) * 730 / 24,
         {2},
         id="unmanaged_spend",
     ),
     pytest.param(
         "unmanaged_spend",
         days_of(1, "3", ["24"] * 10),
-        days_of(2, "0.002", ["24"] * 10),  # 2 cents a month is below the minimum
-        Decimal(30) * 730 / 720,
+        days_of(2, "0.03", ["24"] * 10),  # 0.91 a month is below the minimum
+        Decimal(3) * 730 / 24,
         set(),
         id="unmanaged_spend-minimum",
     ),
@@ -346,16 +350,14 @@ async def test_billing_rule_fires_on_its_case_and_not_on_the_near_miss(
 async def test_an_inventory_saving_is_at_most_what_the_billing_says_it_costs(
     client: Client,
 ) -> None:
-    # Priced at 0.1/h as if running (73.00 a month), billed 0.24 a day for its disks.
+    # Priced at 0.1/h as if running (73.00 a month), billed 0.24 a day for its disks (7.30).
     await put_case(client, 1, case(status="stopped", hourly_cost="0.1", updated_at=days_before(9)))
     header = [c.focus for c in COLUMNS]
     rows = days_of(1, "0.24", ["24"] * 10)
     await imported(client, to_csv([{k: r.get(k, "") for k in header} for r in rows], header))
     [found], _ = await recommendations(client)
     assert found["rule"] == "stopped_instance"
-    assert Decimal(found["monthly_savings"]) == (Decimal("2.4") * 730 / 720).quantize(
-        Decimal("0.01")
-    )
+    assert Decimal(found["monthly_savings"]) == Decimal("7.30")
     assert found["evidence"]["billed_monthly_cost"] == found["monthly_savings"]
 
 
@@ -367,3 +369,63 @@ async def test_one_resource_gets_one_recommendation(client: Client) -> None:
     await imported(client, to_csv([{k: r.get(k, "") for k in header} for r in rows], header))
     found, _ = await recommendations(client)
     assert [(r["rule"], r["external_id"]) for r in found] == [("idle_compute", "i-00000001")]
+
+
+async def test_the_demo_fleet_and_billing_give_every_rule_a_case(
+    aiohttp_client: ClientFactory, settings: CostsSettings, pg_url: str
+) -> None:
+    from common.testing import truncate_schema
+
+    await truncate_schema(pg_url, "costs")
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"import_batch_rows": 5000}))
+    )
+    fleet = demo_fleet(400, today=AT.date())
+    ids = {r["external_id"]: str(uuid.UUID(int=i + 1)) for i, r in enumerate(fleet)}
+    rows: dict[str, list[list[Any]]] = {}
+    for s in demo_utilization(fleet, end=AT - timedelta(hours=1)):
+        rows.setdefault(s["external_id"], []).append(
+            [s["timestamp"], s["cpu_percent"], s["memory_percent"], s["network_bytes"]]
+        )
+    utilization = {
+        "columns": ["timestamp", "cpu_percent", "memory_percent", "network_bytes"],
+        "resources": [{"id": ids[x], "external_id": x, "samples": r} for x, r in rows.items()],
+    }
+    async with client.app[DB_POOL].acquire() as conn:
+        for r in fleet:
+            body = {**r, "id": ids[r["external_id"]], "created_at": days_before(1),
+                    "updated_at": days_before(1)}  # fmt: skip
+            await on_resource_event(
+                new_event("resource.created", source="t", data={"resource": body}), conn
+            )
+        await on_resource_event(
+            new_event("resource.utilization_recorded", source="t", data=utilization), conn
+        )
+    raw = demo_billing(fleet, end=AT.date(), days=30)
+    headers = {"Content-Type": "text/csv"}
+    resp = await client.post("/api/costs/imports", data=io.BytesIO(raw), headers=headers)
+    assert resp.status == 201, await resp.text()
+    found, meta = await recommendations(client)
+    assert {r["rule"] for r in found} == {
+        "idle_compute", "rightsize", "stopped_instance", "unattached_volume", "unused_ip",
+        "old_snapshot", "zero_usage", "unmanaged_spend", "commitment_coverage",
+    }  # fmt: skip
+    # Each forgotten-resource kind has its near-miss beside it, which stays silent.
+    assert sum(r["rule"] == "unattached_volume" for r in found) == 5
+    assert sum(r["rule"] == "unused_ip" for r in found) == 4
+    assert sum(r["rule"] == "old_snapshot" for r in found) == 5
+    # Plausible: no saving above the resource's monthly cost as billed.
+    billed: dict[str, list[Decimal]] = {}
+    for row in csv.DictReader(io.StringIO(raw.decode())):
+        if row["ResourceId"]:
+            billed.setdefault(row["ResourceId"], []).append(Decimal(row["EffectiveCost"]))
+    for r in found:
+        daily = billed[r["external_id"]]
+        monthly = (sum(daily, Decimal(0)) / len(daily) * 730 / 24).quantize(Decimal("0.01"))
+        assert Decimal(r["monthly_savings"]) <= monthly, r
+    # ... and the total a fraction of the fleet's monthly bill.
+    hourly = {r["external_id"]: Decimal(r["hourly_cost"]) for r in fleet}
+    monthly_bill = sum(hourly[r["external_id"]] for r in fleet if r["status"] not in
+                       {"terminated", "pending"}) * 730  # fmt: skip
+    total = Decimal(meta["monthly_savings"]["USD"])
+    assert monthly_bill * Decimal("0.05") < total < monthly_bill * Decimal("0.30")

@@ -5,6 +5,11 @@ importing it again (as ``make up`` does on every start) replaces the overlapping
 adding to it. Costs follow each resource's hourly price, with a weekday rhythm (busier Monday to
 Friday), a little noise, a monthly support charge and an occasional credit, so the breakdowns,
 forecast and budgets have something real-looking to work on.
+
+It also holds what the billing-only savings rules look for: spend on resources the inventory does
+not know (:data:`UNMANAGED`), provisioned capacity nobody uses (idle functions report zero
+consumed requests), and one SKU half covered by a savings plan (:data:`COMMITMENTS`), its other
+half still paying list price.
 """
 
 from __future__ import annotations
@@ -40,6 +45,27 @@ CATEGORIES = {
 WEEKDAY_LOAD = (Decimal("1.08"), Decimal("1.10"), Decimal("1.10"), Decimal("1.08"),
                 Decimal("1.02"), Decimal("0.82"), Decimal("0.80"))  # fmt: skip
 PLACES = Decimal("0.0000000001")
+QUANTITY_PLACES = Decimal("0.0001")
+
+#: SKU -> (commitment discount id, contracted unit price): the plan covers the SKU's resources
+#: whose number is even; the others run at list price (0.0960 for m6i.large).
+COMMITMENTS = {
+    "m6i.large": (
+        "arn:aws:savingsplans::482109371184:savingsplan/sp-demo-compute-1yr",
+        Decimal("0.0605"),
+    ),
+}
+#: Billed, but never entered in the inventory.
+UNMANAGED: tuple[dict[str, Any], ...] = (
+    {"external_id": "arn:aws:ec2:us-east-1:482109371184:instance/i-0legacy5a9ml",
+     "name": "legacy-ml-training-gpu", "provider": "aws", "type": "compute",
+     "region": "us-east-1", "account": "4821-0937-1184", "status": "running",
+     "hourly_cost": "1.0060", "tags": {"sku": "g5.xlarge"}},
+    {"external_id": "gcp:us-central1:storage:bucket:old-exports", "name": "old-exports",
+     "provider": "gcp", "type": "storage", "region": "us-central1",
+     "account": "proj-cloudops-demo", "status": "running", "hourly_cost": "0.0340",
+     "tags": {"sku": "standard-storage-1TB"}},
+)  # fmt: skip
 
 
 def _stamp(day: date) -> str:
@@ -73,6 +99,47 @@ def charge_row(
     }  # fmt: skip
 
 
+def usage_row(day: date, resource: Mapping[str, Any], quantity: Decimal) -> dict[str, str]:
+    """A day's usage of ``resource``: ``quantity`` hours at its list price, or at the contracted
+    price where a commitment covers it; consumption as the provider meters it."""
+    list_price = Decimal(str(resource["hourly_cost"]))
+    sku = (resource.get("tags") or {}).get("sku", "")
+    commitment_id, price = "", list_price
+    if sku in COMMITMENTS and int(resource["external_id"][-5:]) % 2 == 0:
+        commitment_id, price = COMMITMENTS[sku]
+    consumed, consumed_unit = quantity, "Hours"
+    if resource["type"] == "serverless":
+        # Provisioned capacity is billed by the hour; an idle function serves no requests.
+        served = 0 if resource["status"] == "idle" else int(quantity * 1500)
+        consumed, consumed_unit = Decimal(served), "Requests"
+    category, service = CATEGORIES.get(resource["type"], CATEGORIES["other"])
+    list_cost = str((quantity * list_price).quantize(PLACES))
+    return charge_row(
+        day,
+        resource["provider"],
+        quantity * price,
+        "Usage",
+        f"{resource['name']} usage",
+        ListCost=list_cost,
+        ListUnitPrice=str(list_price),
+        ContractedUnitPrice=str(price),
+        PricingQuantity=str(quantity),
+        ConsumedQuantity=str(consumed),
+        ConsumedUnit=consumed_unit,
+        CommitmentDiscountId=commitment_id,
+        SkuId=sku,
+        RegionId=resource["region"],
+        RegionName=resource["region"],
+        ResourceId=resource["external_id"],
+        ResourceName=resource["name"],
+        ResourceType=resource["type"],
+        ServiceCategory=category,
+        ServiceName=service,
+        SubAccountId=resource["account"],
+        Tags=orjson.dumps(resource.get("tags") or {}).decode(),
+    )
+
+
 def demo_billing(
     fleet: Iterable[Mapping[str, Any]], *, end: date, days: int = 60, seed: int = 7
 ) -> bytes:
@@ -82,35 +149,18 @@ def demo_billing(
     writer = csv.writer(out, lineterminator="\n")
     header = [c.focus for c in COLUMNS]
     writer.writerow(header)
-    resources = list(fleet)
+    resources = [*fleet, *UNMANAGED]
     for offset in range(days, 0, -1):
         day = end - timedelta(days=offset)
         load = WEEKDAY_LOAD[day.weekday()]
         for resource in resources:
             if resource["status"] in {"terminated", "pending"}:
                 continue
-            hourly = Decimal(str(resource["hourly_cost"]))
             # A stopped instance still pays for its disks: about a tenth of its running price.
             share = Decimal("1") if resource["status"] != "stopped" else Decimal("0.1")
             noise = Decimal(str(round(rng.uniform(0.95, 1.05), 4)))
-            cost = hourly * 24 * share * load * noise
-            category, service = CATEGORIES.get(resource["type"], CATEGORIES["other"])
-            row = charge_row(
-                day,
-                resource["provider"],
-                cost,
-                "Usage",
-                f"{resource['name']} usage",
-                RegionId=resource["region"],
-                RegionName=resource["region"],
-                ResourceId=resource["external_id"],
-                ResourceName=resource["name"],
-                ResourceType=resource["type"],
-                ServiceCategory=category,
-                ServiceName=service,
-                SubAccountId=resource["account"],
-                Tags=orjson.dumps(resource.get("tags") or {}).decode(),
-            )
+            quantity = (24 * share * load * noise).quantize(QUANTITY_PLACES)
+            row = usage_row(day, resource, quantity)
             writer.writerow([row.get(name, "") for name in header])
         if day.day == 1:
             for provider in sorted({r["provider"] for r in resources}):

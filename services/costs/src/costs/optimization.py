@@ -15,20 +15,23 @@ Inventory rules (utilisation history from ``resource.utilization_recorded``):
 - ``old_snapshot``: storage tagged ``kind=snapshot`` older than 90 days (Azure Advisor's default),
   aged from its creation at the provider when known.
 
-An inventory rule's saving is the resource's hourly price over a month, but never more than the
-billing says the resource cost over the last month when the billing has it (a stopped instance is
-priced as running in the inventory, yet billed only for its disks).
+No saving is more than the resource's monthly cost as billed (its daily cost on the days it was
+billed in the window, per month), when the billing has it: an inventory rule prices a month at the
+resource's hourly price, yet a stopped instance is priced as running in the inventory and billed
+only for its disks.
 
 Billing rules (any FOCUS file; ResourceId is matched to the inventory's external id), over the
 last 30 days:
 
 - ``zero_usage``: a resource billed on each of its last 7+ billed days with a ConsumedQuantity of
   zero on every one. Saving: its daily cost over those days, per month.
-- ``unmanaged_spend``: a ResourceId that cost at least 1.00 a month and is not in the inventory.
-  Saving: its monthly cost, the figure at stake until someone owns or removes it.
+- ``unmanaged_spend``: a ResourceId that costs at least 1.00 a month (its daily cost on the days
+  billed, per month) and is not in the inventory. Saving: that monthly cost, the figure at stake
+  until someone owns or removes it.
 - ``commitment_coverage``: compute usage without a commitment discount whose SKU the billing shows
   covered by a commitment at a contracted unit price below list. Saving: its quantity times the
-  gap between the list price it pays and that contracted price, per month, at least 1.00.
+  gap between the list price it pays and that contracted price, averaged over the window's 30
+  days, per month, at least 1.00.
 
 One resource gets one recommendation: the first rule above that fires for it speaks (waste is
 removed before what is left is committed to).
@@ -296,7 +299,7 @@ def unmanaged_spend(
         external_id = row["resource_id"]
         if external_id in inventory:
             continue
-        monthly = _per_month(row["cost"], billing.window_days, t)
+        monthly = _per_month(row["cost"], row["days"], t)
         if monthly < t.unmanaged_min_monthly_cost:
             continue
         evidence = {
@@ -364,22 +367,18 @@ def recommend(
     """Every rule over the inventory and the billing, one per resource, largest saving first."""
     billing = billing or Billing(window_days=t.billing_window_days)
     billed_monthly = {
-        (row["resource_id"], row["currency"]): _per_month(row["cost"], billing.window_days, t)
+        (row["resource_id"], row["currency"]): _per_month(row["cost"], row["days"], t)
         for row in billing.billed
     }
-    found = [
-        _within_billed_cost(rec, billed_monthly)
-        for r in resources
-        for rule in RULES
-        if (rec := rule(r, t, at)) is not None
-    ]
+    found = [rec for r in resources for rule in RULES if (rec := rule(r, t, at)) is not None]
     inventory = {r["external_id"]: r for r in resources}
     claimed = {rec.external_id for rec in found}
     for billing_rule in BILLING_RULES:
         fresh = _unclaimed(billing_rule(billing, inventory, t), claimed)
         claimed |= {rec.external_id for rec in fresh}
         found.extend(fresh)
-    return sorted(found, key=lambda rec: (-rec.monthly_savings, rec.rule, rec.external_id))
+    capped = [_within_billed_cost(rec, billed_monthly) for rec in found]
+    return sorted(capped, key=lambda rec: (-rec.monthly_savings, rec.rule, rec.external_id))
 
 
 def _unclaimed(recs: Iterable[Recommendation], claimed: set[str]) -> list[Recommendation]:
