@@ -40,7 +40,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -555,6 +555,23 @@ def seed_billing(api: str, admin_key: str) -> int:
     return accepted
 
 
+def seed_utilization(api: str, admin_key: str) -> int:
+    """Send 30 days of the fleet's utilisation samples as an exporter would, in batches of the
+    API's maximum; returns how many were accepted (a resent sample replaces the stored one)."""
+    from resources.domain import MAX_UTILIZATION_SAMPLES
+    from resources.seed import demo_fleet, demo_utilization
+
+    # On the hour, so a restart within the hour resends the same samples instead of adding more.
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    samples = demo_utilization(demo_fleet(), end=end)
+    accepted = 0
+    for i in range(0, len(samples), MAX_UTILIZATION_SAMPLES):
+        body = json.dumps({"samples": samples[i : i + MAX_UTILIZATION_SAMPLES]}).encode()
+        path = "/api/resources/utilization"
+        accepted += _post(api, path, admin_key, body, "application/json")["data"]["accepted"]
+    return accepted
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: get SIGTERM if the platform process dies, however it dies.
 
@@ -720,6 +737,7 @@ def up() -> None:
             raise SystemExit(f"nginx did not start; see {RUN}/nginx/error.log")
         created = seed(api, admin_key)
         say(f"seeded the demo fleet ({created} new resources)")
+        say(f"sent 30 days of utilisation ({seed_utilization(api, admin_key)} samples)")
         if any(s.name == "costs" for s in services):
             say(f"imported demo billing ({seed_billing(api, admin_key)} line items)")
         created_user = create_admin_user(api, admin_key, admin_user, admin_password)
