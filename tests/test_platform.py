@@ -103,6 +103,33 @@ def test_demo_billing_gives_a_forecast(platform: Platform) -> None:
     assert "too short" not in json.dumps(forecast).lower()
 
 
+SAVINGS_RULES = {
+    "idle_compute", "rightsize", "stopped_instance", "unattached_volume", "unused_ip",
+    "old_snapshot", "unmanaged_spend", "commitment_coverage", "zero_usage",
+}  # fmt: skip
+
+
+def test_demo_gives_recommendations_from_every_savings_rule(platform: Platform) -> None:
+    assert any("sent 30 days of utilisation" in ln for ln in platform.output)
+    deadline = time.monotonic() + 60
+    while True:  # the samples reach the costs service as events, a moment after the seed
+        status, _, body = request(f"{platform.api}/api/costs/optimization", key=ADMIN_KEY)
+        assert status == 200, body
+        found = json.loads(body)
+        rules = {r["rule"] for r in found["data"]}
+        if rules >= SAVINGS_RULES or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert rules == SAVINGS_RULES
+    savings = [Decimal(r["monthly_savings"]) for r in found["data"]]
+    assert savings == sorted(savings, reverse=True)
+    assert Decimal(found["meta"]["monthly_savings"]["USD"]) == sum(savings)
+    # In proportion to the fleet's bill: a share of the month to date's projection, not all of it.
+    status, _, body = request(f"{platform.api}/api/costs/realtime", key=ADMIN_KEY)
+    monthly_rate = Decimal(json.loads(body)["data"]["hourly_cost"]["USD"]) * 730
+    assert Decimal("0.03") * monthly_rate < sum(savings) < Decimal("0.30") * monthly_rate
+
+
 def test_health_through_nginx(platform: Platform) -> None:
     status, headers, _ = request(f"{platform.api}/api/health")
     assert status == 200
