@@ -44,7 +44,9 @@ async def import_file(path: Path, settings: CostsSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="costs", description="CloudOps costs tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("import", help="import a FOCUS 1.0/1.1 CSV file (or .csv.gz)")
+    command = commands.add_parser(
+        "import", help="import a FOCUS 1.0 to 1.3 cost and usage CSV file (or .csv.gz)"
+    )
     command.add_argument("file", type=Path)
     args = parser.parse_args(list(argv) if argv is not None else None)
     if not args.file.is_file():
