@@ -37,7 +37,7 @@ export function prefersDark(): boolean {
 
 /** Colours readable on both themes' backgrounds. */
 export const SERIES_COLOURS = [
-  '#2f6fdf', '#d9480f', '#2b8a3e', '#ae3ec9', '#e8590c', '#1098ad', '#c2255c', '#5c940d', '#7048e8', '#868e96',
+  '#2f6fdf', '#e8590c', '#2b8a3e', '#ae3ec9', '#f2b705', '#1098ad', '#c2255c', '#5c940d', '#7048e8', '#868e96',
 ];
 
 export function axisTextColour(): string {

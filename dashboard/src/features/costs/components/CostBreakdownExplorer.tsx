@@ -2,8 +2,10 @@ import { useQuery } from '@tanstack/react-query';
 import { useMemo } from 'react';
 import { useSearchParams } from 'react-router';
 import { EmptyState, ErrorMessage, Loading } from '@/components';
+import { Chart } from '@/components/charts';
 import { daysAgo, formatMoney, isoDay } from '@/lib/format';
 import { dailyQueryString, fetchDaily } from '../api/costs';
+import { buildDailyCostOption } from './DailyCostChart';
 import { COST_BASES, COST_GROUPS, type CostBasis, type CostGroup, type DailyCostItem, type DailyCostQuery } from '../types';
 
 const GROUP_LABELS: Record<string, string> = {
@@ -68,6 +70,10 @@ export function CostBreakdownExplorer() {
   const [query, update] = useExplorerQuery();
   const report = useQuery({ queryKey: ['costs', 'daily', query], queryFn: () => fetchDaily(query) });
   const rows = useMemo(() => (report.data ? summarise(report.data.items) : []), [report.data]);
+  const option = useMemo(
+    () => (report.data && report.data.items.length > 0 ? buildDailyCostOption(report.data.items, undefined) : null),
+    [report.data],
+  );
   const search = dailyQueryString(query);
   const invalidRange = Boolean(query.start && query.end && query.start > query.end);
 
@@ -118,6 +124,7 @@ export function CostBreakdownExplorer() {
       {report.isPending && <Loading label="Loading breakdown…" />}
       {report.isError && <ErrorMessage error={report.error} context="Could not load the breakdown" />}
       {report.data && rows.length === 0 && <EmptyState title="No costs in this range" />}
+      {option && <Chart option={option} label={`Daily ${query.basis} cost grouped by ${GROUP_LABELS[query.group_by ?? ''] ?? query.group_by}`} />}
       {report.data && rows.length > 0 && (
         <div className="table-wrap">
           <table className="table" aria-label="Cost breakdown">

@@ -6,11 +6,50 @@ import { daysAgo } from '@/lib/format';
 import { fetchDaily, fetchForecast } from '../api/costs';
 import type { CostForecast, DailyCostItem } from '../types';
 
+const OTHER_GROUPS = 'All other';
+
+function label(item: DailyCostItem): string {
+  return item.resource?.name ?? item.group ?? '(none)';
+}
+
+/** Keeps the largest groups and adds the rest up as one, so a chart by resource stays readable. */
+export function foldSmallGroups(items: DailyCostItem[], maxGroups: number): DailyCostItem[] {
+  const totals = new Map<string, number>();
+  for (const item of items) totals.set(label(item), (totals.get(label(item)) ?? 0) + Number(item.cost));
+  if (totals.size <= maxGroups) return items.map((item) => ({ ...item, group: label(item) }));
+  const kept = new Set(
+    [...totals.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, maxGroups - 1)
+      .map(([group]) => group),
+  );
+  const folded = new Map<string, DailyCostItem>();
+  for (const item of items) {
+    const group = kept.has(label(item)) ? label(item) : OTHER_GROUPS;
+    const key = `${item.date}\u0000${group}`;
+    const existing = folded.get(key);
+    if (existing) {
+      existing.cost = String(Number(existing.cost) + Number(item.cost));
+      existing.line_items += item.line_items;
+    } else {
+      folded.set(key, { ...item, group, resource: null });
+    }
+  }
+  return [...folded.values()];
+}
+
 /** Builds the stacked daily bars plus the forecast line and its 80% band, in one currency. */
-export function buildDailyCostOption(items: DailyCostItem[], forecast: CostForecast | undefined): ChartOption | null {
+export function buildDailyCostOption(
+  items: DailyCostItem[],
+  forecast: CostForecast | undefined,
+  maxGroups = 10,
+): ChartOption | null {
   const currency = items[0]?.currency ?? Object.keys(forecast?.currencies ?? {})[0];
   if (!currency) return null;
-  const mine = items.filter((item) => item.currency === currency);
+  const mine = foldSmallGroups(
+    items.filter((item) => item.currency === currency),
+    maxGroups,
+  );
   const points = forecast?.currencies[currency] ?? [];
   const days = Array.from(new Set([...mine.map((item) => item.date), ...points.map((p) => p.date)])).sort();
   const index = new Map(days.map((day, i) => [day, i]));
@@ -49,6 +88,7 @@ export function buildDailyCostOption(items: DailyCostItem[], forecast: CostForec
           symbol: 'none',
           lineStyle: { opacity: 0 },
           areaStyle: { color: 'rgba(47, 111, 223, 0.25)' },
+          itemStyle: { color: 'rgba(47, 111, 223, 0.35)' },
           silent: true,
         },
         { type: 'line' as const, name: 'Forecast', data: point, symbol: 'none', lineStyle: { type: 'dashed' as const, width: 2, color: '#2f6fdf' }, itemStyle: { color: '#2f6fdf' } },

@@ -1,0 +1,49 @@
+import { screen, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, it } from 'vitest';
+import { ok, problem, stubFetch } from '@/test/fetch';
+import { renderWithProviders } from '@/test/render';
+import { SavingsFinder } from './SavingsFinder';
+
+const rec = (rule: string, name: string, saving: string) => ({
+  rule,
+  resource_id: `${name}-id`,
+  external_id: `ext-${name}`,
+  name,
+  evidence: { window_days: 14, max_cpu_percent: '3.1' },
+  monthly_savings: saving,
+  currency: 'USD',
+});
+
+describe('SavingsFinder', () => {
+  it('loads recommendations on demand, largest saving first, total on top', async () => {
+    stubFetch({
+      '/api/costs/optimization': ok([rec('unused_ip', 'ip-1', '3.65'), rec('idle_compute', 'vm-1', '120.45')], {
+        total: 2,
+        monthly_savings: { USD: '124.10' },
+      }),
+    });
+    renderWithProviders(<SavingsFinder />);
+    expect(screen.queryByTestId('recommendations')).not.toBeInTheDocument();
+    await userEvent.click(screen.getByRole('button', { name: 'Find savings' }));
+    const list = await screen.findByTestId('recommendations');
+    expect(within(list).getByTestId('savings-total')).toHaveTextContent('Potential savings: $124.10/month from 2 recommendations');
+    const rows = within(list).getAllByRole('row').slice(1);
+    expect(rows[0]).toHaveTextContent('Idle compute');
+    expect(rows[0]).toHaveTextContent('vm-1');
+    expect(rows[0]).toHaveTextContent('window days: 14');
+    expect(rows[0]).toHaveTextContent('$120.45');
+    expect(rows[1]).toHaveTextContent('Unused IP address');
+  });
+
+  it('shows an empty result and errors', async () => {
+    stubFetch({ '/api/costs/optimization': ok([], { total: 0, monthly_savings: {} }) });
+    renderWithProviders(<SavingsFinder />);
+    await userEvent.click(screen.getByTestId('optimize-button'));
+    expect(await screen.findByText('No recommendations')).toBeInTheDocument();
+
+    stubFetch({ '/api/costs/optimization': problem(502, 'Bad Gateway', { request_id: 'req-o' }) });
+    await userEvent.click(screen.getByRole('button', { name: 'Check again' }));
+    expect(await screen.findByRole('alert')).toHaveTextContent('Could not load recommendations: Bad Gateway');
+  });
+});
