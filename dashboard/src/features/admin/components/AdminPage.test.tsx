@@ -12,6 +12,9 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
+// Typing through a whole form is slow on a busy machine; the default 5 s is not enough there.
+vi.setConfig({ testTimeout: 20_000 });
+
 function signIn(permissions: string[]) {
   useSessionStore.setState({
     user: { username: 'root', permissions },
@@ -97,7 +100,7 @@ describe('AdminPage', () => {
         body: { success: true, data: { ...apiKey({ name: 'backup job' }), key: 'ck_secret_value' } },
       },
     });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     render(<AdminPage />);
     const form = await screen.findByRole('form', { name: 'Create an API key' });
 
@@ -136,7 +139,7 @@ describe('AdminPage', () => {
         request_id: 'req-admin-1',
       }),
     });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     render(<AdminPage />);
     const form = await screen.findByRole('form', { name: 'Create an API key' });
 
@@ -155,7 +158,7 @@ describe('AdminPage', () => {
     const requests = stubAdminApi({
       'DELETE /api/admin/keys': ok(apiKey({ revoked_at: '2026-11-30T07:00:00+00:00' })),
     });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     render(<AdminPage />);
 
     await user.click(await screen.findByRole('button', { name: 'Revoke ci pipeline' }));
@@ -186,7 +189,7 @@ describe('AdminPage', () => {
         return { status: 201, body: { success: true, data: created } };
       },
     });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     render(<AdminPage />);
     const form = await screen.findByRole('form', { name: 'Create a user' });
 

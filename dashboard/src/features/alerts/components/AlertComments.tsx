@@ -9,7 +9,8 @@ import type { Alert, HistoryEntry } from '../types';
 export interface AlertCommentsProps {
   alert: Alert;
   history: HistoryEntry[];
-  onCommented: (alert: Alert) => void;
+  /** Without it the comments are shown read-only (no form). */
+  onCommented?: (alert: Alert) => void;
 }
 
 /** The comments on an alert (history entries with the "commented" action) and a form to add one. */
@@ -26,7 +27,7 @@ export function AlertComments({ alert, history, onCommented }: AlertCommentsProp
     setBusy(true);
     setError(null);
     try {
-      onCommented(await commentOnAlert(alert.id, text.trim()));
+      onCommented?.(await commentOnAlert(alert.id, text.trim()));
       setText('');
     } catch (failure) {
       setError(failure);
@@ -52,20 +53,22 @@ export function AlertComments({ alert, history, onCommented }: AlertCommentsProp
           ))}
         </ul>
       )}
-      <form onSubmit={(e) => void submit(e)}>
-        <label htmlFor={textId}>Add a comment</label>
-        <textarea
-          id={textId}
-          required
-          maxLength={4096}
-          rows={3}
-          value={text}
-          onChange={(e) => setText(e.target.value)}
-        />
-        <button type="submit" disabled={busy || text.trim() === ''}>
-          Add comment
-        </button>
-      </form>
+      {onCommented && (
+        <form onSubmit={(e) => void submit(e)}>
+          <label htmlFor={textId}>Add a comment</label>
+          <textarea
+            id={textId}
+            required
+            maxLength={4096}
+            rows={3}
+            value={text}
+            onChange={(e) => setText(e.target.value)}
+          />
+          <button type="submit" disabled={busy || text.trim() === ''}>
+            Add comment
+          </button>
+        </form>
+      )}
       {error !== null && <ErrorMessage error={error} context="The comment was not saved" />}
     </section>
   );

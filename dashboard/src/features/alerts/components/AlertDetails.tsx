@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 
 import { ErrorMessage, Loading, SeverityBadge, StatusBadge } from '@/components';
 import { formatDateTime } from '@/lib/format';
+import { hasPermission, useSessionStore } from '@/stores/session';
 
 import { useAlertDetails } from '../hooks/useAlertDetails';
 import { useAlertsStore } from '../stores/AlertsStoreProvider';
@@ -39,6 +40,7 @@ export interface AlertDetailsProps {
 export function AlertDetails({ alertId, onClose }: AlertDetailsProps) {
   const { details, loading, error } = useAlertDetails(alertId);
   const merge = useAlertsStore((state) => state.merge);
+  const canWrite = useSessionStore((state) => hasPermission(state.user, 'write'));
   const [silencing, setSilencing] = useState(false);
   const [silence, setSilence] = useState<Silence | null>(null);
   const heading = useRef<HTMLHeadingElement>(null);
@@ -88,27 +90,38 @@ export function AlertDetails({ alertId, onClose }: AlertDetailsProps) {
           )}
           <KeyValues label="Labels" values={details.labels} />
           <KeyValues label="Annotations" values={details.annotations} />
-          <AlertActions alert={details} onChanged={changed} />
-          {silence && (
-            <p role="status">
-              Silence created; it mutes matching alerts until {formatDateTime(silence.ends_at)}.
-            </p>
-          )}
-          {silencing ? (
-            <SilenceFromAlertForm
-              alert={details}
-              onCancel={() => setSilencing(false)}
-              onCreated={(created) => {
-                setSilence(created);
-                setSilencing(false);
-              }}
-            />
+          {canWrite ? (
+            <>
+              <AlertActions alert={details} onChanged={changed} />
+              {silence && (
+                <p role="status">
+                  Silence created; it mutes matching alerts until {formatDateTime(silence.ends_at)}.
+                </p>
+              )}
+              {silencing ? (
+                <SilenceFromAlertForm
+                  alert={details}
+                  onCancel={() => setSilencing(false)}
+                  onCreated={(created) => {
+                    setSilence(created);
+                    setSilencing(false);
+                  }}
+                />
+              ) : (
+                <button type="button" onClick={() => setSilencing(true)}>
+                  Silence alerts like this…
+                </button>
+              )}
+              <AlertComments alert={details} history={details.history} onCommented={changed} />
+            </>
           ) : (
-            <button type="button" onClick={() => setSilencing(true)}>
-              Silence alerts like this…
-            </button>
+            <>
+              <p role="note">
+                Acknowledging, resolving, commenting and silencing need the write permission.
+              </p>
+              <AlertComments alert={details} history={details.history} />
+            </>
           )}
-          <AlertComments alert={details} history={details.history} onCommented={changed} />
           <AlertHistory history={details.history} />
         </>
       )}

@@ -22,6 +22,9 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
+// Typing through a whole form is slow on a busy machine; the default 5 s is not enough there.
+vi.setConfig({ testTimeout: 20_000 });
+
 function renderPage(route = '/alerts') {
   render(
     <MemoryRouter initialEntries={[route]}>
@@ -73,7 +76,7 @@ describe('AlertsPage', () => {
 
   it('asks the API again when a filter is ticked', async () => {
     const feed = stubAlertsApi({ '/api/alerts': ok([], { total: 0 }) });
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     renderPage();
     await screen.findByText('No alerts match these filters');
 
@@ -127,7 +130,7 @@ describe('AlertsPage details', () => {
   }
 
   async function openDetails() {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     renderPage();
     await user.click(await screen.findByRole('button', { name: 'Details of Host down' }));
     const panel = await screen.findByRole('region', { name: 'Alert details' });
@@ -237,7 +240,7 @@ describe('AlertsPage details', () => {
 
   it('opens the alert named in the address, and Escape closes it back to its row', async () => {
     stubDetails(firing);
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     renderPage(`/alerts?alert=${firing.id}`);
 
     const panel = await screen.findByRole('region', { name: 'Alert details' });
@@ -246,6 +249,18 @@ describe('AlertsPage details', () => {
 
     expect(screen.queryByRole('region', { name: 'Alert details' })).not.toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Details of Host down' })).toHaveFocus();
+  });
+
+  it('shows a read-only account the alert without the actions it may not use', async () => {
+    useSessionStore.setState({ user: { username: 'viewer', permissions: ['read'] } });
+    stubDetails(firing);
+    const { panel } = await openDetails();
+
+    expect(within(panel).getByRole('note')).toHaveTextContent(/need the write permission/i);
+    expect(within(panel).queryByRole('button', { name: 'Acknowledge' })).not.toBeInTheDocument();
+    expect(within(panel).queryByRole('textbox', { name: 'Add a comment' })).not.toBeInTheDocument();
+    const comments = within(panel).getByRole('region', { name: 'Comments' });
+    expect(within(comments).getByText('Looking')).toBeInTheDocument();
   });
 
   it('reloads the open alert when the live feed reports a change to it', async () => {

@@ -22,6 +22,9 @@ afterEach(() => {
   vi.unstubAllGlobals();
 });
 
+// Typing through a whole form is slow on a busy machine; the default 5 s is not enough there.
+vi.setConfig({ testTimeout: 20_000 });
+
 function record(overrides: Partial<ImportRecord> = {}): ImportRecord {
   return {
     id: '9b0d1a52-0000-4000-8000-000000000001',
@@ -46,7 +49,7 @@ function record(overrides: Partial<ImportRecord> = {}): ImportRecord {
 }
 
 async function chooseAndUpload(name: string, content = 'BilledCost,BillingCurrency\n1.00,USD\n') {
-  const user = userEvent.setup();
+  const user = userEvent.setup({ delay: null });
   render(<ImportsPage />);
   const file = new File([content], name, { type: name.endsWith('.gz') ? 'application/gzip' : 'text/csv' });
   await user.upload(screen.getByLabelText('FOCUS file (.csv or .csv.gz)'), file);
@@ -162,6 +165,14 @@ describe('ImportsPage', () => {
     await chooseAndUpload('march focus.csv');
     lastXhr().fail();
     expect(await screen.findByRole('alert')).toHaveTextContent('Network error');
+  });
+
+  it('tells a read-only account that importing needs the write permission', () => {
+    useSessionStore.setState({ user: { username: 'viewer', permissions: ['read'] } });
+    render(<ImportsPage />);
+
+    expect(screen.getByRole('note')).toHaveTextContent(/needs the write permission/i);
+    expect(screen.queryByRole('button', { name: 'Upload and import' })).not.toBeInTheDocument();
   });
 
   it('cancels an upload', async () => {

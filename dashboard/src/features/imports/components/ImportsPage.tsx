@@ -1,4 +1,5 @@
 import { ErrorMessage } from '@/components';
+import { hasPermission, useSessionStore } from '@/stores/session';
 
 import { useFocusImport } from '../hooks/useFocusImport';
 import { FocusFileForm } from './FocusFileForm';
@@ -8,13 +9,18 @@ import './imports.css';
 
 /** Import a FOCUS billing file and see what came of it. No props. */
 export function ImportsPage() {
+  const canWrite = useSessionStore((state) => hasPermission(state.user, 'write'));
   const focusImport = useFocusImport();
   const { phase, upload, record, error, filename } = focusImport;
   const busy = phase === 'uploading' || phase === 'importing';
   return (
     <div className="imports-page">
       <h1>Billing imports</h1>
-      <FocusFileForm busy={busy} onUpload={focusImport.start} />
+      {canWrite ? (
+        <FocusFileForm busy={busy} onUpload={focusImport.start} />
+      ) : (
+        <p role="note">Importing billing files needs the write permission, which your account does not have.</p>
+      )}
       <ImportProgress phase={phase} upload={upload} record={record} onCancel={focusImport.cancel} />
       {phase === 'cancelled' && <p role="status">The upload of {filename} was cancelled.</p>}
       {error !== null && <ErrorMessage error={error} context={`Import of ${filename ?? 'the file'} failed`} />}
