@@ -242,11 +242,17 @@ class NodeToolchain:
             "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
         }
 
-    def npm_run(self, *args: str, extra_env: dict[str, str] | None = None) -> None:
-        say(f"npm {' '.join(args)} (in dashboard/)")
-        subprocess.run(
-            [*self.npm, *args], cwd=DASHBOARD, env={**self.env(), **(extra_env or {})}, check=True
-        )
+    def npm_run(self, *args: str) -> None:
+        """Run npm in dashboard/; :class:`NpmFailed` (after npm printed why) when it fails."""
+        command = f"npm {' '.join(args)}"
+        say(f"{command} (in dashboard/)")
+        done = subprocess.run([*self.npm, *args], cwd=DASHBOARD, env=self.env(), check=False)
+        if done.returncode != 0:
+            raise NpmFailed(command)
+
+
+class NpmFailed(RuntimeError):
+    """An npm command exited with an error; npm's own output above says why."""
 
 
 def node_toolchain() -> NodeToolchain:
@@ -336,8 +342,8 @@ def build_dashboard() -> Path:
             else:
                 node.npm_run("run", "build")
                 (DASHBOARD / BUILD_STAMP).write_text(digest)
-    except subprocess.CalledProcessError as exc:
-        say(f"WARNING: the dashboard did not build (`{' '.join(exc.cmd[-2:])}` failed, see above)")
+    except NpmFailed as exc:
+        say(f"WARNING: the dashboard did not build (`{exc}` failed, see above)")
         if (DASHBOARD_DIST / "index.html").exists():
             say("serving the previous dashboard build")
             return DASHBOARD_DIST
@@ -364,9 +370,12 @@ def run_dashboard_tests() -> None:
         say("dashboard/package.json does not exist yet: no dashboard tests to run")
         return
     node = node_toolchain()
-    with _dashboard_lock():
-        _install_dashboard_packages(node)
-    node.npm_run("test")
+    try:
+        with _dashboard_lock():
+            _install_dashboard_packages(node)
+        node.npm_run("test")
+    except NpmFailed as exc:
+        sys.exit(f"the dashboard's tests failed (`{exc}`, see above)")
 
 
 # --- processes ----------------------------------------------------------------------------------
