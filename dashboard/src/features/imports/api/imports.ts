@@ -3,6 +3,17 @@ import { ApiError, apiFetch, csrfHeaders, problemToError } from '@/lib/api';
 
 import type { ImportRecord, UploadProgress } from '../types';
 
+/** A refused import; the costs service still recorded it, under `importId`, with its findings. */
+export class ImportRefused extends ApiError {
+  importId: string;
+
+  constructor(error: ApiError, importId: string) {
+    super(error);
+    this.name = 'ImportRefused';
+    this.importId = importId;
+  }
+}
+
 export function uploadContentType(filename: string): string {
   return filename.toLowerCase().endsWith('.gz') ? 'application/gzip' : 'text/csv';
 }
@@ -48,7 +59,9 @@ export function uploadFocusFile(file: File, callbacks: UploadCallbacks): Promise
         else reject(problemToError(xhr.status, { title: 'The server sent no import record' }));
         return;
       }
-      reject(problemToError(xhr.status, body, xhr.getResponseHeader('X-Request-ID')));
+      const error = problemToError(xhr.status, body, xhr.getResponseHeader('X-Request-ID'));
+      const importId = xhr.getResponseHeader('X-Import-Id');
+      reject(importId ? new ImportRefused(error, importId) : error);
     };
     xhr.onerror = () =>
       reject(

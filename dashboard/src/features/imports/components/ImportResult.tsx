@@ -11,7 +11,13 @@ function count(value: number | null | undefined): string {
 }
 
 /** What an import did: rows accepted, rejected and with findings, then the details of each. */
-export function ImportResult({ record }: { record: ImportRecord }) {
+export interface ImportResultProps {
+  record: ImportRecord;
+  /** Whether to repeat the import's failure here (not when the page already shows it). */
+  showFailure?: boolean;
+}
+
+export function ImportResult({ record, showFailure = true }: ImportResultProps) {
   const figures: [string, string][] = [
     ['Rows read', count(record.rows_read)],
     ['Rows accepted', count(record.rows_accepted)],
@@ -26,7 +32,7 @@ export function ImportResult({ record }: { record: ImportRecord }) {
       <h2>
         Import of {record.filename}: <StatusBadge status={record.status} />
       </h2>
-      {record.error?.detail && (
+      {showFailure && record.error?.detail && (
         <div role="alert">
           <p>Nothing of the file was kept: {record.error.detail}</p>
           {record.error.errors && record.error.errors.length > 0 && (

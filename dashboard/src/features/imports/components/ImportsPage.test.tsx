@@ -95,7 +95,8 @@ describe('ImportsPage', () => {
           invalid_decimal: { count: 1, examples: [{ line: 8, column: 'ListCost', value: 'n/a', stored: null }] },
         },
         reconciliation: {
-          USD: { billed: { file: '1000.50', rejected: '0.50', stored: '1000.00', matches: true } },
+          USD: { billed: { file: '1000.50', stored: '1000.00', rejected: '0.50' } },
+          EUR: { billed: { file: '0.3', stored: '0.1', rejected: '0.2' } },
         },
       }),
     });
@@ -117,7 +118,8 @@ describe('ImportsPage', () => {
     expect(within(rejected).getByRole('row', { name: '14 BilledCost not a valid decimal' })).toBeInTheDocument();
 
     const sums = within(result).getByRole('table', { name: /sums in the file and as stored/i });
-    expect(within(sums).getByRole('row', { name: 'USD billed 1000.50 0.50 1000.00 yes' })).toBeInTheDocument();
+    expect(within(sums).getByRole('row', { name: 'USD billed 1000.50 1000.00 0.50 yes' })).toBeInTheDocument();
+    expect(within(sums).getByRole('row', { name: 'EUR billed 0.3 0.1 0.2 yes' })).toBeInTheDocument();
   });
 
   it('follows an import that is still running until it ends', async () => {
@@ -159,6 +161,27 @@ describe('ImportsPage', () => {
     expect(error).toHaveTextContent('missing BilledCost');
     expect(error).toHaveTextContent('req-import-1');
     expect(screen.getByRole('button', { name: 'Upload and import' })).toBeEnabled();
+  });
+
+  it('shows a refused import with its sums, read from the record the service kept', async () => {
+    const refused = record({
+      status: 'failed',
+      rows_accepted: 0,
+      error: { detail: 'stored sums differ from the file', errors: [] },
+      reconciliation: { USD: { billed: { file: '10.00', stored: '9.00', rejected: '0.50' } } },
+    });
+    const requests = stubFetch({ [`GET /api/costs/imports/${refused.id}`]: ok(refused) });
+    await chooseAndUpload('march focus.csv');
+    lastXhr().respond(
+      422,
+      { title: 'Unprocessable Content', status: 422, detail: 'the sums do not reconcile', request_id: 'req-r' },
+      { 'Content-Type': 'application/problem+json', 'X-Import-Id': refused.id },
+    );
+
+    const sums = await screen.findByRole('table', { name: /sums in the file and as stored/i });
+    expect(within(sums).getByRole('row', { name: 'USD billed 10.00 9.00 0.50 no: the sums differ' })).toBeInTheDocument();
+    expect(screen.getByRole('alert')).toHaveTextContent('req-r');
+    expect(requests).toHaveLength(1);
   });
 
   it('says so when the connection breaks during the upload', async () => {

@@ -24,7 +24,7 @@ export function ImportsPage() {
       <ImportProgress phase={phase} upload={upload} record={record} onCancel={focusImport.cancel} />
       {phase === 'cancelled' && <p role="status">The upload of {filename} was cancelled.</p>}
       {error !== null && <ErrorMessage error={error} context={`Import of ${filename ?? 'the file'} failed`} />}
-      {(phase === 'done' || phase === 'failed') && record && <ImportResult record={record} />}
+      {(phase === 'done' || phase === 'failed') && record && <ImportResult record={record} showFailure={error === null} />}
     </div>
   );
 }

@@ -1,10 +1,19 @@
-import { columnTitle, reconciliationRows } from './reconciliation';
+import { addsUp, columnTitle, reconciliationRows } from './reconciliation';
+
+function describeCheck(result: boolean | undefined): string {
+  if (result === undefined) return '—';
+  return result ? 'yes' : 'no: the sums differ';
+}
 
 /** Totals per currency and cost basis, as summed from the file and as stored. */
 export function ReconciliationTable({ reconciliation }: { reconciliation: unknown }) {
   const rows = reconciliationRows(reconciliation);
   if (rows.length === 0) {
-    if (reconciliation === undefined || reconciliation === null) return null;
+    const nothing =
+      reconciliation === undefined ||
+      reconciliation === null ||
+      (typeof reconciliation === 'object' && Object.keys(reconciliation).length === 0);
+    if (nothing) return null;
     return (
       <section aria-label="Totals and reconciliation">
         <h3>Totals and reconciliation</h3>
@@ -13,6 +22,8 @@ export function ReconciliationTable({ reconciliation }: { reconciliation: unknow
     );
   }
   const keys = [...new Set(rows.flatMap((row) => Object.keys(row.values)))];
+  const checked = rows.map((row) => addsUp(row.values));
+  const showCheck = checked.some((result) => result !== undefined);
   return (
     <section aria-label="Totals and reconciliation">
       <h3>Totals and reconciliation</h3>
@@ -27,10 +38,11 @@ export function ReconciliationTable({ reconciliation }: { reconciliation: unknow
                 {columnTitle(key)}
               </th>
             ))}
+            {showCheck && <th scope="col">File = stored + rejected</th>}
           </tr>
         </thead>
         <tbody>
-          {rows.map((row) => (
+          {rows.map((row, index) => (
             <tr key={`${row.currency}/${row.basis}`}>
               <th scope="row">{row.currency}</th>
               <td>{row.basis}</td>
@@ -39,6 +51,7 @@ export function ReconciliationTable({ reconciliation }: { reconciliation: unknow
                   {row.values[key] ?? '—'}
                 </td>
               ))}
+              {showCheck && <td>{describeCheck(checked[index])}</td>}
             </tr>
           ))}
         </tbody>

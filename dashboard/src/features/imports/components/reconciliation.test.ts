@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { columnTitle, reconciliationRows } from './reconciliation';
+import { addsUp, columnTitle, parseDecimal, reconciliationRows } from './reconciliation';
 
 describe('reconciliationRows', () => {
   it('reads a map of currency to cost basis to sums', () => {
@@ -34,5 +34,28 @@ describe('reconciliationRows', () => {
 
   it('titles a column from its key', () => {
     expect(columnTitle('stored_sum')).toBe('Stored sum');
+  });
+});
+
+describe('addsUp', () => {
+  it.each([
+    [{ file: '0.3', stored: '0.1', rejected: '0.2' }, true],
+    [{ file: '1E+2', stored: '99.99', rejected: '0.01' }, true],
+    [{ file: '0E-10', stored: '0', rejected: '-0.00' }, true],
+    [{ file: '-5.5', stored: '-6', rejected: '0.5' }, true],
+    [{ file: '10.00', stored: '9.00', rejected: '0.50' }, false],
+    [{ file: '12345678901234567890.000000001', stored: '12345678901234567890', rejected: '0.000000001' }, true],
+  ])('is exact for %o', (values, expected) => {
+    expect(addsUp(values)).toBe(expected);
+  });
+
+  it('has no answer without the three sums or with text that is not a number', () => {
+    expect(addsUp({ file: '1', stored: '1' })).toBeUndefined();
+    expect(addsUp({ file: 'n/a', stored: '1', rejected: '0' })).toBeUndefined();
+  });
+
+  it('reads exponents', () => {
+    expect(parseDecimal('1.5E-3')).toEqual({ units: 15n, scale: 4 });
+    expect(parseDecimal('.')).toBeNull();
   });
 });

@@ -59,6 +59,43 @@ export function reconciliationRows(reconciliation: unknown): ReconciliationRow[]
   return rows;
 }
 
+interface Decimal {
+  units: bigint;
+  scale: number;
+}
+
+/** Exact decimal text (as the API sends money, exponents included) or null. */
+export function parseDecimal(text: string): Decimal | null {
+  const found = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text.trim());
+  if (!found) return null;
+  const [, sign, whole = '', fraction = '', exponent = '0'] = found;
+  if (whole === '' && fraction === '') return null;
+  let units = BigInt(whole + fraction);
+  let scale = fraction.length - Number(exponent);
+  if (scale < 0) {
+    units *= 10n ** BigInt(-scale);
+    scale = 0;
+  }
+  return { units: sign === '-' ? -units : units, scale };
+}
+
+function atScale(value: Decimal, scale: number): bigint {
+  return value.units * 10n ** BigInt(scale - value.scale);
+}
+
+/**
+ * Whether the file's sum equals the stored plus the rejected one, exactly; undefined when the row
+ * does not carry those three sums.
+ */
+export function addsUp(values: Record<string, string>): boolean | undefined {
+  const [file, stored, rejected] = [values.file, values.stored, values.rejected].map((v) =>
+    v === undefined ? null : parseDecimal(v),
+  );
+  if (!file || !stored || !rejected) return undefined;
+  const scale = Math.max(file.scale, stored.scale, rejected.scale);
+  return atScale(file, scale) === atScale(stored, scale) + atScale(rejected, scale);
+}
+
 /** `file_sum` → "File sum". */
 export function columnTitle(key: string): string {
   const words = key.replace(/_/g, ' ');

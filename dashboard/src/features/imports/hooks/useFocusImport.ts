@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
-import { getImport, uploadFocusFile } from '../api/imports';
+import { getImport, ImportRefused, uploadFocusFile } from '../api/imports';
 import type { ImportRecord, UploadProgress } from '../types';
 
 export type ImportPhase = 'idle' | 'uploading' | 'importing' | 'done' | 'failed' | 'cancelled';
@@ -70,6 +70,16 @@ export function useFocusImport(pollMs = 1000): FocusImport {
     [pollMs],
   );
 
+  /** The refused import's record: its sums and findings show where the file went wrong. */
+  const showRefused = useCallback(async (importId: string, controller: AbortController) => {
+    try {
+      const record = await getImport(importId, controller.signal);
+      if (running.current === controller) setState((s) => ({ ...s, record }));
+    } catch {
+      // the error itself is already shown; the record is a bonus
+    }
+  }, []);
+
   const start = useCallback(
     (file: File) => {
       running.current?.abort();
@@ -86,10 +96,11 @@ export function useFocusImport(pollMs = 1000): FocusImport {
           if (running.current !== controller) return; // a newer upload replaced this one
           const cancelled = isAbort(error);
           setState((s) => ({ ...s, phase: cancelled ? 'cancelled' : 'failed', error: cancelled ? null : error }));
+          if (error instanceof ImportRefused) void showRefused(error.importId, controller);
         },
       );
     },
-    [follow],
+    [follow, showRefused],
   );
 
   const cancel = useCallback(() => running.current?.abort(), []);
