@@ -328,6 +328,53 @@ async def test_an_upload_over_the_limit_is_cut_off_and_nothing_is_imported(
     assert statuses == ([] if sized else ["failed"])
 
 
+async def import_statuses(database_url: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return [r["status"] for r in await conn.fetch("SELECT status FROM costs.imports")]
+    finally:
+        await conn.close()
+
+
+async def test_an_abandoned_upload_is_broken_off_and_not_blamed_on_the_service(
+    costs_service: ServiceProcess, costs_database: str, tmp_path: Path
+) -> None:
+    await truncate_imports(costs_database)
+    text = SAMPLE.read_bytes()
+    body = text + text.split(b"\n", 1)[1] * 5  # a header and ~50 KB of rows, never finished
+    head = (
+        f"POST {IMPORTS}?filename=abandoned.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-API-Key: {ADMIN_KEY}\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    # One more than the breaker's threshold of consecutive upstream failures.
+    attempts = GatewaySettings.model_fields["breaker_failure_threshold"].default + 1
+    with public_path(costs_service, costs_database, tmp_path) as path:
+        port = int(path.url.rpartition(":")[2])
+        for attempt in range(1, attempts + 1):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head + f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            await writer.drain()
+            try:
+                async with asyncio.timeout(10):  # until the service is reading this upload
+                    while (await import_statuses(costs_database)).count("running") != 1:
+                        await asyncio.sleep(0.02)
+            except TimeoutError:
+                answer = await asyncio.wait_for(reader.read(500), 5)
+                pytest.fail(f"upload {attempt} never reached the service: {answer!r}")
+            writer.close()  # the client goes away mid-body
+            await writer.wait_closed()
+            statuses = (await settled(costs_database))[2]
+            assert statuses == ["failed"] * attempt
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{path.url}/api/costs/daily", headers=HEADERS) as resp,
+        ):
+            # The breaker stayed closed: the client broke those uploads, not the service.
+            assert resp.status == 200, await resp.text()
+    count, _, _ = await stored(costs_database)
+    assert count == 0
+
+
 # --- one set of limits ----------------------------------------------------------------------
 
 NGINX_SIZE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
