@@ -83,14 +83,15 @@ def _figures(rng: random.Random, status: str) -> tuple[Decimal, Decimal]:
 def demo_fleet(
     size: int = 400, seed: int = 20261127, today: date | None = None
 ) -> list[dict[str, Any]]:
-    """``size`` resources spread over providers, regions, teams and states, then the
-    :func:`forgotten_resources` that the savings rules are there to find."""
+    """``size`` resources: the :func:`forgotten_resources` that the savings rules are there to
+    find, and the rest spread over providers, regions, teams and states."""
     today = today or datetime.now(UTC).date()
     rng = random.Random(seed)
     statuses = list(STATUS_WEIGHTS)
     weights = list(STATUS_WEIGHTS.values())
     fleet = []
-    for n in range(size):
+    forgotten = forgotten_resources(today, seed)
+    for n in range(max(size - len(forgotten), 0)):
         provider = rng.choice(["aws"] * 5 + ["azure"] * 2 + ["gcp"] * 2 + ["oci"])
         type_, sku, price = rng.choice(CATALOGUE[provider])
         region = rng.choice(REGIONS[provider])
@@ -129,7 +130,7 @@ def demo_fleet(
                 "status_since": since,
             }
         )
-    return fleet + forgotten_resources(today, seed)
+    return fleet + forgotten
 
 
 def forgotten_resources(today: date, seed: int = 20261127) -> list[dict[str, Any]]:
