@@ -1,4 +1,6 @@
+import { Suspense } from 'react';
 import { NavLink, Outlet } from 'react-router';
+import { Loading } from '@/components';
 import { LogoutButton } from '@/features/auth';
 import { hasPermission, useSessionStore } from '@/stores/session';
 
@@ -39,7 +41,9 @@ export function AppLayout() {
         </div>
       </header>
       <main id="main" className="app-main" tabIndex={-1}>
-        <Outlet />
+        <Suspense fallback={<Loading label="Loading view…" />}>
+          <Outlet />
+        </Suspense>
       </main>
     </div>
   );

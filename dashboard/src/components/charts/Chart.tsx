@@ -2,7 +2,13 @@ import { lazy, Suspense } from 'react';
 import { Loading } from '../Loading';
 import type { ChartOption } from './types';
 
-const EChartCore = lazy(() => import('./EChartCore'));
+const loadChartCore = () => import('./EChartCore');
+const EChartCore = lazy(loadChartCore);
+
+/** Starts downloading the chart code now, e.g. while a chart's data is still loading. */
+export function preloadCharts(): void {
+  void loadChartCore();
+}
 
 export interface ChartProps {
   option: ChartOption;

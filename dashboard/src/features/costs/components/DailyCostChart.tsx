@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
-import { useMemo } from 'react';
+import { useEffect, useMemo } from 'react';
 import { EmptyState, ErrorMessage, Loading } from '@/components';
-import { axisTextColour, Chart, prefersReducedMotion, SERIES_COLOURS, type ChartOption } from '@/components/charts';
+import { axisTextColour, Chart, preloadCharts, prefersReducedMotion, SERIES_COLOURS, type ChartOption } from '@/components/charts';
 import { daysAgo } from '@/lib/format';
 import { fetchDaily, fetchForecast } from '../api/costs';
 import type { CostForecast, DailyCostItem } from '../types';
@@ -107,6 +107,7 @@ export function buildDailyCostOption(
 
 /** Daily cost of the last 30 days by service category, and the 30-day forecast with its 80% band. */
 export function DailyCostChart() {
+  useEffect(preloadCharts, []);
   const daily = useQuery({
     queryKey: ['costs', 'daily', 'overview'],
     queryFn: () => fetchDaily({ group_by: 'service_category', start: daysAgo(29) }),
