@@ -23,43 +23,45 @@ export interface ApiKeyTableProps {
 export function ApiKeyTable({ keys, onRevoked }: ApiKeyTableProps) {
   const now = Date.now();
   return (
-    <table className="admin-table">
-      <caption>API keys</caption>
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Id</th>
-          <th scope="col">Owner</th>
-          <th scope="col">Permissions</th>
-          <th scope="col">Rate limit</th>
-          <th scope="col">Created</th>
-          <th scope="col">Expires</th>
-          <th scope="col">State</th>
-          <th scope="col">Actions</th>
-        </tr>
-      </thead>
-      <tbody>
-        {keys.map((key) => {
-          const state = keyState(key, now);
-          return (
-            <tr key={key.id}>
-              <th scope="row">{key.name}</th>
-              <td>
-                <code>{key.id}</code>
-              </td>
-              <td>{key.owner}</td>
-              <td>{key.permissions.join(', ')}</td>
-              <td>{rate(key)}</td>
-              <td>{formatDateTime(key.created_at)}</td>
-              <td>{key.expires_at === null ? 'never' : formatDateTime(key.expires_at)}</td>
-              <td>
-                <StatusBadge status={state} />
-              </td>
-              <td>{state !== 'revoked' && <RevokeKeyButton apiKey={key} onRevoked={onRevoked} />}</td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
+    <div className="table-wrap">
+      <table className="table admin-table">
+        <caption>API keys</caption>
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Id</th>
+            <th scope="col">Owner</th>
+            <th scope="col">Permissions</th>
+            <th scope="col">Rate limit</th>
+            <th scope="col">Created</th>
+            <th scope="col">Expires</th>
+            <th scope="col">State</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {keys.map((key) => {
+            const state = keyState(key, now);
+            return (
+              <tr key={key.id}>
+                <th scope="row">{key.name}</th>
+                <td>
+                  <code>{key.id}</code>
+                </td>
+                <td>{key.owner}</td>
+                <td>{key.permissions.join(', ')}</td>
+                <td>{rate(key)}</td>
+                <td>{formatDateTime(key.created_at)}</td>
+                <td>{key.expires_at === null ? 'never' : formatDateTime(key.expires_at)}</td>
+                <td>
+                  <StatusBadge status={state} />
+                </td>
+                <td>{state !== 'revoked' && <RevokeKeyButton apiKey={key} onRevoked={onRevoked} />}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
   );
 }

@@ -19,7 +19,7 @@ export function ApiKeysSection() {
   const [created, setCreated] = useState<CreatedApiKey | null>(null);
 
   return (
-    <section className="admin-section" aria-labelledby="admin-keys-title">
+    <section className="card admin-section" aria-labelledby="admin-keys-title">
       <h2 id="admin-keys-title">API keys</h2>
       {created ? (
         <NewApiKeyNotice apiKey={created} onDone={() => setCreated(null)} />
@@ -42,6 +42,7 @@ export function ApiKeysSection() {
           {page.total > PAGE_SIZE && (
             <nav aria-label="API key pages" className="admin-pager">
               <button
+                className="button"
                 type="button"
                 disabled={offset === 0}
                 onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))}
@@ -52,6 +53,7 @@ export function ApiKeysSection() {
                 {offset + 1}–{Math.min(offset + PAGE_SIZE, page.total)} of {page.total}
               </span>
               <button
+                className="button"
                 type="button"
                 disabled={offset + PAGE_SIZE >= page.total}
                 onClick={() => setOffset(offset + PAGE_SIZE)}

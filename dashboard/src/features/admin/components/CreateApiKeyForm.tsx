@@ -107,7 +107,11 @@ export function CreateApiKeyForm({ onCreated }: CreateApiKeyFormProps) {
         value={rateWindow}
         onChange={(e) => setRateWindow(e.target.value)}
       />
-      <button type="submit" disabled={busy || permissions.length === 0}>
+      <button
+        className="button button--primary"
+        type="submit"
+        disabled={busy || permissions.length === 0}
+      >
         Create key
       </button>
       {error !== null && <ErrorMessage error={error} context="The key was not created" />}

@@ -65,7 +65,11 @@ export function CreateUserForm({ onCreated }: CreateUserFormProps) {
         onChange={(e) => setPassword(e.target.value)}
       />
       <PermissionChoice value={permissions} onChange={setPermissions} />
-      <button type="submit" disabled={busy || permissions.length === 0}>
+      <button
+        className="button button--primary"
+        type="submit"
+        disabled={busy || permissions.length === 0}
+      >
         Create user
       </button>
       {created && <p role="status">User {created} created.</p>}

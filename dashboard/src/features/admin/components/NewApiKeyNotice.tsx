@@ -43,14 +43,14 @@ export function NewApiKeyNotice({ apiKey, onDone }: NewApiKeyNoticeProps) {
         spellCheck={false}
         autoComplete="off"
       />
-      <button type="button" onClick={() => void copy()}>
+      <button className="button" type="button" onClick={() => void copy()}>
         Copy key
       </button>
       <p role="status">
         {copied === 'yes' && 'Copied to the clipboard.'}
         {copied === 'failed' && 'Could not copy; select the key and copy it by hand.'}
       </p>
-      <button type="button" onClick={onDone}>
+      <button className="button" type="button" onClick={onDone}>
         I have stored the key
       </button>
     </section>

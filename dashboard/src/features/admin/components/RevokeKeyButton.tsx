@@ -39,6 +39,7 @@ export function RevokeKeyButton({ apiKey, onRevoked }: RevokeKeyButtonProps) {
   if (!confirming) {
     return (
       <button
+        className="button"
         ref={start}
         type="button"
         aria-label={`Revoke ${apiKey.name}`}
@@ -58,10 +59,21 @@ export function RevokeKeyButton({ apiKey, onRevoked }: RevokeKeyButtonProps) {
       }}
     >
       <p>Revoke “{apiKey.name}”? Every request with this key is refused from now on.</p>
-      <button type="button" className="admin-danger" disabled={busy} onClick={() => void revoke()}>
+      <button
+        type="button"
+        className="button admin-danger"
+        disabled={busy}
+        onClick={() => void revoke()}
+      >
         Yes, revoke {apiKey.name}
       </button>
-      <button ref={cancel} type="button" disabled={busy} onClick={() => setConfirming(false)}>
+      <button
+        className="button"
+        ref={cancel}
+        type="button"
+        disabled={busy}
+        onClick={() => setConfirming(false)}
+      >
         Keep the key
       </button>
       {error !== null && <ErrorMessage error={error} context="The key was not revoked" />}

@@ -4,7 +4,7 @@ import type { User } from '../types';
 
 export function UserTable({ users }: { users: User[] }) {
   return (
-    <table className="admin-table">
+    <table className="table admin-table">
       <caption>Users</caption>
       <thead>
         <tr>

@@ -9,7 +9,7 @@ import { UserTable } from './UserTable';
 export function UsersSection() {
   const { value: users, loading, error, reload } = useAsyncList(listUsers);
   return (
-    <section className="admin-section" aria-labelledby="admin-users-title">
+    <section className="card admin-section" aria-labelledby="admin-users-title">
       <h2 id="admin-users-title">Users</h2>
       <CreateUserForm onCreated={reload} />
       {error !== null && <ErrorMessage error={error} context="Could not load the users" />}

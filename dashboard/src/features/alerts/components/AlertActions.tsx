@@ -36,6 +36,7 @@ export function AlertActions({ alert, onChanged }: AlertActionsProps) {
       <input id={noteId} type="text" value={note} onChange={(e) => setNote(e.target.value)} />
       <div className="alert-actions__buttons">
         <button
+          className="button"
           type="button"
           disabled={busy || alert.status !== 'firing'}
           onClick={() => void run(acknowledgeAlert)}
@@ -43,6 +44,7 @@ export function AlertActions({ alert, onChanged }: AlertActionsProps) {
           Acknowledge
         </button>
         <button
+          className="button"
           type="button"
           disabled={busy || alert.status === 'resolved'}
           onClick={() => void run(resolveAlert)}

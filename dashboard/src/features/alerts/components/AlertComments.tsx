@@ -64,7 +64,11 @@ export function AlertComments({ alert, history, onCommented }: AlertCommentsProp
             value={text}
             onChange={(e) => setText(e.target.value)}
           />
-          <button type="submit" disabled={busy || text.trim() === ''}>
+          <button
+            className="button button--primary"
+            type="submit"
+            disabled={busy || text.trim() === ''}
+          >
             Add comment
           </button>
         </form>

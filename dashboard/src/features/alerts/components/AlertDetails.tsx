@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react';
+import { Fragment, useEffect, useRef, useState } from 'react';
 
 import { ErrorMessage, Loading, SeverityBadge, StatusBadge } from '@/components';
 import { formatDateTime } from '@/lib/format';
@@ -19,12 +19,12 @@ function KeyValues({ label, values }: { label: string; values: Record<string, st
   return (
     <>
       <h3>{label}</h3>
-      <dl className="alert-details__pairs">
+      <dl className="facts">
         {names.map((name) => (
-          <div key={name}>
+          <Fragment key={name}>
             <dt>{name}</dt>
             <dd>{values[name]}</dd>
-          </div>
+          </Fragment>
         ))}
       </dl>
     </>
@@ -59,13 +59,13 @@ export function AlertDetails({ alertId, onClose }: AlertDetailsProps) {
 
   return (
     <section
-      className="alert-details"
+      className="card alert-details"
       aria-label="Alert details"
       onKeyDown={(e) => {
         if (e.key === 'Escape') onClose();
       }}
     >
-      <button type="button" className="alert-details__close" onClick={onClose}>
+      <button type="button" className="button alert-details__close" onClick={onClose}>
         Close details
       </button>
       {error !== null && <ErrorMessage error={error} context="Could not load the alert" />}
@@ -108,7 +108,7 @@ export function AlertDetails({ alertId, onClose }: AlertDetailsProps) {
                   }}
                 />
               ) : (
-                <button type="button" onClick={() => setSilencing(true)}>
+                <button className="button" type="button" onClick={() => setSilencing(true)}>
                   Silence alerts like this…
                 </button>
               )}

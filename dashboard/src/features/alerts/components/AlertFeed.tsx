@@ -23,7 +23,7 @@ function OpenAlertList({ allAlertsHref }: { allAlertsHref: string }) {
   const stream = useAlertsStore((s) => s.stream);
 
   return (
-    <section className="alert-feed" aria-labelledby={titleId}>
+    <section className="card alert-feed" aria-labelledby={titleId}>
       <h2 id={titleId}>Open alerts{total > 0 ? ` (${total})` : ''}</h2>
       <LiveStatus stream={stream} />
       {error !== null && <ErrorMessage error={error} context="Could not load alerts" />}

@@ -62,7 +62,7 @@ export function AlertFiltersForm({ filters, onChange }: AlertFiltersFormProps) {
           placeholder="e.g. alertmanager"
           onChange={(e) => setSource(e.target.value)}
         />
-        <button type="submit">Apply source</button>
+        <button className="button" type="submit">Apply source</button>
       </div>
     </form>
   );

@@ -22,7 +22,7 @@ export function AlertHistory({ history }: { history: HistoryEntry[] }) {
           {history.map((entry, index) => (
             <li key={`${entry.at}-${index}`}>
               <time dateTime={entry.at}>{formatDateTime(entry.at)}</time>: {describe(entry)}
-              {entry.comment && <q>{entry.comment}</q>}
+              {entry.comment && <> <q>{entry.comment}</q></>}
             </li>
           ))}
         </ol>

@@ -66,7 +66,7 @@ describe('AlertsPage', () => {
     expect(await screen.findByRole('rowheader', { name: 'CPU hot' })).toBeInTheDocument();
 
     feed.drop();
-    expect(await screen.findByText(/reconnecting in/i)).toBeInTheDocument();
+    expect(await screen.findByText(/reconnecting to live updates in/i)).toBeInTheDocument();
     await waitFor(() => expect(feed.resumeIds).toEqual([null, '10-0']));
     await screen.findByText(/live: new alerts appear/i);
     feed.send('alert.raised', makeAlert({ annotations: { summary: 'Disk full' } }), '11-0');

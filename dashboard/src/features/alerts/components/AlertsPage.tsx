@@ -53,7 +53,7 @@ function AlertsView() {
       <LiveStatus stream={stream} />
       <AlertFiltersForm filters={filters} onChange={setFilters} />
       {error !== null && <ErrorMessage error={error} context="Could not load alerts" />}
-      <div className="alerts-page__body">
+      <div className={selectedId === null ? 'alerts-page__body' : 'alerts-page__body has-detail'}>
         <div className="alerts-page__list">
           {loading && alerts.length === 0 ? (
             <Loading label="Loading alerts…" />

@@ -8,11 +8,11 @@ function describe(stream: StreamStatus): { text: string; tone: string } {
       return { text: 'Connecting to live updates…', tone: 'info' };
     case 'reconnecting': {
       const seconds = Math.max(1, Math.round((stream.retryInMs ?? 0) / 1000));
-      return { text: `Live updates interrupted; reconnecting in ${seconds} s…`, tone: 'warn' };
+      return { text: `Connection lost; reconnecting to live updates in ${seconds} s…`, tone: 'warn' };
     }
     case 'closed':
       return {
-        text: 'Live updates stopped. Reload the page after signing in again.',
+        text: 'Updates stopped: sign in again, then reload the page.',
         tone: 'bad',
       };
   }

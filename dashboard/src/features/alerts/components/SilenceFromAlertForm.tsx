@@ -146,10 +146,14 @@ export function SilenceFromAlertForm({ alert, onCreated, onCancel }: SilenceFrom
       />
       {nothingMatched && <p>Choose at least one matcher.</p>}
       <div className="silence-form__buttons">
-        <button type="submit" disabled={busy || nothingMatched || comment.trim() === ''}>
+        <button
+          className="button button--primary"
+          type="submit"
+          disabled={busy || nothingMatched || comment.trim() === ''}
+        >
           Create silence
         </button>
-        <button type="button" onClick={onCancel}>
+        <button className="button" type="button" onClick={onCancel}>
           Cancel
         </button>
       </div>

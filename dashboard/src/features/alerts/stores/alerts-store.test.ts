@@ -92,6 +92,51 @@ describe('alerts store', () => {
     expect(store.getState().total).toBe(0);
   });
 
+  it('keeps a change that arrives while the list is loading', async () => {
+    const listed = makeAlert({ updated_at: '2026-11-30T07:00:00Z' });
+    const raised = makeAlert({ starts_at: '2026-11-30T07:30:00Z' });
+    let answer: () => void = () => undefined;
+    stubFetch({
+      '/api/alerts': () =>
+        new Promise((resolve) => {
+          answer = () => resolve(ok([listed], { total: 1 }));
+        }),
+    });
+    const store = createAlertsStore();
+
+    const loading = store.getState().load();
+    store.getState().merge(raised);
+    store.getState().merge({ ...listed, status: 'acknowledged', updated_at: '2026-11-30T07:31:00Z' });
+    answer();
+    await loading;
+
+    const { alerts, total } = store.getState();
+    expect(alerts.map((a) => [a.id, a.status])).toEqual([
+      [raised.id, 'firing'],
+      [listed.id, 'acknowledged'],
+    ]);
+    expect(total).toBe(2);
+  });
+
+  it('prefers the listed alert when it is newer than a change seen during the load', async () => {
+    const listed = makeAlert({ status: 'resolved', updated_at: '2026-11-30T07:40:00Z' });
+    let answer: () => void = () => undefined;
+    stubFetch({
+      '/api/alerts': () =>
+        new Promise((resolve) => {
+          answer = () => resolve(ok([listed], { total: 1 }));
+        }),
+    });
+    const store = createAlertsStore();
+
+    const loading = store.getState().load();
+    store.getState().merge({ ...listed, status: 'firing', updated_at: '2026-11-30T07:00:00Z' });
+    answer();
+    await loading;
+
+    expect(store.getState().alerts.map((a) => a.status)).toEqual(['resolved']);
+  });
+
   it('keeps at most its limit of alerts', () => {
     const store = createAlertsStore({ limit: 2 });
     for (const hour of ['05', '06', '07']) {

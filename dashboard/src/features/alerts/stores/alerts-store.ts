@@ -43,10 +43,39 @@ function newestFirst(a: Alert, b: Alert): number {
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
+interface AlertList {
+  alerts: Alert[];
+  total: number;
+}
+
+/** The list with one changed alert merged in by id, as the filters and the limit allow. */
+export function mergeAlert(
+  list: AlertList,
+  alert: Alert,
+  filters: AlertFilters,
+  limit: number,
+): AlertList {
+  const known = list.alerts.some((a) => a.id === alert.id);
+  const others = list.alerts.filter((a) => a.id !== alert.id);
+  if (!matchesFilters(alert, filters)) {
+    return { alerts: others, total: known ? Math.max(0, list.total - 1) : list.total };
+  }
+  return {
+    alerts: [...others, alert].sort(newestFirst).slice(0, limit),
+    total: known ? list.total : list.total + 1,
+  };
+}
+
+function notOlder(change: Alert, listed: Alert | undefined): boolean {
+  return listed === undefined || Date.parse(change.updated_at) >= Date.parse(listed.updated_at);
+}
+
 export type AlertsStore = ReturnType<typeof createAlertsStore>;
 
 export function createAlertsStore(initial: { filters?: AlertFilters; limit?: number } = {}) {
   let latestLoad = 0;
+  // Changes that arrive while a load is in flight: the loaded page may predate them.
+  let arrivedDuringLoad: Alert[] = [];
   return createStore<AlertsState>()((set, get) => ({
     alerts: [],
     total: 0,
@@ -65,13 +94,21 @@ export function createAlertsStore(initial: { filters?: AlertFilters; limit?: num
     load: async () => {
       latestLoad += 1;
       const thisLoad = latestLoad;
+      arrivedDuringLoad = [];
       set({ loading: true, error: null });
       const { filters, limit } = get();
       try {
         const page = await listAlerts(filters, limit);
         // A slower answer to older filters must not overwrite a newer one.
         if (thisLoad !== latestLoad) return;
-        set({ alerts: page.alerts, total: page.total, loading: false });
+        let list: AlertList = { alerts: page.alerts, total: page.total };
+        for (const change of arrivedDuringLoad) {
+          if (notOlder(change, list.alerts.find((a) => a.id === change.id))) {
+            list = mergeAlert(list, change, filters, limit);
+          }
+        }
+        arrivedDuringLoad = [];
+        set({ ...list, loading: false });
       } catch (error) {
         if (thisLoad !== latestLoad) return;
         set({ error, loading: false });
@@ -79,16 +116,12 @@ export function createAlertsStore(initial: { filters?: AlertFilters; limit?: num
     },
 
     merge: (alert) => {
-      const { alerts, total, filters, limit, revisions } = get();
-      const known = alerts.some((a) => a.id === alert.id);
-      const others = alerts.filter((a) => a.id !== alert.id);
-      const bumped = { ...revisions, [alert.id]: (revisions[alert.id] ?? 0) + 1 };
-      if (!matchesFilters(alert, filters)) {
-        set({ alerts: others, total: known ? Math.max(0, total - 1) : total, revisions: bumped });
-        return;
-      }
-      const merged = [...others, alert].sort(newestFirst).slice(0, limit);
-      set({ alerts: merged, total: known ? total : total + 1, revisions: bumped });
+      const { alerts, total, filters, limit, revisions, loading } = get();
+      if (loading) arrivedDuringLoad.push(alert);
+      set({
+        ...mergeAlert({ alerts, total }, alert, filters, limit),
+        revisions: { ...revisions, [alert.id]: (revisions[alert.id] ?? 0) + 1 },
+      });
     },
 
     setStream: (stream) => set({ stream }),

@@ -29,7 +29,7 @@ export function FocusFileForm({ busy, onUpload }: FocusFileFormProps) {
         Rows of the same billing account and an overlapping billing period replace the ones imported
         before, so importing a file again never counts it twice.
       </p>
-      <button type="submit" disabled={busy || file === null}>
+      <button className="button button--primary" type="submit" disabled={busy || file === null}>
         Upload and import
       </button>
     </form>

@@ -9,7 +9,7 @@ export function ImportFindings({ findings }: { findings: Record<string, Finding>
     <section aria-label="Findings">
       <h3>Findings (rows kept, values stored as null or normalised)</h3>
       {rules.map(([rule, finding]) => (
-        <table className="imports-table" key={rule}>
+        <table className="table imports-table" key={rule}>
           <caption>
             {columnTitle(rule)}: {finding.count} {finding.count === 1 ? 'value' : 'values'}
           </caption>
@@ -27,7 +27,7 @@ export function ImportFindings({ findings }: { findings: Record<string, Finding>
                 <td>{example.line}</td>
                 <td>{example.column ?? '—'}</td>
                 <td>
-                  <code>{example.value ?? '(empty)'}</code>
+                  {example.value ? <code>{example.value}</code> : '(empty)'}
                 </td>
                 <td>{example.stored === null ? 'null' : <code>{example.stored}</code>}</td>
               </tr>

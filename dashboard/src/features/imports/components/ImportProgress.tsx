@@ -3,6 +3,10 @@ import { useId } from 'react';
 import type { ImportPhase } from '../hooks/useFocusImport';
 import type { ImportRecord, UploadProgress } from '../types';
 
+function count(rows: number): string {
+  return rows.toLocaleString('en-US');
+}
+
 function megabytes(bytes: number): string {
   return `${(bytes / 1_048_576).toFixed(1)} MB`;
 }
@@ -28,7 +32,7 @@ export function ImportProgress({ phase, upload, record, onCancel }: ImportProgre
         <p aria-live="polite">
           {megabytes(upload.loaded)} of {megabytes(upload.total)} sent ({percent}%)
         </p>
-        <button type="button" onClick={onCancel}>
+        <button className="button" type="button" onClick={onCancel}>
           Cancel upload
         </button>
       </section>
@@ -42,7 +46,7 @@ export function ImportProgress({ phase, upload, record, onCancel }: ImportProgre
         <progress id={id} />
         <p aria-live="polite">
           {record
-            ? `${record.rows_read.toLocaleString('en-US')} rows read, ${record.rows_accepted.toLocaleString('en-US')} accepted so far…`
+            ? `${count(record.rows_read)} rows read, ${count(record.rows_accepted)} accepted so far…`
             : 'The file is uploaded; its rows are being checked and stored…'}
         </p>
       </section>

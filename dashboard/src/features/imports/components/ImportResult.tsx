@@ -28,7 +28,7 @@ export function ImportResult({ record, showFailure = true }: ImportResultProps) 
   }
   figures.push(['Older rows replaced', count(record.rows_replaced)]);
   return (
-    <section className="imports-result" aria-label="Import result">
+    <section className="card imports-result" aria-label="Import result">
       <h2>
         Import of {record.filename}: <StatusBadge status={record.status} />
       </h2>
@@ -47,28 +47,21 @@ export function ImportResult({ record, showFailure = true }: ImportResultProps) 
           )}
         </div>
       )}
-      <dl className="imports-figures">
+      <dl className="stats">
         {figures.map(([label, value]) => (
-          <div key={label}>
+          <div className="stat" key={label}>
             <dt>{label}</dt>
             <dd>{value}</dd>
           </div>
         ))}
-        <div>
+        <div className="stat">
           <dt>FOCUS version</dt>
           <dd>{record.focus_version ?? '—'}</dd>
         </div>
-        <div>
-          <dt>Finished</dt>
-          <dd>{formatDateTime(record.finished_at)}</dd>
-        </div>
-        <div>
-          <dt>Import id</dt>
-          <dd>
-            <code>{record.id}</code>
-          </dd>
-        </div>
       </dl>
+      <p className="muted small">
+        Finished {formatDateTime(record.finished_at)} · import id <code>{record.id}</code>
+      </p>
       {record.findings && <ImportFindings findings={record.findings} />}
       <RejectionList rejections={record.rejections} total={record.rows_rejected} />
       <ReconciliationTable reconciliation={record.reconciliation} />

@@ -16,15 +16,28 @@ export function ImportsPage() {
   return (
     <div className="imports-page">
       <h1>Billing imports</h1>
-      {canWrite ? (
-        <FocusFileForm busy={busy} onUpload={focusImport.start} />
-      ) : (
-        <p role="note">Importing billing files needs the write permission, which your account does not have.</p>
+      <section className="card" aria-label="Upload a file">
+        {canWrite ? (
+          <FocusFileForm busy={busy} onUpload={focusImport.start} />
+        ) : (
+          <p role="note" className="notice">
+            Importing billing files needs the write permission, which your account does not have.
+          </p>
+        )}
+        <ImportProgress
+          phase={phase}
+          upload={upload}
+          record={record}
+          onCancel={focusImport.cancel}
+        />
+        {phase === 'cancelled' && <p role="status">The upload of {filename} was cancelled.</p>}
+        {error !== null && (
+          <ErrorMessage error={error} context={`Import of ${filename ?? 'the file'} failed`} />
+        )}
+      </section>
+      {(phase === 'done' || phase === 'failed') && record && (
+        <ImportResult record={record} showFailure={error === null} />
       )}
-      <ImportProgress phase={phase} upload={upload} record={record} onCancel={focusImport.cancel} />
-      {phase === 'cancelled' && <p role="status">The upload of {filename} was cancelled.</p>}
-      {error !== null && <ErrorMessage error={error} context={`Import of ${filename ?? 'the file'} failed`} />}
-      {(phase === 'done' || phase === 'failed') && record && <ImportResult record={record} showFailure={error === null} />}
     </div>
   );
 }

@@ -27,35 +27,37 @@ export function ReconciliationTable({ reconciliation }: { reconciliation: unknow
   return (
     <section aria-label="Totals and reconciliation">
       <h3>Totals and reconciliation</h3>
-      <table className="imports-table">
-        <caption>Sums in the file and as stored, per currency and cost basis</caption>
-        <thead>
-          <tr>
-            <th scope="col">Currency</th>
-            <th scope="col">Cost basis</th>
-            {keys.map((key) => (
-              <th scope="col" key={key}>
-                {columnTitle(key)}
-              </th>
-            ))}
-            {showCheck && <th scope="col">File = stored + rejected</th>}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row, index) => (
-            <tr key={`${row.currency}/${row.basis}`}>
-              <th scope="row">{row.currency}</th>
-              <td>{row.basis}</td>
+      <div className="table-wrap">
+        <table className="table imports-table">
+          <caption>Sums in the file and as stored, per currency and cost basis</caption>
+          <thead>
+            <tr>
+              <th scope="col">Currency</th>
+              <th scope="col">Cost basis</th>
               {keys.map((key) => (
-                <td key={key} className="imports-number">
-                  {row.values[key] ?? '—'}
-                </td>
+                <th scope="col" className="num" key={key}>
+                  {columnTitle(key)}
+                </th>
               ))}
-              {showCheck && <td>{describeCheck(checked[index])}</td>}
+              {showCheck && <th scope="col">File = stored + rejected</th>}
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {rows.map((row, index) => (
+              <tr key={`${row.currency}/${row.basis}`}>
+                <th scope="row">{row.currency}</th>
+                <td>{row.basis}</td>
+                {keys.map((key) => (
+                  <td key={key} className="num">
+                    {row.values[key] ?? '—'}
+                  </td>
+                ))}
+                {showCheck && <td>{describeCheck(checked[index])}</td>}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </section>
   );
 }

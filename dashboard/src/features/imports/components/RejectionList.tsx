@@ -17,25 +17,27 @@ export function RejectionList({ rejections, total }: RejectionListProps) {
           Showing the first {rejections.length} of {total} rejected rows.
         </p>
       )}
-      <table className="imports-table">
-        <caption>Why each row was rejected</caption>
-        <thead>
-          <tr>
-            <th scope="col">Line</th>
-            <th scope="col">Column</th>
-            <th scope="col">Reason</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rejections.map((rejection, index) => (
-            <tr key={`${rejection.line}-${index}`}>
-              <td>{rejection.line}</td>
-              <td>{rejection.field ?? '—'}</td>
-              <td>{rejection.message}</td>
+      <div className="table-wrap">
+        <table className="table imports-table">
+          <caption>Why each row was rejected</caption>
+          <thead>
+            <tr>
+              <th scope="col">Line</th>
+              <th scope="col">Column</th>
+              <th scope="col">Reason</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {rejections.map((rejection, index) => (
+              <tr key={`${rejection.line}-${index}`}>
+                <td>{rejection.line}</td>
+                <td>{rejection.field ?? '—'}</td>
+                <td>{rejection.message}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
     </section>
   );
 }

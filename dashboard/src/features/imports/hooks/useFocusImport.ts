@@ -85,7 +85,12 @@ export function useFocusImport(pollMs = 1000): FocusImport {
       running.current?.abort();
       const controller = new AbortController();
       running.current = controller;
-      setState({ ...IDLE, phase: 'uploading', filename: file.name, upload: { loaded: 0, total: file.size } });
+      setState({
+        ...IDLE,
+        phase: 'uploading',
+        filename: file.name,
+        upload: { loaded: 0, total: file.size },
+      });
       follow(file, controller.signal).then(
         () => {
           if (controller.signal.aborted && running.current === controller) {
@@ -95,7 +100,11 @@ export function useFocusImport(pollMs = 1000): FocusImport {
         (error: unknown) => {
           if (running.current !== controller) return; // a newer upload replaced this one
           const cancelled = isAbort(error);
-          setState((s) => ({ ...s, phase: cancelled ? 'cancelled' : 'failed', error: cancelled ? null : error }));
+          setState((s) => ({
+            ...s,
+            phase: cancelled ? 'cancelled' : 'failed',
+            error: cancelled ? null : error,
+          }));
           if (error instanceof ImportRefused) void showRefused(error.importId, controller);
         },
       );
