@@ -75,6 +75,7 @@ _PLAIN_MAX_LEN = 16383
 _FRACTION = re.compile(r"\.(\d{6})\d+")
 # ``_NULLS.get(v, v)`` is the field, or None for the two spellings of null; map() runs it in C.
 _NULLS: dict[str, None] = {"": None, "NULL": None}
+_NULL_SPELLINGS = frozenset(_NULLS)
 _CACHE_LIMIT = 100_000
 _SHOWN_CHARS = 200  # of a bad value, in a finding
 _CANONICAL = {c.focus: {v.casefold(): v for v in c.values} for c in COLUMNS if c.values}
@@ -254,6 +255,7 @@ class RowParser:
         # as what is stored and, if the value breaks the spec, the rule it breaks.
         self._stored: dict[str, dict[str, str | None]] = defaultdict(dict)
         self._rules: dict[str, dict[str, str]] = defaultdict(dict)
+        self._changed: dict[str, set[str]] = defaultdict(set)  # stored otherwise than written
 
     def _position(self, index: dict[str, int], focus: str) -> int:
         if focus in index:
@@ -334,6 +336,7 @@ class RowParser:
                 column, at = self.slots[n]
                 raw = columns[at][i]
                 shown = raw if len(raw) <= _SHOWN_CHARS else raw[:_SHOWN_CHARS] + "…"
+                shown = shown.replace("\x00", "\ufffd")  # jsonb, where findings go, refuses NUL
                 findings.append(Finding(lines[i], column.focus, rule, shown, values[n][i]))
         totals, rejected_totals = self._totals(checked, values, rejected)
         rows = list(zip(lines, *values, strict=True))
@@ -356,19 +359,29 @@ class RowParser:
 
     def _memoised(self, column: Column, raw: Sequence[str]) -> _Checked:
         """A column of repeating values: each distinct one checked once, the rest looked up."""
-        stored, rules = self._stored[column.focus], self._rules[column.focus]
+        focus = column.focus
+        stored, rules, changed = self._stored[focus], self._rules[focus], self._changed[focus]
         distinct = set(raw)
         unseen = distinct.difference(stored)
         if unseen:
             if len(stored) + len(unseen) > _CACHE_LIMIT:
                 stored.clear()
                 rules.clear()
+                changed.clear()
                 unseen = distinct
             for value in unseen:
                 stored[value], rule = check_value(column, value)
                 if rule is not None:
                     rules[value] = rule
-        values = list(map(stored.__getitem__, raw))
+                if stored[value] != value:
+                    changed.add(value)
+        values: Sequence[str | None]
+        if len(distinct) == 1:
+            values = (stored[raw[0]],) * len(raw)
+        elif changed.isdisjoint(distinct):
+            values = raw
+        else:
+            values = list(map(stored.__getitem__, raw))
         bad = rules.keys() & distinct
         issues = [(i, rules[v]) for i, v in enumerate(raw) if v in bad] if bad else []
         return _Checked(values, issues, None)
@@ -453,7 +466,7 @@ def _by_value(column: Column, raw: Sequence[str]) -> _Checked:
 def _texts(column: Column, raw: Sequence[str]) -> _Checked:
     if "" not in raw and "NULL" not in raw:
         return _Checked(raw, [], None)
-    values = list(map(_NULLS.get, raw, raw))
+    values = _nulls_read(raw)
     if not column.non_null:
         return _Checked(values, [], None)
     return _Checked(values, [(i, MANDATORY_NULL) for i, v in enumerate(values) if v is None], None)
@@ -465,7 +478,7 @@ def _decimals(column: Column, raw: Sequence[str]) -> _Checked:
     if "" in raw or "NULL" in raw:
         if column.non_null:
             return _by_value(column, raw)
-        values = list(map(_NULLS.get, raw, raw))
+        values = _nulls_read(raw)
     present = list(filter(None, values))
     if not present:
         return _Checked(values, [], _ZERO)
@@ -477,3 +490,10 @@ def _decimals(column: Column, raw: Sequence[str]) -> _Checked:
     except InvalidOperation:
         return _by_value(column, raw)
     return _Checked(values, [], total)
+
+
+def _nulls_read(raw: Sequence[str]) -> Sequence[str | None]:
+    """The column with None for each spelling of null (a column of only nulls is common)."""
+    if _NULL_SPELLINGS.issuperset(raw):
+        return (None,) * len(raw)
+    return list(map(_NULLS.get, raw, raw))
