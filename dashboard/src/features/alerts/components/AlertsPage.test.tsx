@@ -74,6 +74,20 @@ describe('AlertsPage', () => {
     expect(screen.getByRole('rowheader', { name: 'CPU hot' })).toBeInTheDocument();
   });
 
+  it('reads the list again when a fresh stream opens, but not when it resumes', async () => {
+    const feed = stubAlertsApi({ '/api/alerts': ok([], { total: 0 }) });
+    const lists = () => feed.requests.filter((r) => r.url.pathname === '/api/alerts').length;
+    renderPage();
+    await screen.findByText(/live: new alerts appear/i);
+    await waitFor(() => expect(lists()).toBe(2));
+
+    feed.send('alert.raised', makeAlert(), '1-0');
+    feed.drop();
+    await waitFor(() => expect(feed.resumeIds).toEqual([null, '1-0']));
+    await screen.findByText(/live: new alerts appear/i);
+    expect(lists()).toBe(2);
+  });
+
   it('asks the API again when a filter is ticked', async () => {
     const feed = stubAlertsApi({ '/api/alerts': ok([], { total: 0 }) });
     const user = userEvent.setup({ delay: null });

@@ -31,7 +31,6 @@ export function useLiveAlerts(): void {
 
   useEffect(() => {
     void store.getState().load();
-    let opens = 0;
     const stream = openLiveStream({
       url: ALERT_STREAM_URL,
       onEvent: (event) => {
@@ -41,10 +40,9 @@ export function useLiveAlerts(): void {
       },
       onStatus: (status) => {
         store.getState().setStream(status);
-        if (status.state !== 'open') return;
-        opens += 1;
-        // Without a resume id, changes between the list and the stream may be missed: reload.
-        if (!status.resumed && opens > 1) void store.getState().load();
+        // A fresh stream starts at "now": what changed since the list was read would be missed,
+        // so read the list again (changes arriving meanwhile are kept by the store).
+        if (status.state === 'open' && !status.resumed) void store.getState().load();
       },
     });
     return () => stream.close();
