@@ -49,3 +49,7 @@ export const SERIES_COLOURS = [
 export function axisTextColour(): string {
   return prefersDark() ? '#d0d4da' : '#343a40';
 }
+
+export function gridLineColour(): string {
+  return prefersDark() ? '#3a4048' : '#e0e6f1';
+}

@@ -1,2 +1,2 @@
-export { axisTextColour, Chart, prefersDark, preloadCharts, prefersReducedMotion, SERIES_COLOURS, type ChartProps } from './Chart';
+export { axisTextColour, Chart, gridLineColour, prefersDark, preloadCharts, prefersReducedMotion, SERIES_COLOURS, type ChartProps } from './Chart';
 export type { ChartOption } from './types';

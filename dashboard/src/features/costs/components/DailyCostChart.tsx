@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useEffect, useMemo } from 'react';
 import { EmptyState, ErrorMessage, Loading } from '@/components';
-import { axisTextColour, Chart, preloadCharts, prefersReducedMotion, SERIES_COLOURS, type ChartOption } from '@/components/charts';
+import { axisTextColour, Chart, gridLineColour, preloadCharts, prefersReducedMotion, SERIES_COLOURS, type ChartOption } from '@/components/charts';
 import { daysAgo } from '@/lib/format';
 import { fetchDaily, fetchForecast } from '../api/costs';
 import type { CostForecast, DailyCostItem } from '../types';
@@ -100,7 +100,7 @@ export function buildDailyCostOption(
     legend: { type: 'scroll', top: 0, textStyle: { color: text }, data: [...groups, ...(points.length ? ['Forecast', 'Forecast 80% band'] : [])] },
     grid: { left: 56, right: 16, top: 40, bottom: 32 },
     xAxis: { type: 'category', data: days, axisLabel: { color: text } },
-    yAxis: { type: 'value', name: currency, nameTextStyle: { color: text }, axisLabel: { color: text } },
+    yAxis: { type: 'value', name: currency, nameTextStyle: { color: text }, axisLabel: { color: text }, splitLine: { lineStyle: { color: gridLineColour() } } },
     series: [...bars, ...forecastSeries],
   };
 }

@@ -29,8 +29,22 @@ export interface RecommendationListProps {
 }
 
 /** Savings recommendations, largest monthly saving first, with the total on top. */
+/** Count and saving per rule and currency, largest saving first. */
+export function savingsByRule(items: Recommendation[]): { rule: string; currency: string; count: number; saving: number }[] {
+  const byRule = new Map<string, { rule: string; currency: string; count: number; saving: number }>();
+  for (const item of items) {
+    const key = `${item.rule}\u0000${item.currency}`;
+    const entry = byRule.get(key) ?? { rule: item.rule, currency: item.currency, count: 0, saving: 0 };
+    entry.count += 1;
+    entry.saving += Number(item.monthly_savings);
+    byRule.set(key, entry);
+  }
+  return [...byRule.values()].sort((a, b) => b.saving - a.saving);
+}
+
 export function RecommendationList({ items, totals }: RecommendationListProps) {
   const sorted = [...items].sort((a, b) => Number(b.monthly_savings) - Number(a.monthly_savings));
+  const rules = savingsByRule(items);
   return (
     <div data-testid="recommendations" className="recommendations">
       <p className="savings-total" data-testid="savings-total">
@@ -44,6 +58,15 @@ export function RecommendationList({ items, totals }: RecommendationListProps) {
         </strong>{' '}
         from {items.length} {items.length === 1 ? 'recommendation' : 'recommendations'}
       </p>
+      {rules.length > 1 && (
+        <ul className="rule-summary" aria-label="Savings by rule">
+          {rules.map((entry) => (
+            <li key={`${entry.rule}-${entry.currency}`}>
+              {ruleLabel(entry.rule)}: {entry.count} · {formatMoney(entry.saving, entry.currency)}/month
+            </li>
+          ))}
+        </ul>
+      )}
       {sorted.length > 0 && (
         <div className="table-wrap">
           <table className="table" aria-label="Recommendations">

@@ -28,6 +28,11 @@ describe('SavingsFinder', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Find savings' }));
     const list = await screen.findByTestId('recommendations');
     expect(within(list).getByTestId('savings-total')).toHaveTextContent('Potential savings: $124.10/month from 2 recommendations');
+    const byRule = within(list).getByRole('list', { name: 'Savings by rule' });
+    expect(within(byRule).getAllByRole('listitem').map((li) => li.textContent)).toEqual([
+      'Idle compute: 1 · $120.45/month',
+      'Unused IP address: 1 · $3.65/month',
+    ]);
     const rows = within(list).getAllByRole('row').slice(1);
     expect(rows[0]).toHaveTextContent('Idle compute');
     expect(rows[0]).toHaveTextContent('vm-1');

@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { fireEvent, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ok, problem, stubFetch } from '@/test/fetch';
@@ -66,6 +66,17 @@ describe('ResourceExplorer', () => {
     expect(within(firstRow).getByText('$0.125')).toBeInTheDocument();
     expect(seen[0]?.url.searchParams.get('limit')).toBe('100');
     expect(seen[0]?.url.searchParams.get('offset')).toBe('0');
+  });
+
+  it('loads the next page of 100 as the list scrolls to its end', async () => {
+    const seen = stubFetch({ '/api/resources': fleetApi(250) });
+    renderWithProviders(<ResourceExplorer />, { route: '/resources' });
+    const list = await screen.findByTestId('resources-list');
+    const scroller = list.querySelector('.vtable__scroll') as HTMLElement;
+    scroller.scrollTop = 100 * 44;
+    fireEvent.scroll(scroller);
+    await waitFor(() => expect(seen.map((r) => r.url.searchParams.get('offset'))).toContain('100'));
+    expect(await within(list).findByRole('button', { name: 'vm-00100' })).toBeInTheDocument();
   });
 
   it('sends the filters to the server and keeps them in the URL', async () => {

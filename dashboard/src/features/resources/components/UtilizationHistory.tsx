@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { EmptyState, ErrorMessage, Loading } from '@/components';
-import { axisTextColour, Chart, prefersReducedMotion, type ChartOption } from '@/components/charts';
+import { axisTextColour, Chart, gridLineColour, prefersReducedMotion, type ChartOption } from '@/components/charts';
 import { ApiError } from '@/lib/api';
 import { fetchUtilization } from '../api/resources';
 import type { UtilizationSample } from '../types';
@@ -13,7 +13,7 @@ export function utilizationOption(samples: UtilizationSample[]): ChartOption {
     legend: { top: 0, textStyle: { color: text } },
     grid: { left: 40, right: 12, top: 32, bottom: 28 },
     xAxis: { type: 'category', data: samples.map((s) => s.timestamp.slice(5, 16).replace('T', ' ')), axisLabel: { color: text } },
-    yAxis: { type: 'value', min: 0, max: 100, axisLabel: { color: text, formatter: '{value}%' } },
+    yAxis: { type: 'value', min: 0, max: 100, axisLabel: { color: text, formatter: '{value}%' }, splitLine: { lineStyle: { color: gridLineColour() } } },
     series: [
       { type: 'line', name: 'CPU', data: samples.map((s) => Number(s.cpu_percent)), symbol: 'none', itemStyle: { color: '#2f6fdf' } },
       { type: 'line', name: 'Memory', data: samples.map((s) => Number(s.memory_percent)), symbol: 'none', itemStyle: { color: '#d9480f' } },
