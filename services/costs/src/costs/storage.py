@@ -403,8 +403,8 @@ async def upsert_inventory(conn: Connection, r: dict[str, Any]) -> None:
         """INSERT INTO inventory (id, external_id, name, provider, type, region, account, status,
                status_since, hourly_cost, currency, tags, team, cpu_utilization,
                memory_utilization, created_at, updated_at, provisioned_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($17::timestamptz, $16), $9, $10, $11, $12, $13,
-                   $14, $15, $16, $18)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($17::timestamptz, $16), $9, $10,
+                   $11, $12, $13, $14, $15, $16, $18)
            ON CONFLICT (id) DO UPDATE SET external_id = EXCLUDED.external_id,
                name = EXCLUDED.name, provider = EXCLUDED.provider, type = EXCLUDED.type,
                region = EXCLUDED.region, account = EXCLUDED.account, status = EXCLUDED.status,
