@@ -410,6 +410,9 @@ async def test_a_row_without_a_billed_cost_or_charge_period_is_rejected_naming_t
         ("PricingQuantity", "sNaN", "invalid_decimal"),
         ("BillingPeriodEnd", "2023-12-01T00:00:00Z", "billing_period_order"),
         ("ProviderName", "NULL", "mandatory_null"),
+        ("BillingAccountId", "", "mandatory_null"),
+        ("BillingPeriodStart", "", "mandatory_null"),
+        ("ChargeCategory", "Refund", "unknown_value"),
         ("Tags", "{not json", "invalid_json"),
     ],
 )

@@ -50,7 +50,9 @@ def provider_export_with_defects() -> tuple[bytes, list[dict[str, str]]]:
     rows[9]["ChargeFrequency"] = "usage-based"
     rows[10]["Tags"] = "team=web;env=prod"
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
+    writer = csv.DictWriter(
+        out, fieldnames=list(rows[0]), lineterminator="\r\n", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     for n, row in enumerate(rows):
         line = io.StringIO()

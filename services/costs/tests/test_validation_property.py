@@ -7,14 +7,21 @@ the rows kept, the findings and the rejections.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from costs.focus import COLUMNS, Kind, RowParser, read_header
 
 from .conftest import joined
+
+# Hypothesis keeps its caches in the system's temporary directory, not in the working tree (set at
+# import, before any strategy is built).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "cloudops-hypothesis")
 
 HEADER = [c.focus for c in COLUMNS]
 LONG_FRACTION = "0." + "1" * 16384  # one digit more than PostgreSQL's NUMERIC keeps
@@ -69,6 +76,7 @@ def _outcome(block: Any) -> Any:
 @settings(
     max_examples=40,
     deadline=None,
+    database=None,  # nothing written to the working tree; a failure prints its example
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(records=st.lists(_record(len(HEADER)), min_size=1, max_size=8), cut=st.integers(0, 8))
