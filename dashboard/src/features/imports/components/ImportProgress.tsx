@@ -32,6 +32,7 @@ export function ImportProgress({ phase, upload, record, onCancel }: ImportProgre
         <p aria-live="polite">
           {megabytes(upload.loaded)} of {megabytes(upload.total)} sent ({percent}%)
         </p>
+        <p className="muted small">Keep this page open until the import has finished.</p>
         <button className="button" type="button" onClick={onCancel}>
           Cancel upload
         </button>

@@ -29,11 +29,13 @@ const IDLE: FocusImportState = {
 
 function wait(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
       clearTimeout(timer);
+      signal.removeEventListener('abort', done);
       resolve();
-    });
+    }
   });
 }
 
