@@ -92,6 +92,26 @@ describe('AdminPage', () => {
     expect(await screen.findByText('No API keys yet')).toBeInTheDocument();
   });
 
+  it('pages through many keys', async () => {
+    signIn(['admin']);
+    const requests = stubAdminApi({
+      'GET /api/admin/keys': (url) =>
+        ok([apiKey({ name: `key at ${url.searchParams.get('offset')}` })], { total: 120 }),
+    });
+    const user = userEvent.setup({ delay: null });
+    render(<AdminPage />);
+    const pages = await screen.findByRole('navigation', { name: 'API key pages' });
+    expect(within(pages).getByRole('button', { name: 'Previous keys' })).toBeDisabled();
+    expect(pages).toHaveTextContent('1–50 of 120');
+
+    await user.click(within(pages).getByRole('button', { name: 'Next keys' }));
+
+    expect(await screen.findByRole('rowheader', { name: 'key at 50' })).toBeInTheDocument();
+    const keyPages = requests.filter((r) => r.url.pathname === '/api/admin/keys');
+    expect(keyPages.map((r) => r.url.searchParams.get('offset'))).toEqual(['0', '50']);
+    expect(screen.getByRole('navigation', { name: 'API key pages' })).toHaveTextContent('51–100 of 120');
+  });
+
   it('shows a new key once, with a warning and a copy button', async () => {
     signIn(['admin']);
     const requests = stubAdminApi({
