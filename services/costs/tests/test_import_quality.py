@@ -127,6 +127,16 @@ async def test_import_record_shows_findings_and_reconciliation_by_id(client: Cli
     assert again["focus_version"] == "1.0"
 
 
+async def test_a_mandatory_column_the_header_lacks_is_one_finding(client: Client) -> None:
+    rows = focus_rows("oci_focus_1_0.csv")
+    for row in rows:
+        del row["InvoiceIssuerName"]
+    result = await imported(client, to_csv(rows))
+    assert (result["rows_accepted"], result["rows_with_findings"]) == (len(rows), 0)
+    example = {"line": 1, "column": "InvoiceIssuerName", "value": None, "stored": None}
+    assert result["findings"] == {"missing_column": {"count": 1, "examples": [example]}}
+
+
 async def test_findings_stay_bounded_however_many_rows_break_the_spec(client: Client) -> None:
     rows = focus_rows("gcp_focus_1_0.csv") * 20
     for row in rows:
@@ -228,6 +238,7 @@ async def test_focus_12_and_13_are_recognised_and_invoices_total_their_rows(
     assert (result["focus_version"], result["rows_accepted"], result["rows_with_findings"]) == (
         version, len(rows), 0
     )  # fmt: skip
+    assert result["findings"] == {}
     body = await (await client.get("/api/costs/invoices")).json()
     got = {i["invoice_id"]: Decimal(i["billed_total"]) for i in body["data"]}
     assert got == per_invoice(rows)

@@ -29,6 +29,7 @@ from costs.focus_spec import (
     ROW_COLUMNS,
     STAND_INS,
     STORED,
+    SUCCESSORS,
     VERSION_MARKS,
     Column,
     Kind,
@@ -248,7 +249,9 @@ class RowParser:
         self.width = width
         # A column the file lacks reads position ``width``: a column of nulls.
         self.slots = [(c, self._position(index, c.focus)) for c in STORED]
-        self.missing = [m for m in MANDATORY if self._position(index, m) == width]
+        self.missing = [
+            m for m in MANDATORY if m not in index and SUCCESSORS.get(m, "") not in index
+        ]
         self._at = {c.db: n for n, (c, _) in enumerate(self.slots)}
         # Billing files repeat the same few values (instants, currencies, enum values, tag
         # objects) on most rows: each distinct one is checked once per column, and remembered

@@ -109,6 +109,8 @@ MANDATORY = tuple(c.focus for c in COLUMNS if c.mandatory)
 COSTING = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd")
 # 1.3 deprecates ProviderName in favour of ServiceProviderName: either one fills provider_name.
 STAND_INS = {"ProviderName": "ServiceProviderName"}
+# Mandatory columns 1.3 deprecates, and their successors: a file with the successor lacks nothing.
+SUCCESSORS = {"ProviderName": "ServiceProviderName", "PublisherName": "HostProviderName"}
 _KIND_ORDER = tuple(Kind)
 # Stored columns grouped by kind, so a row is built from one comprehension per kind (speed).
 STORED = tuple(sorted(COLUMNS, key=lambda c: _KIND_ORDER.index(c.kind)))
