@@ -43,6 +43,14 @@ test('an operator works through the dashboard on the demo data', async ({ page, 
     await expect(page).toHaveURL(/provider=aws/);
     await expect(list.locator('[role="row"] .col-provider[role="cell"]').first()).toContainText('aws');
 
+    await page.getByLabel('Sort by').selectOption('-hourly_cost');
+    await expect(page).toHaveURL(/sort=-hourly_cost/);
+    await expect(async () => {
+      const costs = (await list.locator('[role="row"] .col-cost[role="cell"]').allTextContents()).map(cents);
+      expect(costs.length).toBeGreaterThan(1);
+      expect(costs).toEqual([...costs].sort((a, b) => b - a));
+    }).toPass();
+
     // The filtered view survives a reload: it lives in the URL.
     await page.reload();
     await expect(page.getByLabel('Status')).toHaveValue('running');
@@ -66,6 +74,13 @@ test('an operator works through the dashboard on the demo data', async ({ page, 
     await expect(page).toHaveURL(/group_by=provider/);
     await expect(page.getByRole('columnheader', { name: 'Provider' })).toBeVisible();
     await expect(page.getByRole('link', { name: 'FOCUS CSV' })).toHaveAttribute('href', /\/api\/costs\/export\/focus\.csv\?.*group_by=provider/);
+    for (const name of ['Daily CSV', 'FOCUS CSV']) {
+      const href = await page.getByRole('link', { name }).getAttribute('href');
+      const exported = await page.request.get(href ?? '');
+      expect(exported.ok(), `${name}: HTTP ${exported.status()}`).toBeTruthy();
+      expect(exported.headers()['content-type']).toContain('text/csv');
+      expect((await exported.text()).split('\n').length).toBeGreaterThan(2);
+    }
     await expect(page.getByRole('heading', { name: 'Invoices' })).toBeVisible();
     await saveScreenshot(page, 'costs');
   });

@@ -1,5 +1,6 @@
 export { EmptyState, type EmptyStateProps } from './EmptyState';
 export { ErrorMessage, type ErrorMessageProps } from './ErrorMessage';
+export { Field, type FieldProps } from './Field';
 export { Loading, type LoadingProps } from './Loading';
 export { SeverityBadge, type SeverityBadgeProps } from './SeverityBadge';
 export { StatusBadge, type StatusBadgeProps } from './StatusBadge';

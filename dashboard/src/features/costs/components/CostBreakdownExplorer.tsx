@@ -1,7 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useMemo } from 'react';
 import { useSearchParams } from 'react-router';
-import { EmptyState, ErrorMessage, Loading } from '@/components';
+import { EmptyState, ErrorMessage, Field, Loading } from '@/components';
 import { Chart } from '@/components/charts';
 import { daysAgo, formatMoney, isoDay } from '@/lib/format';
 import { dailyQueryString, fetchDaily } from '../api/costs';
@@ -81,34 +81,38 @@ export function CostBreakdownExplorer() {
     <section className="card" aria-labelledby="breakdown-heading">
       <h2 id="breakdown-heading">Cost breakdown</h2>
       <form className="toolbar" onSubmit={(event) => event.preventDefault()} aria-label="Breakdown options">
-        <label>
-          Group by
-          <select value={query.group_by} onChange={(event) => update({ group_by: event.target.value })}>
-            {COST_GROUPS.map((group) => (
-              <option key={group} value={group}>
-                {GROUP_LABELS[group] ?? group}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Cost basis
-          <select value={query.basis} onChange={(event) => update({ basis: event.target.value })}>
-            {COST_BASES.map((basis) => (
-              <option key={basis} value={basis}>
-                {basis}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          From
-          <input type="date" value={query.start} max={query.end} onChange={(event) => update({ start: event.target.value })} />
-        </label>
-        <label>
-          To
-          <input type="date" value={query.end} min={query.start} onChange={(event) => update({ end: event.target.value })} />
-        </label>
+        <Field label="Group by">
+          {(id) => (
+            <select id={id} value={query.group_by} onChange={(event) => update({ group_by: event.target.value })}>
+              {COST_GROUPS.map((group) => (
+                <option key={group} value={group}>
+                  {GROUP_LABELS[group] ?? group}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <Field label="Cost basis">
+          {(id) => (
+            <select id={id} value={query.basis} onChange={(event) => update({ basis: event.target.value })}>
+              {COST_BASES.map((basis) => (
+                <option key={basis} value={basis}>
+                  {basis}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <Field label="From">
+          {(id) => (
+            <input id={id} type="date" value={query.start} max={query.end} onChange={(event) => update({ start: event.target.value })} />
+          )}
+        </Field>
+        <Field label="To">
+          {(id) => (
+            <input id={id} type="date" value={query.end} min={query.start} onChange={(event) => update({ end: event.target.value })} />
+          )}
+        </Field>
       </form>
       <p className="export-links">
         Export this view:{' '}

@@ -11,7 +11,7 @@ export interface ResourcePage {
 }
 
 export async function fetchResourcePage(filters: ResourceFilters, offset: number, signal?: AbortSignal): Promise<ResourcePage> {
-  const query = toQuery({ ...filters, limit: PAGE_SIZE, offset, sort: 'name' });
+  const query = toQuery({ ...filters, limit: PAGE_SIZE, offset, sort: filters.sort ?? 'name' });
   const { data, meta } = await apiFetch<Resource[]>(`/api/resources${query}`, { signal });
   return { items: data, total: typeof meta.total === 'number' ? meta.total : data.length, offset };
 }

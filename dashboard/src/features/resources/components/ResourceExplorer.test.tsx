@@ -97,6 +97,10 @@ describe('ResourceExplorer', () => {
       expect(last?.get('provider')).toBe('gcp');
     });
 
+    await userEvent.selectOptions(screen.getByLabelText('Sort by'), '-hourly_cost');
+    await waitFor(() => expect(seen[seen.length - 1]?.url.searchParams.get('sort')).toBe('-hourly_cost'));
+    expect(seen[0]?.url.searchParams.get('sort')).toBe('name');
+
     await userEvent.click(screen.getByRole('button', { name: 'Clear filters' }));
     await waitFor(() => expect(seen[seen.length - 1]?.url.searchParams.get('status')).toBeNull());
     expect(screen.getByLabelText('Status')).toHaveValue('');

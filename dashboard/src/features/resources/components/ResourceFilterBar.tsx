@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { PROVIDERS, RESOURCE_STATUSES, RESOURCE_TYPES, type ResourceFilters } from '../types';
+import { Field } from '@/components';
+import { PROVIDERS, RESOURCE_STATUSES, RESOURCE_TYPES, SORT_CHOICES, type ResourceFilters } from '../types';
 
 export interface ResourceFilterBarProps {
   filters: ResourceFilters;
@@ -28,32 +29,35 @@ export function ResourceFilterBar({ filters, onChange }: ResourceFilterBarProps)
   }
 
   const select = (name: 'status' | 'type' | 'provider', label: string, options: readonly string[]) => (
-    <label>
-      {label}
-      <select value={filters[name] ?? ''} onChange={(event) => onChange({ [name]: event.target.value })}>
-        <option value="">Any</option>
-        {options.map((option) => (
-          <option key={option} value={option}>
-            {option}
-          </option>
-        ))}
-      </select>
-    </label>
+    <Field label={label}>
+      {(id) => (
+        <select id={id} value={filters[name] ?? ''} onChange={(event) => onChange({ [name]: event.target.value })}>
+          <option value="">Any</option>
+          {options.map((option) => (
+            <option key={option} value={option}>
+              {option}
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
   );
 
   const input = (name: keyof TextFilters, label: string, placeholder: string) => (
-    <label>
-      {label}
-      <input
-        type={name === 'q' ? 'search' : 'text'}
-        value={text[name]}
-        placeholder={placeholder}
-        onChange={(event) => setText({ ...text, [name]: event.target.value })}
-      />
-    </label>
+    <Field label={label}>
+      {(id) => (
+        <input
+          id={id}
+          type={name === 'q' ? 'search' : 'text'}
+          value={text[name]}
+          placeholder={placeholder}
+          onChange={(event) => setText({ ...text, [name]: event.target.value })}
+        />
+      )}
+    </Field>
   );
 
-  const active = Object.values(filters).some(Boolean);
+  const active = Object.entries(filters).some(([name, value]) => name !== 'sort' && Boolean(value));
   return (
     <form className="toolbar" role="search" aria-label="Filter resources" onSubmit={onSubmit}>
       {input('q', 'Search', 'name or id')}
@@ -63,6 +67,21 @@ export function ResourceFilterBar({ filters, onChange }: ResourceFilterBarProps)
       {input('region', 'Region', 'e.g. us-east-1')}
       {input('team', 'Team', 'e.g. payments')}
       {input('tag', 'Tag', 'key or key:value')}
+      <Field label="Sort by">
+        {(id) => (
+          <select
+            id={id}
+            value={filters.sort ?? 'name'}
+            onChange={(event) => onChange({ sort: event.target.value === 'name' ? '' : event.target.value })}
+          >
+            {SORT_CHOICES.map((choice) => (
+              <option key={choice.value} value={choice.value}>
+                {choice.label}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
       <div className="toolbar__actions">
         <button type="submit" className="button button--primary">
           Apply

@@ -31,9 +31,19 @@ export interface ResourceFilters {
   team?: string;
   tag?: string;
   q?: string;
+  /** A field of the API's sort list, '-' first for descending. */
+  sort?: string;
 }
 
-export const FILTER_KEYS: (keyof ResourceFilters)[] = ['status', 'type', 'provider', 'region', 'team', 'tag', 'q'];
+export const FILTER_KEYS: (keyof ResourceFilters)[] = ['status', 'type', 'provider', 'region', 'team', 'tag', 'q', 'sort'];
+
+export const SORT_CHOICES: { value: string; label: string }[] = [
+  { value: 'name', label: 'Name (A–Z)' },
+  { value: '-hourly_cost', label: 'Cost per hour (highest first)' },
+  { value: 'hourly_cost', label: 'Cost per hour (lowest first)' },
+  { value: 'status', label: 'Status' },
+  { value: '-updated_at', label: 'Recently updated' },
+];
 
 export interface UtilizationSample {
   timestamp: string;
