@@ -36,9 +36,8 @@ from costs.focus_spec import (
 )
 
 __all__ = [
-    "BY_FOCUS",
-    "COLUMNS", "COST_BASES", "DB_COLUMNS", "EXACT", "MANDATORY", "ROW_COLUMNS", "STORED",
-    "Block", "Finding", "HeaderError", "Kind", "Rejection", "RowParser", "check_value",
+    "BY_FOCUS", "COLUMNS", "COST_BASES", "DB_COLUMNS", "EXACT", "MANDATORY", "ROW_COLUMNS",
+    "STORED", "Block", "Finding", "HeaderError", "Kind", "Rejection", "RowParser", "check_value",
     "parse_timestamp", "read_header", "utc_text",
 ]  # fmt: skip
 
