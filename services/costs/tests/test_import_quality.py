@@ -137,6 +137,19 @@ async def test_a_mandatory_column_the_header_lacks_is_one_finding(client: Client
     assert result["findings"] == {"missing_column": {"count": 1, "examples": [example]}}
 
 
+async def test_a_nul_character_in_a_text_value_keeps_the_row_without_it(
+    client: Client, settings: CostsSettings
+) -> None:
+    rows = focus_rows("gcp_focus_1_0.csv")
+    rows[3]["ResourceName"] = "web\x00-1"
+    result = await imported(client, to_csv(rows))
+    assert (result["rows_accepted"], result["rows_with_findings"]) == (len(rows), 1)
+    example = {"line": 5, "column": "ResourceName", "value": "web\ufffd-1", "stored": "web-1"}
+    assert result["findings"] == {"nul_character": {"count": 1, "examples": [example]}}
+    stored = await fetch(settings, "SELECT resource_name FROM costs.line_items WHERE line = 5")
+    assert stored[0]["resource_name"] == "web-1"
+
+
 async def test_findings_stay_bounded_however_many_rows_break_the_spec(client: Client) -> None:
     rows = focus_rows("gcp_focus_1_0.csv") * 20
     for row in rows:

@@ -36,7 +36,7 @@ SAMPLES: dict[Kind, list[str]] = {
                 "", "NULL"],
     Kind.CURRENCY: ["USD", "EUR", "usd", " gbp ", "EURO", "$", "", "NULL"],
     Kind.JSON: ['{"team": "web"}', "{}", "[1, 2]", "{broken", '{"a": "\\u0000"}', "", "NULL"],
-    Kind.TEXT: ["a", "Compute", "acct-1", "x,y", "", "NULL", "é"],
+    Kind.TEXT: ["a", "Compute", "acct-1", "x,y", "", "NULL", "é", "nul\x00inside"],
 }  # fmt: skip
 # Periods that mostly run forward, so most generated rows are kept and their findings compared.
 BY_COLUMN = {

@@ -57,6 +57,7 @@ INVALID_CURRENCY = "invalid_currency"
 PERIOD_ORDER = "billing_period_order"
 EXTRA_FIELDS = "extra_empty_fields"
 MISSING_COLUMN = "missing_column"
+NUL_CHARACTER = "nul_character"
 # What a rule means for a column whose bad value rejects the row (BilledCost, ChargePeriod*).
 _REJECTION_MESSAGES = {
     MANDATORY_NULL: "must not be null",
@@ -188,7 +189,8 @@ def check_value(column: Column, raw: str) -> tuple[str | None, str | None]:
         return None, MANDATORY_NULL if column.non_null else None
     kind = column.kind
     if kind is Kind.TEXT:
-        return raw, None
+        # PostgreSQL text cannot hold the NUL character; every other kind refuses it anyway.
+        return (raw.replace("\x00", ""), NUL_CHARACTER) if "\x00" in raw else (raw, None)
     if kind is Kind.DECIMAL:
         return _decimal(raw)
     if kind is Kind.TIMESTAMP:
@@ -466,6 +468,8 @@ def _by_value(column: Column, raw: Sequence[str]) -> _Checked:
 
 
 def _texts(column: Column, raw: Sequence[str]) -> _Checked:
+    if "\x00" in "".join(raw):
+        return _by_value(column, raw)
     if "" not in raw and "NULL" not in raw:
         return _Checked(raw, [], None)
     values = _nulls_read(raw)
