@@ -113,18 +113,20 @@ export function DailyCostChart() {
     queryFn: () => fetchDaily({ group_by: 'service_category', start: daysAgo(29) }),
   });
   const forecast = useQuery({ queryKey: ['costs', 'forecast', 30], queryFn: () => fetchForecast({ horizon: 30 }) });
+  // Drawn once both answers are in (or the forecast failed): one chart render instead of two.
+  const forecastSettled = !forecast.isPending;
   const option = useMemo(
-    () => (daily.data ? buildDailyCostOption(daily.data.items, forecast.data) : null),
-    [daily.data, forecast.data],
+    () => (daily.data && forecastSettled ? buildDailyCostOption(daily.data.items, forecast.data) : null),
+    [daily.data, forecast.data, forecastSettled],
   );
   return (
     <section className="card" aria-labelledby="daily-cost-heading" data-testid="daily-cost-chart">
       <h2 id="daily-cost-heading">Daily cost by service category</h2>
-      {daily.isPending && <Loading label="Loading daily costs…" />}
+      {(daily.isPending || (daily.data && !forecastSettled)) && <Loading label="Loading daily costs…" />}
       {daily.isError && <ErrorMessage error={daily.error} context="Could not load daily costs" />}
       {forecast.isError && <ErrorMessage error={forecast.error} context="Could not load the forecast" />}
       {forecast.data?.message && <p className="muted">{forecast.data.message}</p>}
-      {daily.data && !option && <EmptyState title="No cost data yet">Import a FOCUS billing file to see daily costs.</EmptyState>}
+      {daily.data && forecastSettled && !option && <EmptyState title="No cost data yet">Import a FOCUS billing file to see daily costs.</EmptyState>}
       {option && (
         <Chart option={option} label="Daily cost of the last 30 days stacked by service category, with a 30-day forecast and its 80% band" />
       )}
