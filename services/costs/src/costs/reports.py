@@ -29,7 +29,6 @@ from costs.domain import (
 from costs.events import anomaly_detected, publish
 from costs.focus import COLUMNS
 from costs.forecast import HistoryTooShort, anomaly_scores, forecast
-from costs.optimization import Recommendation, Thresholds, recommend
 
 BY_DB = {c.db: c for c in COLUMNS}
 _FOCUS_10_COLUMNS = [c.focus for c in COLUMNS].index("InvoiceId")
@@ -256,13 +255,6 @@ class Reports:
                 if fresh:
                     await publish(conn, anomaly_detected(a), subject=a["dimension"])
         return found
-
-    async def recommendations(self, thresholds: Thresholds, at: datetime) -> list[Recommendation]:
-        """Savings recommendations over the inventory mirror as of ``at``."""
-        since = at - timedelta(days=thresholds.idle_window_days)
-        async with self.pool.acquire() as conn:
-            resources = await storage.inventory_with_samples(conn, since)
-        return recommend(resources, thresholds, at)
 
     async def anomalies(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         async with self.pool.acquire() as conn:
