@@ -62,6 +62,7 @@ async def test_forged_identity_headers_never_reach_a_service(
             "X-CloudOps-Permissions": "admin",
             "x-cloudops-anything": "forged",
             "X-Forwarded-For": "10.9.9.9",
+            "X-CSRF-Token": "a-session-secret",
         },
     )
     assert resp.status == 200
@@ -72,6 +73,7 @@ async def test_forged_identity_headers_never_reach_a_service(
     assert seen["x-forwarded-for"] == "127.0.0.1"
     # The credential stays at the door.
     assert "x-api-key" not in seen
+    assert "x-csrf-token" not in seen
     assert seen["x-request-id"] == resp.headers["X-Request-ID"]
 
 

@@ -49,6 +49,7 @@ _REQUEST_DROPPED = frozenset(
         "x-api-key",
         "authorization",
         "cookie",
+        "x-csrf-token",
         "forwarded",
         "x-forwarded-for",
         "x-forwarded-proto",
