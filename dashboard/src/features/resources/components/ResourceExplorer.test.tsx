@@ -32,6 +32,8 @@ function resource(index: number, overrides: Partial<Resource> = {}): Resource {
 /** The API over a fleet of `total` resources, honouring limit and offset. */
 function fleetApi(total: number) {
   return (url: URL) => {
+    const one = /^\/api\/resources\/0+-0+-0+-0+-(\d+)$/.exec(url.pathname);
+    if (one) return ok(resource(Number(one[1])));
     const limit = Number(url.searchParams.get('limit'));
     const offset = Number(url.searchParams.get('offset'));
     const items = Array.from({ length: Math.max(0, Math.min(limit, total - offset)) }, (_, i) => resource(offset + i));
@@ -66,6 +68,20 @@ describe('ResourceExplorer', () => {
     expect(within(firstRow).getByText('$0.125')).toBeInTheDocument();
     expect(seen[0]?.url.searchParams.get('limit')).toBe('100');
     expect(seen[0]?.url.searchParams.get('offset')).toBe('0');
+  });
+
+  it('moves between rows with the arrow keys', async () => {
+    stubFetch({ '/api/resources': fleetApi(50) });
+    renderWithProviders(<ResourceExplorer />, { route: '/resources' });
+    const first = await screen.findByRole('button', { name: 'vm-00000' });
+    first.focus();
+    await userEvent.keyboard('{ArrowDown}');
+    await waitFor(() => expect(screen.getByRole('button', { name: 'vm-00001' })).toHaveFocus());
+    await userEvent.keyboard('{ArrowUp}');
+    await waitFor(() => expect(screen.getByRole('button', { name: 'vm-00000' })).toHaveFocus());
+    await userEvent.keyboard('{Enter}');
+    const panel = await screen.findByRole('complementary');
+    expect(await within(panel).findByRole('heading', { name: 'vm-00000' })).toBeInTheDocument();
   });
 
   it('loads the next page of 100 as the list scrolls to its end', async () => {
