@@ -69,8 +69,9 @@ describe('SessionGate', () => {
       '/api/auth/session': ok({ username: 'root', permissions: ['read'], csrf_token: 't' }),
       '/api/costs/realtime': problem(401, 'Unauthorized'),
     });
-    renderWithProviders(<SessionGate />);
+    const { client } = renderWithProviders(<SessionGate />);
     expect(await screen.findByRole('heading', { name: 'Sign in to CloudOps' })).toBeInTheDocument();
     expect(screen.getByText(/session has ended/i)).toBeInTheDocument();
+    expect(client.getQueryCache().getAll()).toHaveLength(0);
   });
 });

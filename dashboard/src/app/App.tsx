@@ -1,3 +1,5 @@
+import { useQueryClient } from '@tanstack/react-query';
+import { useEffect } from 'react';
 import { BrowserRouter } from 'react-router';
 import { Loading } from '@/components';
 import { LoginPage, useSessionBootstrap } from '@/features/auth';
@@ -9,6 +11,11 @@ import { AppRoutes } from './AppRoutes';
 export function SessionGate() {
   const status = useSessionStore((state) => state.status);
   const { error } = useSessionBootstrap();
+  const queryClient = useQueryClient();
+  // Whatever ended the session (logout, expiry, a 401 in a stale tab), nothing of it stays cached.
+  useEffect(() => {
+    if (status === 'anonymous') queryClient.clear();
+  }, [status, queryClient]);
   if (status === 'unknown') return <Loading label="Checking your session…" />;
   if (status === 'anonymous') return <LoginPage error={error} />;
   return <AppRoutes />;
