@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from string import Template
 from typing import Any
 
 import aiohttp
@@ -51,6 +50,7 @@ from common.db import create_pool, migrate
 from common.testing import free_port
 from costs.app import MIGRATIONS
 from costs.focus import COLUMNS, DB_COLUMNS, STORED, Kind, RowParser, read_header
+from scripts.platformctl import render_nginx
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "co_bench_admin_key_0123456789abcdefghijklmnop"
@@ -320,29 +320,6 @@ class PublicPath:
     gateway_pid: int
 
 
-def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
-    """The repository's nginx template, rendered as ``make up`` renders it."""
-    conf_dir = run_dir / "nginx"
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (conf_dir / sub).mkdir(parents=True, exist_ok=True)
-    (conf_dir / "active.conf").write_text(
-        f"upstream cloudops_gateway {{\n    server 127.0.0.1:{gateway_port};\n}}\n"
-    )
-    (run_dir / "dashboard").mkdir(exist_ok=True)
-    conf = conf_dir / "nginx.conf"
-    template = Template((ROOT / "nginx" / "nginx.conf.template").read_text())
-    conf.write_text(
-        template.safe_substitute(
-            PUBLIC_PORT=public_port,
-            LISTEN_V6="",
-            RUN_DIR=str(run_dir),
-            DASHBOARD_DIR=str(run_dir / "dashboard"),
-            WORKER_USER="",
-        )
-    )
-    return conf
-
-
 @contextlib.contextmanager
 def public_path(url: str, run_dir: Path) -> Iterator[PublicPath]:
     """nginx -> gateway -> costs on loopback, each stopped by its PID when the block ends."""
@@ -355,7 +332,8 @@ def public_path(url: str, run_dir: Path) -> Iterator[PublicPath]:
     gateway_env = {**env, "CLOUDOPS_GATEWAY_PORT": str(gateway_port),
                    "CLOUDOPS_GATEWAY_COSTS_URL": f"http://127.0.0.1:{costs_port}",
                    "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY}  # fmt: skip
-    conf = render_nginx(run_dir, public_port, gateway_port)
+    (run_dir / "dashboard").mkdir(exist_ok=True)
+    conf = render_nginx(run_dir, gateway_port, public_port, run_dir / "dashboard")
     nginx = ["nginx", "-c", str(conf), "-p", str(conf.parent)]
     with (
         process(python_module("costs"), costs_env, f"http://127.0.0.1:{costs_port}/health/live")

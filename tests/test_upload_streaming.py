@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from string import Template
 
 import aiohttp
 import asyncpg
@@ -32,6 +31,8 @@ from common.testing import ServiceProcess, free_port, scratch_database
 from costs.settings import CostsSettings
 from gateway.routes import upstream_routes
 from gateway.settings import GatewaySettings
+
+from .conftest import load_platformctl
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "co_test_upload_admin_key_0123456789abcdefghij"
@@ -75,28 +76,11 @@ def costs_service(costs_database: str) -> Iterator[ServiceProcess]:
 
 
 def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
-    """The repository's nginx template, rendered as ``make up`` renders it."""
-    conf_dir = run_dir / "nginx"
-    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (conf_dir / sub).mkdir(parents=True, exist_ok=True)
-    (conf_dir / "active.conf").write_text(
-        "upstream cloudops_gateway {\n"
-        f"    server 127.0.0.1:{gateway_port};\n"
-        "    keepalive 64;\n"
-        "}\n"
-    )
+    """The repository's nginx template, rendered by the code ``make up`` renders it with."""
     dashboard = run_dir / "dashboard"
     dashboard.mkdir(exist_ok=True)
-    rendered = Template((ROOT / "nginx" / "nginx.conf.template").read_text()).safe_substitute(
-        PUBLIC_PORT=public_port,
-        LISTEN_V6="",
-        RUN_DIR=str(run_dir),
-        DASHBOARD_DIR=str(dashboard),
-        WORKER_USER="",  # workers as nginx's default user: they read nothing of the run dir
-    )
-    assert "${" not in rendered, "the nginx template has a variable this test does not set"
-    conf = conf_dir / "nginx.conf"
-    conf.write_text(rendered)
+    conf: Path = load_platformctl().render_nginx(run_dir, gateway_port, public_port, dashboard)
+    assert "${" not in conf.read_text(), "the nginx template has a variable make up does not set"
     return conf
 
 
