@@ -27,13 +27,20 @@ export interface ResourceCostDay {
   cost: string;
 }
 
-/** The resource's daily cost over 30 days: billing rows carry its external id as resource id. */
-export async function fetchResourceCost(externalId: string): Promise<ResourceCostDay[]> {
-  const query = toQuery({ group_by: 'resource', start: daysAgo(29) });
-  const { data } = await apiFetch<{ date: string; group: string | null; currency: string; cost: string }[]>(
-    `/api/costs/daily${query}`,
-  );
-  return data.filter((item) => item.group === externalId).map(({ date, currency, cost }) => ({ date, currency, cost }));
+type ResourceCostRow = { date: string; group: string | null; currency: string; cost: string };
+
+/** Daily cost of every billed resource over 30 days (optionally one region), keyed by resource id. */
+export async function fetchCostByResource(region?: string): Promise<Map<string, ResourceCostDay[]>> {
+  const query = toQuery({ group_by: 'resource', start: daysAgo(29), region });
+  const { data } = await apiFetch<ResourceCostRow[]>(`/api/costs/daily${query}`);
+  const byResource = new Map<string, ResourceCostDay[]>();
+  for (const { date, group, currency, cost } of data) {
+    if (group === null) continue;
+    const days = byResource.get(group) ?? [];
+    days.push({ date, currency, cost });
+    byResource.set(group, days);
+  }
+  return byResource;
 }
 
 export async function fetchResourceAlerts(id: string): Promise<ResourceAlert[]> {
