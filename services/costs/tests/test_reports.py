@@ -84,10 +84,26 @@ async def test_filters_narrow_the_breakdown(loaded: Client) -> None:
     assert sum(Decimal(i["cost"]) for i in body["data"]) == expected
 
 
+async def test_resource_filter_gives_one_resources_cost(loaded: Client) -> None:
+    rows = focus_rows("aws_focus_1_0.csv")
+    resource = next(r["ResourceId"] for r in rows if r["ResourceId"])
+    params = {**WINDOW, "resource": resource, "group_by": "none"}
+    body = await (await loaded.get("/api/costs/daily", params=params)).json()
+    expected = sum(
+        Decimal(r["BilledCost"])
+        for name in FOCUS_FILES
+        for r in focus_rows(name)
+        if r["ResourceId"] == resource
+    )
+    assert expected != 0
+    assert {k: Decimal(v) for k, v in body["meta"]["totals"].items()} == {"USD": expected}
+
+
 @pytest.mark.parametrize(
     "params",
     [
         {"group_by": "colour"},
+        {"resource": ""},
         {"basis": "amortised"},
         {"start": "2024-02-01", "end": "2024-01-01"},
         {"start": "yesterday"},

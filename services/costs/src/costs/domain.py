@@ -57,12 +57,14 @@ class CostFilter(_Query):
     service: str | None = None
     region: str | None = None
     account: str | None = None
+    #: A FOCUS ResourceId (the inventory's external id), for one resource's cost.
+    resource: str | None = Field(default=None, min_length=1, max_length=2048)
     currency: Currency | None = None
     tag: str | None = Field(default=None, pattern=r"^[^:]+:.*$")
 
     def dimension(self) -> str:
         """What the filters select, as a stable label: ``all`` or ``provider=AWS,tag=team:web``."""
-        names = ("provider", "service_category", "service", "region", "account", "tag")
+        names = ("provider", "service_category", "service", "region", "account", "resource", "tag")
         chosen = [f"{n}={getattr(self, n)}" for n in names if getattr(self, n) is not None]
         return ",".join(chosen) or "all"
 

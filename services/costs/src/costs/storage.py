@@ -211,6 +211,7 @@ _FILTER_COLUMNS = {
     "service": "service_name",
     "region": "region_id",
     "account": "billing_account_id",
+    "resource": "resource_id",
     "currency": "billing_currency",
 }
 
