@@ -25,6 +25,13 @@ def test_demo_billing_is_deterministic_and_ends_the_day_before() -> None:
     assert min(starts) == "2026-02-23"
     assert {"Usage", "Purchase", "Credit"} == {r["ChargeCategory"] for r in rows}
     assert any(Decimal(r["BilledCost"]) < 0 for r in rows)
+    # February has closed by March 15th: its rows are invoiced, the running month's are not.
+    assert {r["InvoiceId"] for r in rows if r["BillingPeriodStart"].startswith("2026-03")} == {""}
+    february = [r for r in rows if r["BillingPeriodStart"].startswith("2026-02")]
+    assert february
+    assert {r["InvoiceId"] for r in february} == {
+        f"INV-{r['BillingAccountId']}-2026-02" for r in february
+    }
 
 
 async def test_demo_billing_imports_without_rejections_and_replaces_on_reimport(
@@ -43,3 +50,13 @@ async def test_demo_billing_imports_without_rejections_and_replaces_on_reimport(
     daily = await client.get("/api/costs/daily?start=2026-01-01&end=2026-03-31&group_by=none")
     body = await daily.json()
     assert Decimal(body["meta"]["totals"]["USD"]) == expected
+    # Each closed month's invoice totals the rows of that account and month.
+    invoiced: dict[str, Decimal] = {}
+    for r in csv.DictReader(io.StringIO(raw.decode())):
+        if r["InvoiceId"]:
+            invoiced[r["InvoiceId"]] = invoiced.get(r["InvoiceId"], Decimal(0)) + Decimal(
+                r["BilledCost"]
+            )
+    resp = await client.get("/api/costs/invoices?start=2026-01-01&end=2026-03-31&limit=100")
+    invoices = (await resp.json())["data"]
+    assert {i["invoice_id"]: Decimal(i["billed_total"]) for i in invoices} == invoiced

@@ -140,16 +140,32 @@ def usage_row(day: date, resource: Mapping[str, Any], quantity: Decimal) -> dict
     )
 
 
+def invoice_id(row: Mapping[str, str]) -> str:
+    """The invoice a closed billing period's row belongs to: one per account and month."""
+    return f"INV-{row['BillingAccountId']}-{row['BillingPeriodStart'][:7]}"
+
+
 def demo_billing(
     fleet: Iterable[Mapping[str, Any]], *, end: date, days: int = 60, seed: int = 7
 ) -> bytes:
-    """FOCUS CSV bytes with one usage row per resource per day for ``days`` days before ``end``."""
+    """FOCUS CSV bytes with one usage row per resource per day for ``days`` days before ``end``.
+
+    As providers do, a row carries an ``InvoiceId`` once its billing period has closed (its
+    month ended by ``end``); the running month's rows have none yet.
+    """
     rng = random.Random(seed)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = [c.focus for c in COLUMNS]
     writer.writerow(header)
     resources = [*fleet, *UNMANAGED]
+    closed = _stamp(end)
+
+    def write(row: dict[str, str]) -> None:
+        if row["BillingPeriodEnd"] <= closed:
+            row["InvoiceId"] = invoice_id(row)
+        writer.writerow([row.get(name, "") for name in header])
+
     for offset in range(days, 0, -1):
         day = end - timedelta(days=offset)
         load = WEEKDAY_LOAD[day.weekday()]
@@ -160,12 +176,9 @@ def demo_billing(
             share = Decimal("1") if resource["status"] != "stopped" else Decimal("0.1")
             noise = Decimal(str(round(rng.uniform(0.95, 1.05), 4)))
             quantity = (24 * share * load * noise).quantize(QUANTITY_PLACES)
-            row = usage_row(day, resource, quantity)
-            writer.writerow([row.get(name, "") for name in header])
+            write(usage_row(day, resource, quantity))
         if day.day == 1:
             for provider in sorted({r["provider"] for r in resources}):
-                row = charge_row(day, provider, Decimal("250"), "Purchase", "Business support")
-                writer.writerow([row.get(name, "") for name in header])
-                credit = charge_row(day, provider, Decimal("-40"), "Credit", "Promotional credit")
-                writer.writerow([credit.get(name, "") for name in header])
+                write(charge_row(day, provider, Decimal("250"), "Purchase", "Business support"))
+                write(charge_row(day, provider, Decimal("-40"), "Credit", "Promotional credit"))
     return out.getvalue().encode()
