@@ -22,7 +22,7 @@ function renderFeed() {
 describe('AlertFeed', () => {
   it('lists the newest open alerts and links to all of them', async () => {
     const feed = stubAlertsApi({
-      '/api/alerts': ok([makeAlert({ severity: 'critical', annotations: { summary: 'API errors' } })], {
+      '/api/alerts': ok([makeAlert({ severity: 'critical', annotations: { title: 'API errors' } })], {
         total: 9,
       }),
     });
@@ -39,13 +39,13 @@ describe('AlertFeed', () => {
   });
 
   it('adds raised alerts and drops resolved ones as the live feed reports them', async () => {
-    const open = makeAlert({ annotations: { summary: 'Queue backlog' } });
+    const open = makeAlert({ annotations: { title: 'Queue backlog' } });
     const feed = stubAlertsApi({ '/api/alerts': ok([open], { total: 1 }) });
     renderFeed();
     await screen.findByText('Queue backlog');
     await screen.findByText(/live: new alerts appear/i);
 
-    feed.send('alert.raised', makeAlert({ annotations: { summary: 'Budget crossed' } }), '5-0');
+    feed.send('alert.raised', makeAlert({ annotations: { title: 'Budget crossed' } }), '5-0');
     feed.send('alert.resolved', { ...open, status: 'resolved' }, '6-0');
 
     expect(await screen.findByText('Budget crossed')).toBeInTheDocument();

@@ -42,7 +42,7 @@ describe('AlertsPage', () => {
     stubAlertsApi({
       '/api/alerts': ok(
         [
-          makeAlert({ severity: 'critical', annotations: { summary: 'Database down' } }),
+          makeAlert({ severity: 'critical', annotations: { title: 'Database down' } }),
           makeAlert({ severity: 'info', labels: { alertname: 'DiskSlow', severity: 'info' } }),
         ],
         { total: 2 },
@@ -62,14 +62,14 @@ describe('AlertsPage', () => {
     expect(await screen.findByText('No alerts match these filters')).toBeInTheDocument();
     await screen.findByText(/live: new alerts appear/i);
 
-    feed.send('alert.raised', makeAlert({ annotations: { summary: 'CPU hot' } }), '10-0');
+    feed.send('alert.raised', makeAlert({ annotations: { title: 'CPU hot' } }), '10-0');
     expect(await screen.findByRole('rowheader', { name: 'CPU hot' })).toBeInTheDocument();
 
     feed.drop();
     expect(await screen.findByText(/reconnecting to live updates in/i)).toBeInTheDocument();
     await waitFor(() => expect(feed.resumeIds).toEqual([null, '10-0']));
     await screen.findByText(/live: new alerts appear/i);
-    feed.send('alert.raised', makeAlert({ annotations: { summary: 'Disk full' } }), '11-0');
+    feed.send('alert.raised', makeAlert({ annotations: { title: 'Disk full' } }), '11-0');
     expect(await screen.findByRole('rowheader', { name: 'Disk full' })).toBeInTheDocument();
     expect(screen.getByRole('rowheader', { name: 'CPU hot' })).toBeInTheDocument();
   });
@@ -128,7 +128,7 @@ describe('AlertsPage details', () => {
     id: '11111111-1111-4111-8111-111111111111',
     severity: 'critical',
     labels: { alertname: 'HostDown', severity: 'critical', team: 'payments' },
-    annotations: { summary: 'Host down' },
+    annotations: { title: 'Host down' },
   });
 
   function stubDetails(alert: Alert, extra: Parameters<typeof stubAlertsApi>[0] = {}) {

@@ -1,8 +1,10 @@
 import type { Alert } from '../types';
 
-/** What a person calls the alert: its summary, else its rule name, else a short fingerprint. */
+/**
+ * What a person calls the alert: the title our rules write, else the summary Alertmanager alerts
+ * carry, else the rule name, else a short fingerprint. Blank values count as missing.
+ */
 export function alertTitle(alert: Alert): string {
-  return (
-    alert.annotations.summary ?? alert.labels.alertname ?? `Alert ${alert.fingerprint.slice(0, 8)}`
-  );
+  const candidates = [alert.annotations.title, alert.annotations.summary, alert.labels.alertname];
+  return candidates.find((text) => text !== undefined && text.trim() !== '') ?? `Alert ${alert.fingerprint.slice(0, 8)}`;
 }
