@@ -595,6 +595,21 @@ def seed_billing(api: str, admin_key: str) -> int:
     return accepted
 
 
+def seed_budgets(api: str, admin_key: str) -> int:
+    """Create the demo budgets when the deployment has none yet; returns how many it created."""
+    from costs.demo import DEMO_BUDGETS
+
+    request = urllib.request.Request(  # noqa: S310 - the platform's own loopback URL
+        f"{api}/api/costs/budgets?limit=1", headers={"X-API-Key": admin_key}
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+        if json.load(resp)["meta"]["total"]:
+            return 0
+    for budget in DEMO_BUDGETS:
+        _post(api, "/api/costs/budgets", admin_key, json.dumps(budget).encode(), "application/json")
+    return len(DEMO_BUDGETS)
+
+
 def seed_utilization(api: str, admin_key: str) -> int:
     """Send 30 days of the fleet's utilisation samples as an exporter would, in batches of the
     API's maximum; returns how many were accepted (a resent sample replaces the stored one)."""
@@ -780,6 +795,7 @@ def up() -> None:
         say(f"sent 30 days of utilisation ({seed_utilization(api, admin_key)} samples)")
         if any(s.name == "costs" for s in services):
             say(f"imported demo billing ({seed_billing(api, admin_key)} line items)")
+            say(f"created {seed_budgets(api, admin_key)} demo budgets")
         created_user = create_admin_user(api, admin_key, admin_user, admin_password)
         say(f"CloudOps is running at {api}")
         if created_user:

@@ -130,6 +130,22 @@ def test_demo_gives_recommendations_from_every_savings_rule(platform: Platform) 
     assert Decimal("0.03") * monthly_rate < sum(savings) < Decimal("0.30") * monthly_rate
 
 
+def test_demo_has_budgets_and_last_months_invoices(platform: Platform) -> None:
+    assert any("created 3 demo budgets" in ln for ln in platform.output)
+    status, _, body = request(f"{platform.api}/api/costs/budgets", key=ADMIN_KEY)
+    assert status == 200, body
+    assert {b["name"] for b in json.loads(body)["data"]} == {
+        "Cloud total",
+        "AWS",
+        "Team identity",
+    }
+    status, _, body = request(f"{platform.api}/api/costs/invoices?limit=100", key=ADMIN_KEY)
+    assert status == 200, body
+    invoices = json.loads(body)["data"]
+    assert invoices, "the demo's closed month is invoiced"
+    assert all(Decimal(i["billed_total"]) > 0 for i in invoices)
+
+
 def test_health_through_nginx(platform: Platform) -> None:
     status, headers, _ = request(f"{platform.api}/api/health")
     assert status == 200

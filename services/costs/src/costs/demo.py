@@ -68,6 +68,15 @@ UNMANAGED: tuple[dict[str, Any], ...] = (
 )  # fmt: skip
 
 
+#: Monthly budgets for the demo, sized around the fleet's monthly bill (about 39,000 USD): the
+#: whole cloud with room to spare, one provider near its line and one team over it.
+DEMO_BUDGETS: tuple[dict[str, Any], ...] = (
+    {"name": "Cloud total", "scope": "all", "amount": "45000"},
+    {"name": "AWS", "scope": "provider", "scope_value": "AWS", "amount": "11000"},
+    {"name": "Team identity", "scope": "team", "scope_value": "identity", "amount": "6000"},
+)
+
+
 def _stamp(day: date) -> str:
     return datetime.combine(day, time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
