@@ -1,7 +1,7 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { useEffect } from 'react';
 import { BrowserRouter } from 'react-router';
-import { Loading } from '@/components';
+import { ErrorBoundary, Loading } from '@/components';
 import { LoginPage, useSessionBootstrap } from '@/features/auth';
 import { useSessionStore } from '@/stores/session';
 import { AppProviders } from './AppProviders';
@@ -21,12 +21,15 @@ export function SessionGate() {
   return <AppRoutes />;
 }
 
+/** The last line of defence: trying again starts the providers afresh (a new query cache). */
 export function App() {
   return (
-    <AppProviders>
-      <BrowserRouter>
-        <SessionGate />
-      </BrowserRouter>
-    </AppProviders>
+    <ErrorBoundary title="CloudOps could not be shown">
+      <AppProviders>
+        <BrowserRouter>
+          <SessionGate />
+        </BrowserRouter>
+      </AppProviders>
+    </ErrorBoundary>
   );
 }

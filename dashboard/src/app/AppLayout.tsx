@@ -1,6 +1,7 @@
+import { useQueryClient } from '@tanstack/react-query';
 import { Suspense } from 'react';
-import { NavLink, Outlet } from 'react-router';
-import { Loading } from '@/components';
+import { NavLink, Outlet, useLocation } from 'react-router';
+import { ErrorBoundary, Loading } from '@/components';
 import { LogoutButton } from '@/features/auth';
 import { hasPermission, useSessionStore } from '@/stores/session';
 
@@ -16,6 +17,8 @@ const NAV = [
 /** Header with navigation and the signed-in user, then the current view. */
 export function AppLayout() {
   const user = useSessionStore((state) => state.user);
+  const { pathname } = useLocation();
+  const queryClient = useQueryClient();
   const links = hasPermission(user, 'admin') ? [...NAV, { to: '/admin', label: 'Admin' }] : NAV;
   return (
     <div className="app">
@@ -41,9 +44,18 @@ export function AppLayout() {
         </div>
       </header>
       <main id="main" className="app-main" tabIndex={-1}>
-        <Suspense fallback={<Loading label="Loading view…" />}>
-          <Outlet />
-        </Suspense>
+        {/* A view that fails to render leaves the header usable; opening another view starts afresh.
+            Trying again drops the cached answers no mounted screen uses (the failed view's), so
+            they are fetched anew instead of breaking the view again. */}
+        <ErrorBoundary
+          key={pathname}
+          title="This view could not be shown"
+          onReset={() => void queryClient.resetQueries({ type: 'inactive' })}
+        >
+          <Suspense fallback={<Loading label="Loading view…" />}>
+            <Outlet />
+          </Suspense>
+        </ErrorBoundary>
       </main>
     </div>
   );

@@ -1,7 +1,9 @@
 import { render, screen } from '@testing-library/react';
-import { describe, expect, it } from 'vitest';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, it, vi } from 'vitest';
 import { ApiError } from '@/lib/api';
 import { EmptyState } from './EmptyState';
+import { ErrorBoundary } from './ErrorBoundary';
 import { ErrorMessage } from './ErrorMessage';
 import { Loading } from './Loading';
 import { SeverityBadge } from './SeverityBadge';
@@ -52,5 +54,32 @@ describe('small components', () => {
     );
     expect(screen.getByText('error')).toHaveClass('badge--bad');
     expect(screen.getByText('warning')).toHaveClass('badge--warn');
+  });
+});
+
+describe('ErrorBoundary', () => {
+  it('replaces what failed to render with a message and renders it again on "Try again"', async () => {
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    let broken = true;
+    const onReset = vi.fn(() => {
+      broken = false;
+    });
+    function Figures() {
+      if (broken) throw new TypeError("Cannot read properties of undefined (reading 'USD')");
+      return <p>All figures</p>;
+    }
+    render(
+      <ErrorBoundary title="CloudOps could not be shown" onReset={onReset}>
+        <Figures />
+      </ErrorBoundary>,
+    );
+    const alert = screen.getByRole('alert');
+    expect(alert).toHaveTextContent('CloudOps could not be shown');
+    expect(alert).toHaveTextContent("reading 'USD'");
+    await userEvent.click(screen.getByRole('button', { name: 'Try again' }));
+    expect(onReset).toHaveBeenCalledOnce();
+    expect(screen.getByText('All figures')).toBeInTheDocument();
+    expect(screen.queryByRole('alert')).not.toBeInTheDocument();
+    vi.restoreAllMocks();
   });
 });

@@ -45,4 +45,17 @@ describe('CostSummary', () => {
     expect(within(alert).getByText('req-1')).toBeInTheDocument();
     expect(await screen.findByText('No budgets yet')).toBeInTheDocument();
   });
+
+  it.each([
+    ['an empty list instead of the figures', [], ['—', '—', '—']],
+    ['only some of the figures', { month_to_date: { USD: '10.00' }, hourly_cost: null }, ['—', '$10.00', '—']],
+    ['no spend yet', { hourly_cost: {}, month_to_date: {}, projected_month_end: {} }, ['$0.00', '$0.00', '$0.00']],
+  ])('shows what it can when the API answers %s', async (_case, answer, shown) => {
+    stubFetch({ '/api/costs/realtime': ok(answer), '/api/costs/budgets': ok([]) });
+    renderWithProviders(<CostSummary />);
+    expect(await screen.findByText('No budgets yet')).toBeInTheDocument();
+    const figures = await screen.findAllByRole('definition');
+    expect(figures.map((figure) => figure.textContent)).toEqual(shown);
+    expect(screen.queryByRole('alert')).not.toBeInTheDocument();
+  });
 });
