@@ -610,15 +610,22 @@ def seed_budgets(api: str, admin_key: str) -> int:
     return len(DEMO_BUDGETS)
 
 
+DEMO_SAMPLE_HOURS = 6
+
+
 def seed_utilization(api: str, admin_key: str) -> int:
     """Send 30 days of the fleet's utilisation samples as an exporter would, in batches of the
     API's maximum; returns how many were accepted (a resent sample replaces the stored one)."""
     from resources.domain import MAX_UTILIZATION_SAMPLES
     from resources.seed import demo_fleet, demo_utilization
 
-    # On the hour, so a restart within the hour resends the same samples instead of adding more.
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    samples = demo_utilization(demo_fleet(), end=end)
+    # On the sampling grid (every 6 hours from midnight UTC), so a restart resends samples at the
+    # same instants, which replace the stored ones, instead of adding a shifted second series.
+    now = datetime.now(UTC)
+    end = now.replace(
+        hour=now.hour - now.hour % DEMO_SAMPLE_HOURS, minute=0, second=0, microsecond=0
+    )
+    samples = demo_utilization(demo_fleet(), end=end, every_hours=DEMO_SAMPLE_HOURS)
     accepted = 0
     for i in range(0, len(samples), MAX_UTILIZATION_SAMPLES):
         body = json.dumps({"samples": samples[i : i + MAX_UTILIZATION_SAMPLES]}).encode()

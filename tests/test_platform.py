@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import signal
@@ -16,7 +17,9 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -89,9 +92,39 @@ def test_up_keeps_a_generated_admin_password_private_and_reuses_it(
         assert stat.S_IMODE(stored.stat().st_mode) == 0o600
         assert len(password) >= 32
         assert f"[cloudops] dashboard login: user ops, password {password}\n" in first.output
+        seeded = _demo_state(first.api)
     with running_platform(pg_url, run_dir, extra_env=env) as second:
         text = "".join(second.output)
         assert f"user ops, password {password} (the user already existed" in text
+        # Seeding again replaces what the first run seeded: nothing is counted twice.
+        assert "created 0 demo budgets" in text
+        again = _demo_state(second.api)
+    assert again["resources"] == seeded["resources"]
+    assert again["billed"] == seeded["billed"]
+    assert again["budgets"] == seeded["budgets"] == 3
+    for times in (seeded["samples"], again["samples"]):
+        assert len(times) == len(set(times)) > 100
+        assert {b - a for a, b in itertools.pairwise(times)} == {timedelta(hours=6)}
+
+
+def _demo_state(api: str) -> dict[str, Any]:
+    """What the demo seed left: counts and sums that a second seed must not change."""
+
+    def data(path: str) -> dict[str, Any]:
+        status, _, body = request(f"{api}{path}", key=ADMIN_KEY)
+        assert status == 200, body
+        parsed: dict[str, Any] = json.loads(body)
+        return parsed
+
+    ninety_days_ago = (datetime.now(UTC) - timedelta(days=90)).date().isoformat()
+    listed = data("/api/resources?status=running&type=compute&limit=1&sort=name")
+    samples = data(f"/api/resources/{listed['data'][0]['id']}/utilization")["data"]
+    return {
+        "resources": data("/api/resources?limit=1")["meta"]["total"],
+        "billed": data(f"/api/costs/daily?group_by=none&start={ninety_days_ago}")["meta"]["totals"],
+        "budgets": data("/api/costs/budgets?limit=1")["meta"]["total"],
+        "samples": [datetime.fromisoformat(s["timestamp"]) for s in samples],
+    }
 
 
 def test_demo_billing_gives_a_forecast(platform: Platform) -> None:
