@@ -3,12 +3,14 @@ export function formatMoney(value: string | number | null | undefined, currency 
   if (value === null || value === undefined || value === '') return '—';
   const amount = typeof value === 'number' ? value : Number(value);
   if (!Number.isFinite(amount)) return String(value);
+  // A decimal string is formatted as written: through a float, an amount of more than 15
+  // significant digits would lose its cents (90071992547409.93 → …409.94).
   return new Intl.NumberFormat('en-US', {
     style: 'currency',
     currency,
     minimumFractionDigits: 2,
     maximumFractionDigits: Math.abs(amount) < 1 && amount !== 0 ? 4 : 2,
-  }).format(amount);
+  }).format(typeof value === 'string' ? (value.trim() as Intl.StringNumericLiteral) : amount);
 }
 
 export function formatDateTime(value: string | null | undefined): string {

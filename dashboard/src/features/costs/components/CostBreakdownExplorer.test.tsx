@@ -1,4 +1,4 @@
-import { screen, waitFor } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import { ok, problem, stubFetch } from '@/test/fetch';
@@ -6,6 +6,24 @@ import { renderWithProviders } from '@/test/render';
 import { CostBreakdownExplorer } from './CostBreakdownExplorer';
 
 describe('CostBreakdownExplorer', () => {
+  it("adds up a group's days exactly, not as floats", async () => {
+    stubFetch({
+      '/api/costs/daily': ok(
+        [
+          { date: '2026-11-01', group: 'aws', currency: 'USD', cost: '1.001', line_items: 1 },
+          { date: '2026-11-02', group: 'aws', currency: 'USD', cost: '0.134', line_items: 1 },
+        ],
+        { totals: { USD: '1.135' } },
+      ),
+    });
+    renderWithProviders(<CostBreakdownExplorer />, { route: '/costs?start=2026-11-01&end=2026-11-30' });
+    const table = await screen.findByRole('table', { name: 'Cost breakdown' });
+    const [row] = within(table).getAllByRole('row').slice(1);
+    // 1.001 + 0.134 is 1.1349999999999998 in floats, which shows as $1.13.
+    expect(within(row as HTMLElement).getByRole('cell', { name: '$1.14' })).toBeInTheDocument();
+    expect(screen.getByTestId('breakdown-total-USD')).toHaveTextContent('$1.14');
+  });
+
   it('groups, changes basis and keeps the export links on the same query', async () => {
     const seen = stubFetch({
       '/api/costs/daily': (url) =>

@@ -3,6 +3,7 @@ import { useMemo } from 'react';
 import { useSearchParams } from 'react-router';
 import { EmptyState, ErrorMessage, Field, Loading } from '@/components';
 import { Chart } from '@/components/charts';
+import { compareDecimals, sumDecimals } from '@/lib/decimal';
 import { daysAgo, formatMoney, isoDay } from '@/lib/format';
 import { dailyQueryString, fetchDaily } from '../api/costs';
 import { buildDailyCostOption } from './DailyCostChart';
@@ -23,22 +24,28 @@ const GROUP_LABELS: Record<string, string> = {
 export interface BreakdownRow {
   group: string;
   currency: string;
-  total: number;
+  /** The exact sum of the group's daily costs (a decimal string); null if one was not a number. */
+  total: string | null;
   lineItems: number;
 }
 
-/** Sums the daily rows per group and currency, largest first. */
+/**
+ * Sums the daily rows per group and currency, largest first. The API totals only per currency,
+ * so a group's total is added up here, exactly (integer minor units, see lib/decimal).
+ */
 export function summarise(items: DailyCostItem[]): BreakdownRow[] {
-  const rows = new Map<string, BreakdownRow>();
+  const groups = new Map<string, { group: string; currency: string; costs: string[]; lineItems: number }>();
   for (const item of items) {
     const group = item.resource?.name ?? item.group ?? '(none)';
     const key = `${group}\u0000${item.currency}`;
-    const row = rows.get(key) ?? { group, currency: item.currency, total: 0, lineItems: 0 };
-    row.total += Number(item.cost);
-    row.lineItems += item.line_items;
-    rows.set(key, row);
+    const entry = groups.get(key) ?? { group, currency: item.currency, costs: [], lineItems: 0 };
+    entry.costs.push(item.cost);
+    entry.lineItems += item.line_items;
+    groups.set(key, entry);
   }
-  return [...rows.values()].sort((a, b) => b.total - a.total);
+  return [...groups.values()]
+    .map(({ group, currency, costs, lineItems }) => ({ group, currency, total: sumDecimals(costs), lineItems }))
+    .sort((a, b) => compareDecimals(b.total ?? '0', a.total ?? '0'));
 }
 
 function useExplorerQuery(): [DailyCostQuery, (patch: Partial<Record<keyof DailyCostQuery, string>>) => void] {

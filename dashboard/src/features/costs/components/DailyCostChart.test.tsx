@@ -33,15 +33,20 @@ describe('buildDailyCostOption', () => {
     expect(buildDailyCostOption([], undefined)).toBeNull();
   });
 
+  it('adds the folded groups exactly', () => {
+    const folded = foldSmallGroups([item('d', 'a', '9'), item('d', 'b', '0.10'), item('d', 'c', '0.20')], 2);
+    expect(folded.find((row) => row.group === 'All other')?.cost).toBe('0.30');
+  });
+
   it('folds the smallest groups into one', () => {
     const folded = foldSmallGroups(
       [item('d', 'a', '9'), item('d', 'b', '5'), item('d', 'c', '1'), item('d', 'e', '2')],
       3,
     );
-    expect(folded.map((row) => [row.group, Number(row.cost)])).toEqual([
-      ['a', 9],
-      ['b', 5],
-      ['All other', 3],
+    expect(folded.map((row) => [row.group, row.cost])).toEqual([
+      ['a', '9'],
+      ['b', '5'],
+      ['All other', '3'],
     ]);
   });
 });

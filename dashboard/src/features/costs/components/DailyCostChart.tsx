@@ -2,6 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useEffect, useMemo } from 'react';
 import { EmptyState, ErrorMessage, Loading } from '@/components';
 import { axisTextColour, Chart, gridLineColour, preloadCharts, prefersReducedMotion, SERIES_COLOURS, type ChartOption } from '@/components/charts';
+import { sumDecimals } from '@/lib/decimal';
 import { daysAgo } from '@/lib/format';
 import { fetchDaily, fetchForecast } from '../api/costs';
 import type { CostForecast, DailyCostItem } from '../types';
@@ -29,7 +30,7 @@ export function foldSmallGroups(items: DailyCostItem[], maxGroups: number): Dail
     const key = `${item.date}\u0000${group}`;
     const existing = folded.get(key);
     if (existing) {
-      existing.cost = String(Number(existing.cost) + Number(item.cost));
+      existing.cost = sumDecimals([existing.cost, item.cost]) ?? existing.cost;
       existing.line_items += item.line_items;
     } else {
       folded.set(key, { ...item, group, resource: null });

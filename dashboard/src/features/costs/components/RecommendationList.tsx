@@ -1,3 +1,4 @@
+import { compareDecimals, sumDecimals } from '@/lib/decimal';
 import { formatMoney } from '@/lib/format';
 import type { Recommendation } from '../types';
 
@@ -28,22 +29,26 @@ export interface RecommendationListProps {
   totals: Record<string, string>;
 }
 
-/** Savings recommendations, largest monthly saving first, with the total on top. */
-/** Count and saving per rule and currency, largest saving first. */
-export function savingsByRule(items: Recommendation[]): { rule: string; currency: string; count: number; saving: number }[] {
-  const byRule = new Map<string, { rule: string; currency: string; count: number; saving: number }>();
+/**
+ * Count and saving per rule and currency, largest saving first. The API totals only per currency,
+ * so a rule's saving is added up here, exactly (integer minor units, see lib/decimal).
+ */
+export function savingsByRule(items: Recommendation[]): { rule: string; currency: string; count: number; saving: string | null }[] {
+  const byRule = new Map<string, { rule: string; currency: string; savings: string[] }>();
   for (const item of items) {
     const key = `${item.rule}\u0000${item.currency}`;
-    const entry = byRule.get(key) ?? { rule: item.rule, currency: item.currency, count: 0, saving: 0 };
-    entry.count += 1;
-    entry.saving += Number(item.monthly_savings);
+    const entry = byRule.get(key) ?? { rule: item.rule, currency: item.currency, savings: [] };
+    entry.savings.push(item.monthly_savings);
     byRule.set(key, entry);
   }
-  return [...byRule.values()].sort((a, b) => b.saving - a.saving);
+  return [...byRule.values()]
+    .map(({ rule, currency, savings }) => ({ rule, currency, count: savings.length, saving: sumDecimals(savings) }))
+    .sort((a, b) => compareDecimals(b.saving ?? '0', a.saving ?? '0'));
 }
 
+/** Savings recommendations, largest monthly saving first, with the API's total on top. */
 export function RecommendationList({ items, totals }: RecommendationListProps) {
-  const sorted = [...items].sort((a, b) => Number(b.monthly_savings) - Number(a.monthly_savings));
+  const sorted = [...items].sort((a, b) => compareDecimals(b.monthly_savings, a.monthly_savings));
   const rules = savingsByRule(items);
   return (
     <div data-testid="recommendations" className="recommendations">

@@ -51,4 +51,21 @@ describe('SavingsFinder', () => {
     await userEvent.click(screen.getByRole('button', { name: 'Check again' }));
     expect(await screen.findByRole('alert')).toHaveTextContent('Could not load recommendations: Bad Gateway');
   });
+
+  it('adds up the saving per rule exactly, not as floats', async () => {
+    stubFetch({
+      '/api/costs/optimization': ok(
+        [rec('idle_compute', 'vm-1', '1.001'), rec('idle_compute', 'vm-2', '0.134'), rec('unused_ip', 'ip-1', '0.50')],
+        { total: 3, monthly_savings: { USD: '1.635' } },
+      ),
+    });
+    renderWithProviders(<SavingsFinder />);
+    await userEvent.click(screen.getByRole('button', { name: 'Find savings' }));
+    const byRule = await screen.findByRole('list', { name: 'Savings by rule' });
+    // 1.001 + 0.134 is 1.1349999999999998 in floats, which shows as $1.13.
+    expect(within(byRule).getAllByRole('listitem').map((li) => li.textContent)).toEqual([
+      'Idle compute: 2 · $1.14/month',
+      'Unused IP address: 1 · $0.50/month',
+    ]);
+  });
 });

@@ -5,6 +5,8 @@
  * scalar field of a row becomes a column, so a new kind of sum shows without a code change.
  */
 
+import { atScale, parseDecimal } from '@/lib/decimal';
+
 export interface ReconciliationRow {
   currency: string;
   basis: string;
@@ -57,30 +59,6 @@ export function reconciliationRows(reconciliation: unknown): ReconciliationRow[]
     }
   }
   return rows;
-}
-
-interface Decimal {
-  units: bigint;
-  scale: number;
-}
-
-/** Exact decimal text (as the API sends money, exponents included) or null. */
-export function parseDecimal(text: string): Decimal | null {
-  const found = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text.trim());
-  if (!found) return null;
-  const [, sign, whole = '', fraction = '', exponent = '0'] = found;
-  if (whole === '' && fraction === '') return null;
-  let units = BigInt(whole + fraction);
-  let scale = fraction.length - Number(exponent);
-  if (scale < 0) {
-    units *= 10n ** BigInt(-scale);
-    scale = 0;
-  }
-  return { units: sign === '-' ? -units : units, scale };
-}
-
-function atScale(value: Decimal, scale: number): bigint {
-  return value.units * 10n ** BigInt(scale - value.scale);
 }
 
 /**

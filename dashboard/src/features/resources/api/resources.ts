@@ -27,20 +27,24 @@ export interface ResourceCostDay {
   cost: string;
 }
 
-type ResourceCostRow = { date: string; group: string | null; currency: string; cost: string };
+export interface ResourceCost {
+  /** Billed cost per day and currency, oldest first. */
+  days: ResourceCostDay[];
+  /** The exact total per currency, as the API sums it (decimal strings). */
+  totals: Record<string, string>;
+}
 
-/** Daily cost of every billed resource over 30 days (optionally one region), keyed by resource id. */
-export async function fetchCostByResource(region?: string): Promise<Map<string, ResourceCostDay[]>> {
-  const query = toQuery({ group_by: 'resource', start: daysAgo(29), region });
-  const { data } = await apiFetch<ResourceCostRow[]>(`/api/costs/daily${query}`);
-  const byResource = new Map<string, ResourceCostDay[]>();
-  for (const { date, group, currency, cost } of data) {
-    if (group === null) continue;
-    const days = byResource.get(group) ?? [];
-    days.push({ date, currency, cost });
-    byResource.set(group, days);
-  }
-  return byResource;
+type ResourceCostRow = { date: string; currency: string; cost: string };
+
+/**
+ * One resource's daily cost over the last 30 days (today included): billing rows carry the
+ * inventory's external id as their FOCUS ResourceId, so the report is filtered by it.
+ */
+export async function fetchCostByResource(externalId: string): Promise<ResourceCost> {
+  const query = toQuery({ group_by: 'none', resource: externalId, start: daysAgo(29) });
+  const { data, meta } = await apiFetch<ResourceCostRow[]>(`/api/costs/daily${query}`);
+  const totals = typeof meta.totals === 'object' && meta.totals !== null ? (meta.totals as Record<string, string>) : {};
+  return { days: data.map(({ date, currency, cost }) => ({ date, currency, cost })), totals };
 }
 
 export async function fetchResourceAlerts(id: string): Promise<ResourceAlert[]> {

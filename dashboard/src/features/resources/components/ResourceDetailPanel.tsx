@@ -77,7 +77,7 @@ export function ResourceDetailPanel({ resourceId, onClose }: ResourceDetailPanel
             )}
           </dl>
           <UtilizationHistory resourceId={resourceId} />
-          <ResourceCostHistory externalId={resource.data.external_id} region={resource.data.region} />
+          <ResourceCostHistory externalId={resource.data.external_id} />
           <ResourceAlerts resourceId={resourceId} />
         </>
       )}

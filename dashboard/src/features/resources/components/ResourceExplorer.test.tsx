@@ -122,27 +122,6 @@ describe('ResourceExplorer', () => {
     expect(screen.getByLabelText('Status')).toHaveValue('');
   });
 
-  it('looks for the cost in every region when the region report lacks the resource', async () => {
-    const one = resource(3, { name: 'moved', external_id: 'ext-moved' });
-    const seen = stubFetch({
-      '/api/resources': (url) => (url.pathname === '/api/resources' ? ok([one], { total: 1 }) : ok(one)),
-      '/api/costs/daily': (url) =>
-        ok(
-          url.searchParams.has('region')
-            ? [{ date: '2026-11-01', group: 'ext-other', currency: 'USD', cost: '1.00', line_items: 1 }]
-            : [{ date: '2026-11-01', group: 'ext-moved', currency: 'USD', cost: '7.25', line_items: 1 }],
-        ),
-      '/api/alerts': ok([]),
-    });
-    renderWithProviders(<ResourceExplorer />, { route: `/resources?selected=${one.id}` });
-    const panel = await screen.findByRole('complementary');
-    expect(await within(panel).findByText('$7.25', { selector: 'strong' })).toBeInTheDocument();
-    expect(seen.filter((r) => r.url.pathname === '/api/costs/daily').map((r) => r.url.searchParams.get('region'))).toEqual([
-      'us-east-1',
-      null,
-    ]);
-  });
-
   it('shows an empty state and API errors', async () => {
     stubFetch({ '/api/resources': ok([], { total: 0, limit: 100, offset: 0 }) });
     const { unmount } = renderWithProviders(<ResourceExplorer />);
@@ -164,11 +143,13 @@ describe('ResourceExplorer', () => {
     const seen = stubFetch({
       '/api/resources': (url) => (url.pathname === '/api/resources' ? ok([one], { total: 1 }) : ok(one)),
       [`/api/resources/${one.id}/utilization`]: problem(404, 'Not Found'),
-      '/api/costs/daily': ok([
-        { date: '2026-11-01', group: 'ext-db', currency: 'USD', cost: '2.50', line_items: 1 },
-        { date: '2026-11-02', group: 'ext-db', currency: 'USD', cost: '3.00', line_items: 1 },
-        { date: '2026-11-02', group: 'ext-other', currency: 'USD', cost: '99.00', line_items: 1 },
-      ]),
+      '/api/costs/daily': ok(
+        [
+          { date: '2026-11-01', group: null, currency: 'USD', cost: '2.50', line_items: 1 },
+          { date: '2026-11-02', group: null, currency: 'USD', cost: '3.00', line_items: 1 },
+        ],
+        { group_by: 'none', totals: { USD: '5.50' } },
+      ),
       '/api/alerts': ok([
         {
           id: 'a1',
@@ -187,12 +168,11 @@ describe('ResourceExplorer', () => {
     expect(within(panel).getByText('ext-db')).toBeInTheDocument();
     expect(await within(panel).findByText('No utilisation samples yet')).toBeInTheDocument();
     expect(await within(panel).findByText('$5.50')).toBeInTheDocument();
-    expect(within(panel).queryByText('$99.00')).not.toBeInTheDocument();
     expect(await within(panel).findByText('db-main is in error')).toBeInTheDocument();
     const costQueries = seen.filter((r) => r.url.pathname === '/api/costs/daily');
     expect(costQueries).toHaveLength(1);
-    expect(costQueries[0]?.url.searchParams.get('region')).toBe('us-east-1');
-    expect(costQueries[0]?.url.searchParams.get('group_by')).toBe('resource');
+    expect(costQueries[0]?.url.searchParams.get('resource')).toBe('ext-db');
+    expect(costQueries[0]?.url.searchParams.get('group_by')).toBe('none');
     const alertQuery = seen.find((r) => r.url.pathname === '/api/alerts');
     expect(alertQuery?.url.searchParams.get('matcher')).toBe(`resource_id=${one.id}`);
 
