@@ -1,3 +1,4 @@
+import { Link } from 'react-router';
 import { compareDecimals, sumDecimals } from '@/lib/decimal';
 import { formatMoney } from '@/lib/format';
 import type { Recommendation } from '../types';
@@ -20,8 +21,26 @@ export function ruleLabel(rule: string): string {
 
 function evidenceText(evidence: Record<string, unknown>): string {
   return Object.entries(evidence)
+    .filter(([, value]) => value !== null && value !== undefined)
     .map(([key, value]) => `${key.replace(/_/g, ' ')}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
     .join('; ');
+}
+
+/** The resource a recommendation is about: a link to it in the inventory, or its billing id alone. */
+function RecommendedResource({ item }: { item: Recommendation }) {
+  return (
+    <>
+      {item.resource_id === null ? (
+        item.name
+      ) : (
+        <Link to={`/resources?selected=${encodeURIComponent(item.resource_id)}`}>{item.name}</Link>
+      )}
+      <div className="muted small">
+        {item.external_id}
+        {item.resource_id === null && ' · not in the inventory'}
+      </div>
+    </>
+  );
 }
 
 export interface RecommendationListProps {
@@ -87,11 +106,10 @@ export function RecommendationList({ items, totals }: RecommendationListProps) {
             </thead>
             <tbody>
               {sorted.map((item) => (
-                <tr key={`${item.rule}-${item.resource_id}-${item.external_id}`}>
+                <tr key={`${item.rule}-${item.external_id}`}>
                   <td>{ruleLabel(item.rule)}</td>
                   <td>
-                    {item.name}
-                    <div className="muted small">{item.external_id}</div>
+                    <RecommendedResource item={item} />
                   </td>
                   <td className="evidence">{evidenceText(item.evidence)}</td>
                   <td className="num">{formatMoney(item.monthly_savings, item.currency)}</td>

@@ -68,4 +68,31 @@ describe('SavingsFinder', () => {
       'Unused IP address: 1 · $0.50/month',
     ]);
   });
+
+  it('lists spend the inventory does not know, without a link, beside linked inventory resources', async () => {
+    const unmanaged = {
+      rule: 'unmanaged_spend',
+      resource_id: null,
+      external_id: 'arn:aws:s3:::old-logs',
+      name: 'old-logs',
+      evidence: { billed_in_window: '40.00', service: null, note: 'billed but not in the inventory' },
+      monthly_savings: '40.00',
+      currency: 'USD',
+    };
+    stubFetch({
+      '/api/costs/optimization': ok([unmanaged, rec('idle_compute', 'vm-1', '120.45')], { total: 2, monthly_savings: { USD: '160.45' } }),
+    });
+    renderWithProviders(<SavingsFinder />);
+    await userEvent.click(screen.getByRole('button', { name: 'Find savings' }));
+    const table = await screen.findByRole('table', { name: 'Recommendations' });
+    const [inventoryRow, billingRow] = within(table).getAllByRole('row').slice(1) as [HTMLElement, HTMLElement];
+    expect(within(inventoryRow).getByRole('link', { name: 'vm-1' })).toHaveAttribute('href', '/resources?selected=vm-1-id');
+    expect(billingRow).toHaveTextContent('Unmanaged spend');
+    expect(billingRow).toHaveTextContent('old-logs');
+    expect(billingRow).toHaveTextContent('arn:aws:s3:::old-logs · not in the inventory');
+    expect(billingRow).toHaveTextContent('note: billed but not in the inventory');
+    expect(billingRow).not.toHaveTextContent('null');
+    expect(within(billingRow).queryByRole('link')).not.toBeInTheDocument();
+    expect(billingRow).toHaveTextContent('$40.00');
+  });
 });

@@ -97,7 +97,8 @@ export interface Invoice {
 
 export interface Recommendation {
   rule: string;
-  resource_id: string;
+  /** The inventory resource; null for billing rules about spend the inventory does not know (`unmanaged_spend`). */
+  resource_id: string | null;
   external_id: string;
   name: string;
   evidence: Record<string, unknown>;
