@@ -223,6 +223,16 @@ async def test_event_without_a_trace_is_published_without_traceparent(
     )
 
 
+async def test_publishing_on_a_closed_channel_is_a_connection_error(broker: Broker) -> None:
+    # What the outbox relay sees when the broker closes the channel mid-batch: a broker outage it
+    # retries with back-off, not an unexpected error that would end the relay for good.
+    assert broker.channel is not None
+    await broker.channel.close()
+
+    with pytest.raises(ConnectionError, match="channel is closed"):
+        await broker.publish(new_event("thing.created", source="/t", data={}))
+
+
 async def test_commit_wakes_the_relay_without_waiting_for_its_poll(
     pool: asyncpg.Pool, broker: Broker, tap: Tap, pg_url: str, schema: str
 ) -> None:

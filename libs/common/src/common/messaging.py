@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+import aiormq
 import asyncpg
 import orjson
 from aio_pika.abc import (
@@ -191,7 +192,15 @@ class Broker:
             timestamp=event.time,
             headers=message_headers,
         )
-        await self.exchange.publish(message, routing_key=event.type, mandatory=False, timeout=10)
+        try:
+            await self.exchange.publish(
+                message, routing_key=event.type, mandatory=False, timeout=10
+            )
+        except aiormq.exceptions.ChannelInvalidStateError as exc:
+            # The channel closed under us (the broker closed it, or the connection dropped
+            # between the readiness check and this call). aiormq raises a RuntimeError for that,
+            # which no caller would take for a broker outage; it is one, so say so.
+            raise ConnectionError("the broker channel is closed") from exc
         EVENTS_PUBLISHED.labels(self.service, event.type).inc()
 
     async def close(self) -> None:
