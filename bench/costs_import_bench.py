@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,7 +46,7 @@ import aiohttp
 
 from bench.harness import process, python_module, scratch_database, scratch_names
 from common.db import create_pool, migrate
-from common.testing import free_port
+from common.testing import RssSampler, free_port
 from costs.app import MIGRATIONS
 from costs.focus import COLUMNS, DB_COLUMNS, STORED, Kind, RowParser, read_header
 from scripts.platformctl import render_nginx
@@ -203,36 +202,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-class RssSampler:
-    """Peak VmRSS (MiB) of one process, sampled every ``interval`` seconds by a thread."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.before = self.rss_mb()
-        self.peak = self.before
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.rss_mb())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def http_upload(port: int, path: Path) -> tuple[float, int]:

@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +26,7 @@ import asyncpg
 import pytest
 
 from common.limits import API_MAX_BODY_BYTES, UPLOAD_MAX_BYTES, UPLOAD_READ_TIMEOUT_SECONDS
-from common.testing import ServiceProcess, free_port, scratch_database
+from common.testing import RssSampler, ServiceProcess, free_port, scratch_database
 from costs.settings import CostsSettings
 from gateway.routes import upstream_routes
 from gateway.settings import GatewaySettings
@@ -174,35 +173,6 @@ class PaddedFocusFile:
             yield self.padding
 
 
-class RssSampler:
-    """VmRSS of one process every ``interval`` seconds, from a thread of its own."""
-
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no VmRSS for pid {self.pid}")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.samples.append(self.rss_mb())
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 async def stored(database_url: str) -> tuple[int, Decimal, list[str]]:
     """Rows in ``line_items``, their billed total and every import's status."""
     conn = await asyncpg.connect(database_url)
@@ -256,7 +226,7 @@ async def test_a_1_gib_upload_streams_through_nginx_and_the_gateway_in_bounded_m
             async with session.get(f"{path.url}/api/costs/daily", headers=HEADERS) as warm:
                 assert warm.status == 200, await warm.text()
             sampler = RssSampler(path.gateway.process.pid)  # type: ignore[union-attr]
-            baseline = sampler.rss_mb()
+            baseline = sampler.before
             started = time.perf_counter()
             with sampler:
                 async with session.post(
