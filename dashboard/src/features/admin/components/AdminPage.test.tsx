@@ -1,9 +1,10 @@
-import { render, screen, waitFor, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { useSessionStore } from '@/stores/session';
 import { ok, problem, stubFetch, type StubHandler, type StubResponse } from '@/test/fetch';
+import { renderWithProviders } from '@/test/render';
 
 import type { ApiKey, User } from '../types';
 import { AdminPage } from './AdminPage';
@@ -57,7 +58,7 @@ describe('AdminPage', () => {
   it('explains that the admin permission is needed, and asks the API nothing', () => {
     signIn(['read', 'write']);
     const requests = stubAdminApi();
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
 
     expect(screen.getByRole('alert')).toHaveTextContent(/needs the admin permission/i);
     expect(screen.queryByRole('heading', { name: 'API keys' })).not.toBeInTheDocument();
@@ -72,7 +73,7 @@ describe('AdminPage', () => {
         { total: 2 },
       ),
     });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
 
     const keys = await screen.findByRole('table', { name: 'API keys' });
     const active = within(keys).getByRole('row', { name: /ci pipeline/ });
@@ -88,7 +89,7 @@ describe('AdminPage', () => {
   it('shows an empty state when there are no keys', async () => {
     signIn(['admin']);
     stubAdminApi({ 'GET /api/admin/keys': ok([], { total: 0 }) });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
     expect(await screen.findByText('No API keys yet')).toBeInTheDocument();
   });
 
@@ -99,7 +100,7 @@ describe('AdminPage', () => {
         ok([apiKey({ name: `key at ${url.searchParams.get('offset')}` })], { total: 120 }),
     });
     const user = userEvent.setup({ delay: null });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
     const pages = await screen.findByRole('navigation', { name: 'API key pages' });
     expect(within(pages).getByRole('button', { name: 'Previous keys' })).toBeDisabled();
     expect(pages).toHaveTextContent('1–50 of 120');
@@ -121,7 +122,7 @@ describe('AdminPage', () => {
       },
     });
     const user = userEvent.setup({ delay: null });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
     const form = await screen.findByRole('form', { name: 'Create an API key' });
 
     await user.type(within(form).getByRole('textbox', { name: 'Key name' }), 'backup job');
@@ -160,7 +161,7 @@ describe('AdminPage', () => {
       }),
     });
     const user = userEvent.setup({ delay: null });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
     const form = await screen.findByRole('form', { name: 'Create an API key' });
 
     await user.type(within(form).getByRole('textbox', { name: 'Key name' }), 'bad/name');
@@ -179,7 +180,7 @@ describe('AdminPage', () => {
       'DELETE /api/admin/keys': ok(apiKey({ revoked_at: '2026-11-30T07:00:00+00:00' })),
     });
     const user = userEvent.setup({ delay: null });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
 
     await user.click(await screen.findByRole('button', { name: 'Revoke ci pipeline' }));
     const confirm = screen.getByRole('group', { name: 'Confirm revoking ci pipeline' });
@@ -196,6 +197,9 @@ describe('AdminPage', () => {
       expect(revoke?.url.pathname).toBe('/api/admin/keys/key_0123456789abcdef');
       expect(revoke?.headers.get('X-CSRF-Token')).toBe('csrf-admin');
     });
+    const keyLists = () =>
+      requests.filter((r) => r.method === 'GET' && r.url.pathname === '/api/admin/keys').length;
+    await waitFor(() => expect(keyLists()).toBe(2));
   });
 
   it('creates a user with a password and permissions', async () => {
@@ -210,7 +214,7 @@ describe('AdminPage', () => {
       },
     });
     const user = userEvent.setup({ delay: null });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
     const form = await screen.findByRole('form', { name: 'Create a user' });
 
     await user.type(within(form).getByRole('textbox', { name: 'Username' }), 'dana');
@@ -235,7 +239,7 @@ describe('AdminPage', () => {
         request_id: 'req-403',
       }),
     });
-    render(<AdminPage />);
+    renderWithProviders(<AdminPage />);
 
     const error = await screen.findByRole('alert');
     expect(error).toHaveTextContent('Could not load the users: Forbidden');

@@ -1,9 +1,8 @@
-import { useCallback, useState } from 'react';
+import { useState } from 'react';
 
 import { EmptyState, ErrorMessage, Loading } from '@/components';
 
-import { listApiKeys } from '../api/admin';
-import { useAsyncList } from '../hooks/useAsyncList';
+import { useApiKeys, useReloadApiKeys } from '../hooks/useAdminLists';
 import type { CreatedApiKey } from '../types';
 import { ApiKeyTable } from './ApiKeyTable';
 import { CreateApiKeyForm } from './CreateApiKeyForm';
@@ -14,8 +13,8 @@ const PAGE_SIZE = 50;
 /** API keys: create (the secret is shown once), list page by page, revoke. */
 export function ApiKeysSection() {
   const [offset, setOffset] = useState(0);
-  const load = useCallback(() => listApiKeys(PAGE_SIZE, offset), [offset]);
-  const { value: page, loading, error, reload } = useAsyncList(load);
+  const { data: page, isFetching, error } = useApiKeys(PAGE_SIZE, offset);
+  const reload = useReloadApiKeys();
   const [created, setCreated] = useState<CreatedApiKey | null>(null);
 
   return (
@@ -32,8 +31,8 @@ export function ApiKeysSection() {
         />
       )}
       {error !== null && <ErrorMessage error={error} context="Could not load the API keys" />}
-      {page === null ? (
-        loading && <Loading label="Loading API keys…" />
+      {page === undefined ? (
+        isFetching && <Loading label="Loading API keys…" />
       ) : page.keys.length === 0 ? (
         <EmptyState title="No API keys yet">Create one above for a script or a service.</EmptyState>
       ) : (

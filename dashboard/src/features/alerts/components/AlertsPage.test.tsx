@@ -1,10 +1,10 @@
-import { render, screen, waitFor, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
-import { MemoryRouter } from 'react-router';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { useSessionStore } from '@/stores/session';
 import { ok, problem } from '@/test/fetch';
+import { renderWithProviders } from '@/test/render';
 
 import { historyEntry, makeAlert, stubAlertsApi } from '../testing/fixtures';
 import type { Alert } from '../types';
@@ -26,11 +26,7 @@ afterEach(() => {
 vi.setConfig({ testTimeout: 20_000 });
 
 function renderPage(route = '/alerts') {
-  render(
-    <MemoryRouter initialEntries={[route]}>
-      <AlertsPage />
-    </MemoryRouter>,
-  );
+  renderWithProviders(<AlertsPage />, { route });
 }
 
 function alertsTable() {

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useQuery } from '@tanstack/react-query';
 
 import { getAlert } from '../api/alerts';
 import { useAlertsStore } from '../stores/AlertsStoreProvider';
@@ -13,30 +13,12 @@ export interface AlertDetailsResult {
 /** One alert with its history; reloads whenever the live feed reports a change to it. */
 export function useAlertDetails(alertId: string): AlertDetailsResult {
   const revision = useAlertsStore((state) => state.revisions[alertId] ?? 0);
-  const [details, setDetails] = useState<AlertWithHistory | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<unknown>(null);
-
-  useEffect(() => {
-    let current = true;
-    setLoading(true);
-    getAlert(alertId).then(
-      (found) => {
-        if (!current) return;
-        setDetails(found);
-        setError(null);
-        setLoading(false);
-      },
-      (failure: unknown) => {
-        if (!current) return;
-        setError(failure);
-        setLoading(false);
-      },
-    );
-    return () => {
-      current = false;
-    };
-  }, [alertId, revision]);
-
-  return { details: details?.id === alertId ? details : null, loading, error };
+  const details = useQuery({
+    // The feed's revision is part of the key, so every reported change is a fresh load.
+    queryKey: ['alerts', 'details', alertId, revision],
+    queryFn: () => getAlert(alertId),
+    // While a changed alert reloads, keep showing it; never show another alert in its place.
+    placeholderData: (previous) => (previous?.id === alertId ? previous : undefined),
+  });
+  return { details: details.data ?? null, loading: details.isFetching, error: details.error };
 }
