@@ -6,6 +6,8 @@
  * reconnect waits a growing, jittered delay and sends the id of the last event seen.
  */
 
+import { sleep } from '@/lib/sleep';
+
 export interface ServerSentEvent {
   /** The last event id in effect when the event was dispatched (ids are sticky, as in the spec). */
   id: string | undefined;
@@ -117,18 +119,6 @@ export function reconnectDelay(
   const exponential = Math.min(maxMs, baseMs * 2 ** attempt);
   // Between half and all of it, so clients cut off together do not come back together.
   return Math.round(exponential * (0.5 + random() / 2));
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }
 
 export function openLiveStream(options: LiveStreamOptions): LiveStream {

@@ -1,5 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 
+import { sleep } from '@/lib/sleep';
+
 import { getImport, ImportRefused, uploadFocusFile } from '../api/imports';
 import type { ImportRecord, UploadProgress } from '../types';
 
@@ -27,18 +29,6 @@ const IDLE: FocusImportState = {
   error: null,
 };
 
-function wait(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}
-
 function isAbort(error: unknown): boolean {
   return error instanceof DOMException && error.name === 'AbortError';
 }
@@ -62,7 +52,7 @@ export function useFocusImport(pollMs = 1000): FocusImport {
       });
       while (record.status === 'running' && !signal.aborted) {
         setState((s) => ({ ...s, phase: 'importing', record }));
-        await wait(pollMs, signal);
+        await sleep(pollMs, signal);
         if (signal.aborted) return;
         record = await getImport(record.id, signal);
       }
