@@ -81,6 +81,23 @@ def test_shared_variables_are_read_without_the_service_prefix(
 
 
 @pytest.mark.parametrize(
+    ("variable", "field", "value", "expected"),
+    [
+        ("CLOUDOPS_UVLOOP", "uvloop", "false", False),
+        ("CLOUDOPS_MAX_IN_FLIGHT", "max_in_flight", "64", 64),
+        ("CLOUDOPS_LISTEN_BACKLOG", "listen_backlog", "16384", 16384),
+    ],
+)
+def test_serving_limits_are_shared_variables(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, value: str, expected: object
+) -> None:
+    defaults = XSettings()
+    monkeypatch.setenv(variable, value)
+
+    assert getattr(XSettings(), field) == expected != getattr(defaults, field)
+
+
+@pytest.mark.parametrize(
     ("variable", "value", "field"),
     [
         ("DATABASE_URL", "postgresql://someone-else/db", "database_url"),

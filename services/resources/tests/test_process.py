@@ -200,3 +200,37 @@ async def test_metrics_dir_is_created_and_emptied_not_replaced(
             process.close()
         assert directory.is_dir()
         assert not (directory / "counter_999999.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected_loop"), [(None, "uvloop"), ("false", "asyncio"), ("true", "uvloop")]
+)
+async def test_workers_run_uvloop_unless_switched_off(
+    pg_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str | None,
+    expected_loop: str,
+) -> None:
+    monkeypatch.delenv("CLOUDOPS_UVLOOP", raising=False)
+    port = free_port()
+    env = {
+        "CLOUDOPS_RESOURCES_PORT": str(port),
+        "CLOUDOPS_DATABASE_URL": pg_url,
+        "CLOUDOPS_REDIS_PREFIX": redis_prefix,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    if setting is not None:
+        env["CLOUDOPS_UVLOOP"] = setting
+    process = ServiceProcess("resources", env, port)
+    process.start()
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{process.url}/health/live") as r:
+            assert r.status == 200
+        process.stop()
+        lines = [json.loads(ln) for ln in process.output().splitlines() if ln.startswith("{")]
+    finally:
+        process.close()
+    started = [ln["record"]["extra"] for ln in lines if ln["record"]["message"] == "worker started"]
+    assert [s["event_loop"] for s in started] == [expected_loop]

@@ -26,6 +26,12 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64)
+    # Connections the kernel may hold for a worker before it accepts them (capped by somaxconn).
+    listen_backlog: int = Field(default=2048, ge=1, validation_alias=shared("listen_backlog"))
+    # uvloop runs the event loop; ``CLOUDOPS_UVLOOP=false`` falls back to asyncio's own loop.
+    uvloop: bool = Field(default=True, validation_alias=shared("uvloop"))
+    # Requests one worker process serves at once; beyond it a request gets an immediate 503.
+    max_in_flight: int = Field(default=256, ge=1, validation_alias=shared("max_in_flight"))
 
     environment: Literal["development", "test", "production"] = Field(
         default="development", validation_alias=shared("environment")
