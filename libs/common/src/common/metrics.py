@@ -40,6 +40,11 @@ ACTIVE_CONNECTIONS = Gauge(
     ["service"],
     multiprocess_mode="livesum",
 )
+HTTP_REQUESTS_REJECTED = Counter(
+    "http_requests_rejected_total",
+    "Requests answered 503 at once because the worker already had its bound of requests in flight.",
+    ["service"],
+)
 APPLICATION_ERRORS = Counter(
     "application_errors_total",
     "Unexpected exceptions turned into 500 responses or failed background work.",

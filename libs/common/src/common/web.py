@@ -1,11 +1,14 @@
 """The aiohttp skeleton every service shares: middlewares, JSON in/out, health and metrics routes.
 
 Middleware order (outermost first) and why:
-1. ``request_context`` gives the request an id and trace before anything can log or fail, and
+1. ``admission`` turns away requests beyond the worker's bound before any other work is spent on
+   them: under overload a rejection must cost far less than a request, so it writes no log line
+   and observes no histogram (it counts itself in ``http_requests_rejected_total``);
+2. ``request_context`` gives the request an id and trace before anything can log or fail, and
    writes the one access-log line per request after everything else has finished;
-2. ``metrics`` sees the final status, including problems rendered by the error middleware;
-3. ``errors`` is innermost so every exception a handler raises becomes a problem response that the
-   two middlewares above can still observe.
+3. ``metrics`` sees the final status, including problems rendered by the error middleware;
+4. ``errors`` is innermost so every exception a handler raises becomes a problem response that the
+   middlewares above can still observe.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aiohttp import web
 from loguru import logger
 from pydantic import BaseModel, ValidationError
 
+from common.admission import ADMISSION, Admission
 from common.config import ServiceSettings
 from common.context import REQUEST_ID, TRACE
 from common.encoding import dumps
@@ -311,10 +315,15 @@ def create_base_app(
 ) -> web.Application:
     """An application with the shared middlewares, ``/metrics`` and ``/health/*`` routes.
 
+    ``app[ADMISSION].exempt`` lists the paths served beyond the in-flight bound; a service adds
+    its long-lived streams there.
+
     No I/O here: clients are opened by the ``cleanup_ctx`` entries the service adds.
     """
+    admission = Admission(settings.service_name, settings.max_in_flight)
     app = web.Application(
         middlewares=[
+            admission.middleware,
             request_context_middleware,
             metrics_middleware_for(settings.service_name),
             error_middleware,
@@ -324,6 +333,7 @@ def create_base_app(
     )
     app[SETTINGS] = settings
     app[READINESS] = Readiness()
+    app[ADMISSION] = admission
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/health/live", live_handler)
