@@ -46,8 +46,21 @@ def counts(namespace: str) -> tuple[float, float]:
     )
 
 
+OPEN_CACHES: list[ReadCache] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_caches() -> AsyncIterator[None]:
+    """Each cache holds a lookup connection of its own; close them on the test's loop."""
+    yield
+    while OPEN_CACHES:
+        await OPEN_CACHES.pop().aclose()
+
+
 def make_cache(redis: Redis, prefix: str, namespace: str = "things", ttl: int = 60) -> ReadCache:
-    return ReadCache(redis, prefix=prefix, namespace=namespace, service=SERVICE, ttl_seconds=ttl)
+    cache = ReadCache(redis, prefix=prefix, namespace=namespace, service=SERVICE, ttl_seconds=ttl)
+    OPEN_CACHES.append(cache)
+    return cache
 
 
 async def test_first_read_misses_and_later_reads_hit(redis: Redis, redis_prefix: str) -> None:
@@ -154,7 +167,7 @@ def closed_port() -> int:
 
 async def test_unreachable_redis_degrades_to_load_without_raising() -> None:
     redis = create_redis(f"redis://127.0.0.1:{closed_port()}/0")
-    cache = ReadCache(redis, prefix="unused:", namespace="down", service=SERVICE)
+    cache = make_cache(redis, "unused:", "down")
     load = Loader({"from": "postgres"})
     hits, misses = counts("down")
     started = time.monotonic()
@@ -174,7 +187,7 @@ async def test_a_failed_store_still_returns_the_loaded_value(redis_prefix: str) 
     proxy = TcpProxy("127.0.0.1", 6379)
     await proxy.start()
     redis = create_redis(f"redis://127.0.0.1:{proxy.port}/0")
-    cache = ReadCache(redis, prefix=redis_prefix, namespace="store", service=SERVICE)
+    cache = make_cache(redis, redis_prefix, "store")
 
     async def load_while_redis_goes_away() -> dict[str, int]:
         await proxy.cut()

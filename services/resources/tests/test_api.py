@@ -295,6 +295,30 @@ async def test_read_after_write_is_fresh_and_counters_move(client: Client) -> No
     assert (await (await client.get("/api/resources")).json())["meta"]["total"] == 0
 
 
+@pytest.mark.parametrize("path", ["/api/resources?limit=20", "/api/resources/{id}"])
+async def test_a_hit_serves_the_bytes_of_the_miss_and_a_write_makes_the_next_read_miss(
+    client: Client, path: str
+) -> None:
+    created = await create(client)
+    await create(client, 2)
+    url = path.format(id=created["id"])
+    hits, misses = cache_counter("cache_hits_total"), cache_counter("cache_misses_total")
+
+    filled = await client.get(url)
+    served = await client.get(url)
+    assert cache_counter("cache_misses_total") == misses + 1
+    assert cache_counter("cache_hits_total") == hits + 1
+    assert served.content_type == filled.content_type == "application/json"
+    assert await served.read() == await filled.read()
+
+    await client.patch(f"/api/resources/{created['id']}", json={"name": "renamed"})
+    fresh = await client.get(url)
+    assert cache_counter("cache_misses_total") == misses + 2
+    assert cache_counter("cache_hits_total") == hits + 1
+    assert b'"renamed"' in await fresh.read()
+    assert b'"renamed"' not in await filled.read()
+
+
 async def test_resources_total_gauge_follows_writes(client: Client) -> None:
     def gauge(status: str, type_: str) -> float | None:
         return REGISTRY.get_sample_value("resources_total", {"status": status, "type": type_})

@@ -4,6 +4,9 @@ Every cached value's key embeds the namespace's current *generation*. A write co
 PostgreSQL first and then bumps the generation, so a read after the write can never see an older
 value: a reader that raced the write stores its stale copy under the old generation, which no one
 asks for again. Entries also expire, which bounds memory. Redis errors degrade to a miss.
+
+Values are stored as the bytes a response carries, so a hit is one Redis round trip and a write
+of those bytes: no parsing, no per-item serialisation.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from redis.exceptions import RedisError
 
 from common.encoding import dumps, loads
 from common.metrics import CACHE_HITS, CACHE_MISSES
+from common.redis import ScriptPipe
 
 
 class ReadCache:
@@ -32,12 +36,14 @@ class ReadCache:
         self._namespace = namespace
         self._service = service
         self._ttl = ttl_seconds
-        # Generation and value in one round trip: this is the hot path of every cached read.
+        # Generation and value in one round trip: this is the hot path of every cached read, so
+        # it runs on a pipelined connection of its own rather than through redis-py's pool.
         # The value's key is built in the script from ARGV, so this needs a single Redis node
         # (or a hash tag in the prefix on Redis Cluster).
-        self._lookup = redis.register_script(
+        self._lookup = ScriptPipe(
+            redis,
             "local g = redis.call('GET', KEYS[1]) or '0' "
-            "return {g, redis.call('GET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2])}"
+            "return {g, redis.call('GET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2])}",
         )
 
     @staticmethod
@@ -53,6 +59,10 @@ class ReadCache:
 
         return loads(await self.get_or_load_bytes(key, load_bytes))
 
+    async def aclose(self) -> None:
+        """Close the lookup connection; the Redis client itself belongs to the caller."""
+        await self._lookup.aclose()
+
     async def invalidate(self) -> None:
         """Call after a write has committed; a failure here is logged and must not fail the write.
 
@@ -66,10 +76,8 @@ class ReadCache:
     async def get_or_load_bytes(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """Like :meth:`get_or_load` for an already-rendered body: no JSON work on a hit."""
         try:
-            generation, cached = await self._lookup(
-                keys=[self._generation_key], args=[self._base, key]
-            )
-        except RedisError as exc:
+            generation, cached = await self._lookup([self._generation_key], [self._base, key])
+        except (RedisError, OSError) as exc:
             logger.warning("cache unavailable", error=type(exc).__name__)
             CACHE_MISSES.labels(self._service, self._namespace).inc()
             return await load()

@@ -41,6 +41,7 @@ async def inventory_ctx(app: web.Application) -> AsyncIterator[None]:
         max_samples_per_resource=settings.utilization_max_samples_per_resource,
     )
     yield
+    await cache.aclose()
 
 
 def create_app(settings: ResourcesSettings | None = None) -> web.Application:
