@@ -44,9 +44,10 @@ class ScriptPipe:
 
     For a script on every request (the gateway's rate limit): redis-py takes a pooled connection,
     writes, waits for the reply and returns the connection for each call, and that bookkeeping
-    cost more CPU than the script itself. Here each call writes its ``EVALSHA`` at once on one
-    connection and a reader task hands out the replies in order (Redis answers in order), so
-    concurrent calls share round trips and there is no lock or pool.
+    cost more CPU than the script itself. Here the ``EVALSHA`` of every call made in one turn of
+    the event loop leaves in one send on one connection, and a reader task hands out the replies
+    in order (Redis answers in order), so concurrent calls share round trips and system calls and
+    there is no lock or pool.
 
     Errors are ``ConnectionError``/``TimeoutError`` (both ``OSError``) for the transport and
     ``redis.exceptions.ResponseError`` for an error reply. A timed-out call drops the connection,
@@ -61,6 +62,8 @@ class ScriptPipe:
         self._kwargs = client.connection_pool.connection_kwargs
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[asyncio.Future[Any]] = deque()
+        # Commands written in one turn of the event loop leave in one send.
+        self._outgoing: list[bytes] = []
         self._reading: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
 
@@ -80,11 +83,20 @@ class ScriptPipe:
     async def _send(
         self, command: bytes, script: bytes, keys: Sequence[str], args: Sequence[str | int]
     ) -> Any:
-        writer = self._writer if self._writer is not None else await self._connect()
-        reply = asyncio.get_running_loop().create_future()
+        if self._writer is None:
+            await self._connect()
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
         self._pending.append(reply)
-        writer.write(_pack(command, script, len(keys), *keys, *args))
+        if not self._outgoing:
+            loop.call_soon(self._flush)
+        self._outgoing.append(_pack(command, script, len(keys), *keys, *args))
         return await reply
+
+    def _flush(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        if self._writer is not None and outgoing:
+            self._writer.write(b"".join(outgoing))
 
     async def _connect(self) -> asyncio.StreamWriter:
         async with self._connecting:
@@ -140,6 +152,7 @@ class ScriptPipe:
             self._reading.cancel()
         self._reading = None
         pending, self._pending = self._pending, deque()
+        self._outgoing = []
         for future in pending:
             if not future.done():
                 future.set_exception(error)
