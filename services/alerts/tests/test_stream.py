@@ -88,3 +88,18 @@ async def test_alerts_are_stored_while_redis_is_away_and_only_the_live_feed_miss
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "5"
     assert resp.content_type == "application/problem+json"
+
+
+async def test_open_streams_hold_no_in_flight_slot(
+    aiohttp_client: ClientFactory, settings: AlertsSettings, pg_url: str
+) -> None:
+    from common.testing import truncate_schema
+
+    await truncate_schema(pg_url, "alerts")
+    client = await start_app(aiohttp_client, settings.model_copy(update={"max_in_flight": 1}))
+    streams = [await client.get("/api/alerts/stream") for _ in range(3)]
+    assert [s.status for s in streams] == [200] * 3
+
+    assert (await client.get("/api/alerts")).status == 200
+    for stream in streams:
+        stream.close()

@@ -18,6 +18,7 @@ from alerts.notify import Notifier, run_every
 from alerts.rules import load_rules
 from alerts.settings import AlertsSettings
 from alerts.stream import AlertFeed
+from common.admission import ADMISSION
 from common.db import DB_POOL, postgres_ctx
 from common.messaging import messaging_ctx
 from common.redis import REDIS, redis_ctx
@@ -87,6 +88,8 @@ def create_app(settings: AlertsSettings | None = None) -> web.Application:
     settings = settings or AlertsSettings()
     app = create_base_app(settings, client_max_size=settings.max_body_bytes)
     app[ALERTS_SETTINGS] = settings
+    # A live stream lasts as long as its viewer: it must not hold an in-flight slot meanwhile.
+    app[ADMISSION].exempt.add("/api/alerts/stream")
     app[CLOSING] = asyncio.Event()
     # Order matters: each context may use what the ones before it opened.
     app.cleanup_ctx.extend(

@@ -38,6 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.admission import ADMISSION
 from common.db import postgres_ctx
 from common.redis import redis_ctx
 from common.web import create_base_app
@@ -115,6 +116,8 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[GATEWAY_SETTINGS] = settings
+    # A live stream lasts as long as its viewer: it must not hold an in-flight slot meanwhile.
+    app[ADMISSION].exempt.add("/api/alerts/stream")
     app[STATS] = PerformanceStats()
     app[BOT_PATTERNS] = compile_patterns(settings)
     app[TOKEN_ISSUER] = TokenIssuer(
