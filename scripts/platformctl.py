@@ -29,6 +29,7 @@ import importlib.util
 import json
 import os
 import pwd
+import resource
 import secrets
 import shlex
 import shutil
@@ -478,6 +479,21 @@ def _write_upstream(conf_dir: Path, gateway_port: int) -> None:
     )
 
 
+#: Requests to /api/ nginx serves at once before it answers 503 itself.
+NGINX_API_MAX_CONNECTIONS = 2048
+#: Descriptors one nginx worker wants: 10,000 clients, as many upstream sockets, and room.
+NGINX_WORKER_NOFILE = 65536
+
+
+def _nginx_nofile() -> int:
+    """What ``worker_rlimit_nofile`` asks for: a root master may raise its workers' hard limit,
+    anyone else gets at most the hard limit they already have (asking for more only fails)."""
+    if os.geteuid() == 0:
+        return NGINX_WORKER_NOFILE
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return NGINX_WORKER_NOFILE if hard == resource.RLIM_INFINITY else min(hard, NGINX_WORKER_NOFILE)
+
+
 def _worker_user(checkout: Path) -> tuple[int, int] | None:
     """Who nginx's workers run as: the owner of the checkout when we are root, else None (us).
 
@@ -496,8 +512,14 @@ def render_nginx(
     public_port: int,
     dashboard_dir: Path,
     checkout: Path = ROOT,
+    api_max_connections: int | None = None,
 ) -> Path:
-    """Write ``run_dir``/nginx/nginx.conf (and the upstream file) from the template."""
+    """Write ``run_dir``/nginx/nginx.conf (and the upstream file) from the template.
+
+    ``api_max_connections`` bounds the requests to /api/ nginx serves at once (beyond it: 503
+    problem+json with Retry-After); it defaults to CLOUDOPS_NGINX_MAX_CONNECTIONS, else
+    NGINX_API_MAX_CONNECTIONS.
+    """
     conf_dir = run_dir / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (conf_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -515,10 +537,13 @@ def render_nginx(
     conf.write_text(
         template.safe_substitute(
             PUBLIC_PORT=public_port,
-            LISTEN_V6=f"listen [::1]:{public_port};" if _has_ipv6_loopback() else "",
+            LISTEN_V6=(f"listen [::1]:{public_port} backlog=4096;" if _has_ipv6_loopback() else ""),
             RUN_DIR=str(run_dir),
             DASHBOARD_DIR=str(dashboard_dir),
             WORKER_USER=user_line,
+            WORKER_RLIMIT_NOFILE=_nginx_nofile(),
+            API_MAX_CONNECTIONS=api_max_connections
+            or int(os.environ.get("CLOUDOPS_NGINX_MAX_CONNECTIONS", NGINX_API_MAX_CONNECTIONS)),
         )
     )
     return conf
