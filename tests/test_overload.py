@@ -1,0 +1,166 @@
+"""Graceful overload at the public edge: beyond capacity an answer is a fast 503, never a hang.
+
+nginx, the gateway and the costs service are the real processes (started as in
+test_upload_streaming). The bounds are set low (nginx's connection bound through
+CLOUDOPS_NGINX_MAX_CONNECTIONS, the gateway's CLOUDOPS_MAX_IN_FLIGHT) so a few hundred concurrent
+requests on loopback go past both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from common.testing import ServiceProcess, free_port, scratch_database
+
+from .test_upload_streaming import ADMIN_KEY, public_path, render_nginx
+
+CLIENTS = 400
+NGINX_MAX_CONNECTIONS = 24
+GATEWAY_MAX_IN_FLIGHT = 8
+FAST_SECONDS = 1.0
+PROBLEM = "application/problem+json"
+READ = "/api/costs/budgets"
+
+
+@dataclass
+class Answer:
+    status: int
+    seconds: float
+    retry_after: str | None
+    content_type: str
+    body: dict[str, object] | None
+
+
+@pytest.fixture(scope="module")
+def costs_database() -> Iterator[str]:
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def costs_service(costs_database: str) -> Iterator[ServiceProcess]:
+    port = free_port()
+    service = ServiceProcess(
+        "costs",
+        {
+            "CLOUDOPS_DATABASE_URL": costs_database,
+            "CLOUDOPS_COSTS_PORT": str(port),
+            "CLOUDOPS_LOG_LEVEL": "WARNING",
+        },
+        port,
+    )
+    service.start(timeout=60)
+    yield service
+    service.close()
+
+
+async def ask(session: aiohttp.ClientSession, url: str, start: asyncio.Event) -> Answer:
+    await start.wait()
+    began = time.monotonic()
+    async with session.get(url, headers={"X-API-Key": ADMIN_KEY}) as response:
+        raw = await response.read()
+        content_type = response.headers.get("Content-Type", "")
+        body = await response.json(content_type=None) if PROBLEM in content_type else None
+        return Answer(
+            response.status,
+            time.monotonic() - began,
+            response.headers.get("Retry-After"),
+            content_type,
+            body if raw else None,
+        )
+
+
+async def burst(url: str, clients: int) -> list[Answer | BaseException]:
+    """``clients`` requests at once, each on its own connection."""
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = asyncio.Event()
+        tasks = [asyncio.create_task(ask(session, url, start)) for _ in range(clients)]
+        await asyncio.sleep(0.05)
+        start.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def assert_fast_problem(answer: Answer) -> None:
+    assert answer.status == 503, answer
+    assert answer.retry_after == "1", answer
+    assert answer.content_type.startswith(PROBLEM), answer
+    assert answer.body is not None, answer
+    assert answer.body["status"] == 503, answer
+    assert answer.seconds < FAST_SECONDS, answer
+
+
+async def test_beyond_capacity_every_answer_is_served_or_a_fast_503(
+    costs_service: ServiceProcess,
+    costs_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLOUDOPS_NGINX_MAX_CONNECTIONS", str(NGINX_MAX_CONNECTIONS))
+    with public_path(
+        costs_service,
+        costs_database,
+        tmp_path,
+        CLOUDOPS_MAX_IN_FLIGHT=str(GATEWAY_MAX_IN_FLIGHT),
+        CLOUDOPS_GATEWAY_RATE_LIMIT="1000000",
+    ) as path:
+        assert (
+            f"limit_conn api_connections {NGINX_MAX_CONNECTIONS};"
+            in (tmp_path / "nginx" / "nginx.conf").read_text()
+        )
+        answers = await burst(path.url + READ, CLIENTS)
+
+    errors = [answer for answer in answers if isinstance(answer, BaseException)]
+    assert errors == [], f"{len(errors)} connection errors, first: {errors[:1]!r}"
+    served = [a for a in answers if isinstance(a, Answer) and a.status == 200]
+    shed = [a for a in answers if isinstance(a, Answer) and a.status != 200]
+    assert served, "nothing was served: the edge shed everything"
+    assert shed, "nothing was shed: the bounds were never reached"
+    for answer in shed:
+        assert_fast_problem(answer)
+
+
+async def test_a_gateway_that_is_down_is_a_fast_503_not_a_502_or_504(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        # A port that was bound and is free again: nothing listens on it.
+        closed.bind(("127.0.0.1", 0))
+        gateway_port = closed.getsockname()[1]
+    public_port = free_port()
+    conf = render_nginx(tmp_path, public_port, gateway_port)
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(conf.parent)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert nginx.poll() is None, "nginx exited"
+            try:
+                socket.create_connection(("127.0.0.1", public_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx never listened"
+                time.sleep(0.05)
+        answers = await burst(f"http://127.0.0.1:{public_port}{READ}", 5)
+    finally:
+        nginx.send_signal(signal.SIGTERM)
+        nginx.wait(timeout=15)
+    for answer in answers:
+        assert isinstance(answer, Answer), answer
+        assert_fast_problem(answer)
+        assert answer.seconds < 0.5, answer
+        assert answer.body is not None
+        assert answer.body["type"] == "https://cloudops.dev/problems/overloaded"
