@@ -441,3 +441,5 @@ async def test_cost_as_decimal_in_listing(client: Client) -> None:
     await create(client, hourly_cost="0.0000000001")
     body = await (await client.get("/api/resources")).json()
     assert Decimal(body["data"][0]["hourly_cost"]) == Decimal("1E-10")
+    # Plain notation, as money is written everywhere: never "1E-10" or "1.0000E-10".
+    assert "E" not in body["data"][0]["hourly_cost"].upper()

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from common.encoding import PlainDecimal
+
 
 def _as_utc(value: datetime) -> datetime:
     """A timestamp without an offset is taken as UTC; every other one is converted to UTC."""
@@ -136,7 +138,7 @@ class AtQuery(_Query):
 class Threshold(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    percent: Annotated[Decimal, Field(gt=0, le=1000, max_digits=6, decimal_places=2)]
+    percent: Annotated[PlainDecimal, Field(gt=0, le=1000, max_digits=6, decimal_places=2)]
     kind: Literal["actual", "forecast"] = "actual"
 
 
@@ -152,7 +154,7 @@ class BudgetFields(BaseModel):
     scope: Literal["all", "provider", "team", "tag"] = "all"
     scope_key: Name | None = None
     scope_value: Name | None = None
-    amount: Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=10)]
+    amount: Annotated[PlainDecimal, Field(gt=0, max_digits=20, decimal_places=10)]
     currency: Currency = "USD"
     basis: Basis = "billed"
     thresholds: list[Threshold] = Field(
@@ -176,7 +178,7 @@ class BudgetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Name | None = None
-    amount: Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=10)] | None = None
+    amount: Annotated[PlainDecimal, Field(gt=0, max_digits=20, decimal_places=10)] | None = None
     thresholds: list[Threshold] | None = Field(default=None, min_length=1, max_length=20)
 
     @model_validator(mode="after")

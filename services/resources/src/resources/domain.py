@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from common.encoding import PlainDecimal
 from common.tracing import TraceContext
 
 MAX_TAGS = 50
@@ -33,8 +34,8 @@ Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 TagValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00-\x1f]*$")]
-Money = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=10, allow_inf_nan=False)]
-Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
+Money = Annotated[PlainDecimal, Field(ge=0, max_digits=20, decimal_places=10, allow_inf_nan=False)]
+Percent = Annotated[PlainDecimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
