@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from .conftest import FOCUS_FILES, Client, focus_bytes, focus_rows, imported
+from .conftest import FOCUS_FILES, Client, focus_bytes, focus_rows, imported, to_csv
 
 BASES = {
     "billed": "BilledCost",
@@ -140,6 +140,20 @@ async def test_focus_export_reimports_to_the_same_totals(loaded: Client) -> None
     again = await imported(loaded, exported)
     assert again["rows_accepted"] == len(rows)
     assert again["rows_replaced"] == len(rows)
+
+
+async def test_exports_write_small_amounts_in_plain_decimal_notation(client: Client) -> None:
+    rows = focus_rows(FOCUS_FILES[0])[:1]
+    tiny = {**rows[0], **dict.fromkeys(BASES.values(), "0.0000000547")}
+    await imported(client, to_csv([tiny], header=list(rows[0])))
+    day = day_of(tiny)
+    params = {"start": day, "end": day, "group_by": "none"}
+    daily = await (await client.get("/api/costs/export/daily.csv", params=params)).text()
+    focus = await (await client.get("/api/costs/export/focus.csv", params=params)).text()
+    [daily_row] = list(csv.DictReader(io.StringIO(daily)))
+    [focus_row] = list(csv.DictReader(io.StringIO(focus)))
+    assert daily_row["billed_cost"] == "0.0000000547"
+    assert {focus_row[column] for column in BASES.values()} == {"0.0000000547"}
 
 
 async def test_resource_group_joins_the_inventory_by_external_id(

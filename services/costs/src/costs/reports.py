@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from common.encoding import plain_decimal
 from costs import storage
 from costs.domain import (
     CostFilter,
@@ -104,7 +105,13 @@ class Reports:
         writer.writerow(["date", query.group_by, "currency", f"{query.basis}_cost", "line_items"])
         for i in report["items"]:
             writer.writerow(
-                [i["date"].isoformat(), i["group"] or "", i["currency"], i["cost"], i["line_items"]]
+                [
+                    i["date"].isoformat(),
+                    i["group"] or "",
+                    i["currency"],
+                    plain_decimal(i["cost"]),
+                    i["line_items"],
+                ]
             )
         return out.getvalue()
 
@@ -266,4 +273,6 @@ def _focus_text(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
     return str(value)
