@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,9 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from common.testing import (
     TEST_AMQP_URL,
     TEST_REDIS_URL,
+    ServiceProcess,
+    free_port,
+    scratch_database,
     scratch_exchange,
     scratch_redis_prefix,
 )
@@ -158,3 +164,122 @@ def load_platformctl() -> ModuleType:
         sys.modules["platformctl"] = module
         spec.loader.exec_module(module)
     return module
+
+
+# --- the public path, process by process --------------------------------------------------------
+# nginx from the repository's template in front of ``python -m gateway`` in front of
+# ``python -m costs``: for tests of what crosses the edge (uploads, overload) without the rest of
+# ``make up``. Every process is stopped by its PID.
+
+
+@dataclass
+class PublicPath:
+    url: str
+    gateway: ServiceProcess
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def costs_database() -> Iterator[str]:
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def costs_service(costs_database: str) -> Iterator[ServiceProcess]:
+    port = free_port()
+    service = ServiceProcess(
+        "costs",
+        {
+            "CLOUDOPS_DATABASE_URL": costs_database,
+            "CLOUDOPS_COSTS_PORT": str(port),
+            "CLOUDOPS_LOG_LEVEL": "WARNING",
+        },
+        port,
+    )
+    service.start(timeout=60)
+    yield service
+    service.close()
+
+
+def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
+    """The repository's nginx template, rendered by the code ``make up`` renders it with."""
+    dashboard = run_dir / "dashboard"
+    dashboard.mkdir(exist_ok=True)
+    conf: Path = load_platformctl().render_nginx(run_dir, gateway_port, public_port, dashboard)
+    assert "${" not in conf.read_text(), "the nginx template has a variable make up does not set"
+    return conf
+
+
+def wait_until_served(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+@contextmanager
+def running_nginx(conf: Path, port: int, seconds: float = 30) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx with ``conf``, once it accepts connections on ``port``; stopped by its PID after."""
+    assert shutil.which("nginx"), "nginx is needed (apt-get install nginx-light)"
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(conf.parent)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            assert nginx.poll() is None, f"nginx exited with {nginx.returncode}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nginx never listened"
+                time.sleep(0.05)
+        yield nginx
+    finally:
+        if nginx.poll() is None:
+            nginx.send_signal(signal.SIGTERM)
+            try:
+                nginx.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+                nginx.wait()
+
+
+@contextmanager
+def public_path(
+    costs: ServiceProcess, database_url: str, run_dir: Path, **gateway_env: str
+) -> Iterator[PublicPath]:
+    """nginx in front of a gateway in front of ``costs``, serving once the gateway answers."""
+    gateway_port = free_port()
+    gateway = ServiceProcess(
+        "gateway",
+        {
+            "CLOUDOPS_DATABASE_URL": database_url,
+            "CLOUDOPS_GATEWAY_PORT": str(gateway_port),
+            "CLOUDOPS_GATEWAY_COSTS_URL": costs.url,
+            "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+            "CLOUDOPS_LOG_LEVEL": "WARNING",
+            **gateway_env,
+        },
+        gateway_port,
+    )
+    public_port = free_port()
+    conf = render_nginx(run_dir, public_port, gateway_port)
+    gateway.start(timeout=60)
+    try:
+        with running_nginx(conf, public_port) as nginx:
+            url = f"http://127.0.0.1:{public_port}"
+            wait_until_served(f"{url}/api/health", nginx)
+            yield PublicPath(url, gateway, database_url)
+    finally:
+        gateway.close()

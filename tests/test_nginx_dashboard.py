@@ -6,10 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +15,7 @@ import pytest
 
 from common.testing import free_port
 
-from .conftest import load_platformctl, request
+from .conftest import load_platformctl, request, running_nginx
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -61,21 +58,8 @@ def _make_checkout(base: Path) -> Path:
     return checkout
 
 
-def _wait_served(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")
-        try:
-            request(url)
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(url)
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    assert shutil.which("nginx"), "nginx is needed (make servers installs it)"
     platformctl = load_platformctl()
     # Outside pytest's own (root-only) temporary directory, so that the owner can reach it.
     base = Path(tempfile.mkdtemp(prefix="cloudops-private-", dir="/tmp"))
@@ -86,19 +70,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         conf = platformctl.render_nginx(
             tmp_path, free_port(), port, checkout / "dashboard" / "dist", checkout=checkout
         )
-        process = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(tmp_path / "nginx")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_served(url, process, tmp_path / "nginx" / "error.log")
-            yield Served(url, checkout, conf)
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+        with running_nginx(conf, port):
+            yield Served(f"http://127.0.0.1:{port}", checkout, conf)
     finally:
         shutil.rmtree(base)
 

@@ -9,20 +9,17 @@ requests on loopback go past both.
 from __future__ import annotations
 
 import asyncio
-import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from common.testing import ServiceProcess, free_port, scratch_database
+from common.testing import ServiceProcess, free_port
 
-from .test_upload_streaming import ADMIN_KEY, public_path, render_nginx
+from .conftest import ADMIN_KEY, public_path, render_nginx, running_nginx
 
 CLIENTS = 400
 NGINX_MAX_CONNECTIONS = 24
@@ -39,29 +36,6 @@ class Answer:
     retry_after: str | None
     content_type: str
     body: dict[str, object] | None
-
-
-@pytest.fixture(scope="module")
-def costs_database() -> Iterator[str]:
-    with scratch_database() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def costs_service(costs_database: str) -> Iterator[ServiceProcess]:
-    port = free_port()
-    service = ServiceProcess(
-        "costs",
-        {
-            "CLOUDOPS_DATABASE_URL": costs_database,
-            "CLOUDOPS_COSTS_PORT": str(port),
-            "CLOUDOPS_LOG_LEVEL": "WARNING",
-        },
-        port,
-    )
-    service.start(timeout=60)
-    yield service
-    service.close()
 
 
 async def ask(session: aiohttp.ClientSession, url: str, start: asyncio.Event) -> Answer:
@@ -138,26 +112,8 @@ async def test_a_gateway_that_is_down_is_a_fast_503_not_a_502_or_504(tmp_path: P
         gateway_port = closed.getsockname()[1]
     public_port = free_port()
     conf = render_nginx(tmp_path, public_port, gateway_port)
-    nginx = subprocess.Popen(
-        ["nginx", "-c", str(conf), "-p", str(conf.parent)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert nginx.poll() is None, "nginx exited"
-            try:
-                socket.create_connection(("127.0.0.1", public_port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx never listened"
-                time.sleep(0.05)
+    with running_nginx(conf, public_port):
         answers = await burst(f"http://127.0.0.1:{public_port}{READ}", 5)
-    finally:
-        nginx.send_signal(signal.SIGTERM)
-        nginx.wait(timeout=15)
     for answer in answers:
         assert isinstance(answer, Answer), answer
         assert_fast_problem(answer)

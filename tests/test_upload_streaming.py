@@ -10,14 +10,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
-import shutil
-import signal
-import subprocess
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,118 +20,18 @@ import asyncpg
 import pytest
 
 from common.limits import API_MAX_BODY_BYTES, UPLOAD_MAX_BYTES, UPLOAD_READ_TIMEOUT_SECONDS
-from common.testing import RssSampler, ServiceProcess, free_port, scratch_database
+from common.testing import RssSampler, ServiceProcess
 from costs.settings import CostsSettings
 from gateway.routes import upstream_routes
 from gateway.settings import GatewaySettings
 
-from .conftest import load_platformctl
+from .conftest import ADMIN_KEY, public_path
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_KEY = "co_test_upload_admin_key_0123456789abcdefghij"
 IMPORTS = "/api/costs/imports"
 SAMPLE = ROOT / "services" / "costs" / "tests" / "data" / "aws_focus_1_0.csv"
 GIB = 1024**3
 RSS_GROWTH_LIMIT_MB = 50
-
-
-# --- the public path ------------------------------------------------------------------------
-
-
-@dataclass
-class PublicPath:
-    url: str
-    gateway: ServiceProcess
-    database_url: str
-
-
-@pytest.fixture(scope="module")
-def costs_database() -> Iterator[str]:
-    with scratch_database() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def costs_service(costs_database: str) -> Iterator[ServiceProcess]:
-    port = free_port()
-    service = ServiceProcess(
-        "costs",
-        {
-            "CLOUDOPS_DATABASE_URL": costs_database,
-            "CLOUDOPS_COSTS_PORT": str(port),
-            "CLOUDOPS_LOG_LEVEL": "WARNING",
-        },
-        port,
-    )
-    service.start(timeout=60)
-    yield service
-    service.close()
-
-
-def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
-    """The repository's nginx template, rendered by the code ``make up`` renders it with."""
-    dashboard = run_dir / "dashboard"
-    dashboard.mkdir(exist_ok=True)
-    conf: Path = load_platformctl().render_nginx(run_dir, gateway_port, public_port, dashboard)
-    assert "${" not in conf.read_text(), "the nginx template has a variable make up does not set"
-    return conf
-
-
-def wait_until_served(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode} before serving {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(url)
-
-
-@contextmanager
-def public_path(
-    costs: ServiceProcess, database_url: str, run_dir: Path, **gateway_env: str
-) -> Iterator[PublicPath]:
-    """nginx in front of a gateway in front of ``costs``; every process stopped by its PID."""
-    assert shutil.which("nginx"), "nginx is needed (apt-get install nginx-light)"
-    gateway_port = free_port()
-    gateway = ServiceProcess(
-        "gateway",
-        {
-            "CLOUDOPS_DATABASE_URL": database_url,
-            "CLOUDOPS_GATEWAY_PORT": str(gateway_port),
-            "CLOUDOPS_GATEWAY_COSTS_URL": costs.url,
-            "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-            "CLOUDOPS_LOG_LEVEL": "WARNING",
-            **gateway_env,
-        },
-        gateway_port,
-    )
-    public_port = free_port()
-    conf = render_nginx(run_dir, public_port, gateway_port)
-    gateway.start(timeout=60)
-    nginx: subprocess.Popen[bytes] | None = None
-    try:
-        nginx = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(conf.parent)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{public_port}"
-        wait_until_served(f"{url}/api/health", nginx)
-        yield PublicPath(url, gateway, database_url)
-    finally:
-        if nginx is not None and nginx.poll() is None:
-            nginx.send_signal(signal.SIGTERM)
-            try:
-                nginx.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait()
-        gateway.close()
 
 
 # --- a FOCUS file made while it is sent ------------------------------------------------------
