@@ -1,0 +1,5 @@
+"""The `cloudops` command."""
+
+
+def main() -> None:
+    raise SystemExit("cloudops: not built yet")
