@@ -176,6 +176,9 @@ def ensure_servers() -> None:
             sys.exit(f"{dep.name} did not start; try: {' '.join(command)}")
     if shutil.which("nginx") is None:
         _apt_install("nginx-light")
+    # promtool and amtool check and unit-test the alert rules and the Alertmanager config.
+    if shutil.which("promtool") is None or shutil.which("amtool") is None:
+        _apt_install("prometheus", "prometheus-alertmanager")
 
 
 async def _create_database() -> None:
