@@ -10,6 +10,9 @@
   only after that commit, skips ids it has seen, retries failures with growing delays through a
   per-queue retry queue, and dead-letters poison messages. A batch whose transaction fails is
   handled again one message at a time, so one bad event neither fails nor holds back the others.
+- :func:`declare_queues` is the one description of a consumer's queues and bindings: a starting
+  consumer declares from it, and so does deploy time (:func:`declare_subscriptions`), before any
+  consumer has run, so an event published first waits in its queue instead of being dropped.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from aiohttp import web
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.config import ServiceSettings
 from common.db import DB_POOL, Connection, quote_schema
 from common.metrics import (
     APPLICATION_ERRORS,
@@ -355,15 +359,26 @@ def each_event(
 
 
 @dataclass
-class Consumer:
-    """A durable queue bound to ``routing_keys`` whose events go to ``handler``."""
+class Subscription:
+    """A consumer's queues as the broker knows them: the main queue named ``name`` bound to
+    ``routing_keys``, and the retry queues its retry policy names. Enough to declare them before
+    the consumer ever runs (see :func:`declare_subscriptions`)."""
 
     name: str
     routing_keys: Sequence[str]
-    handler: EventHandler
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
+
+    def retry_delay(self, attempt: int) -> float:
+        return float(min(self.retry_base_seconds * 2 ** (attempt - 1), self.retry_max_seconds))
+
+
+@dataclass(kw_only=True)
+class Consumer(Subscription):
+    """A durable queue bound to ``routing_keys`` whose events go to ``handler``."""
+
+    handler: EventHandler
     prefetch: int = 256
     #: At most this many of the messages waiting are handled in one transaction. There is no
     #: waiting for a batch to fill: one message alone goes at once, and a burst forms batches
@@ -375,8 +390,18 @@ class Consumer:
     #: logged; the events stay processed.
     after_commit: AfterCommit | None = None
 
-    def retry_delay(self, attempt: int) -> float:
-        return float(min(self.retry_base_seconds * 2 ** (attempt - 1), self.retry_max_seconds))
+    @classmethod
+    def of(cls, subscription: Subscription, *, handler: EventHandler, **options: Any) -> Consumer:
+        """The consumer of ``subscription``'s queues (the same names, bindings and retries)."""
+        return cls(
+            name=subscription.name,
+            routing_keys=subscription.routing_keys,
+            max_attempts=subscription.max_attempts,
+            retry_base_seconds=subscription.retry_base_seconds,
+            retry_max_seconds=subscription.retry_max_seconds,
+            handler=handler,
+            **options,
+        )
 
 
 def queue_names(exchange: str, service: str, consumer: str) -> tuple[str, str, str]:
@@ -384,6 +409,108 @@ def queue_names(exchange: str, service: str, consumer: str) -> tuple[str, str, s
     queue; prefixed by the exchange so test runs isolate."""
     main = f"{exchange}.{service}.{consumer}"
     return main, f"{main}.retry", f"{main}.dead"
+
+
+@dataclass(frozen=True)
+class QueueTopology:
+    """Every queue of one subscription of one service under one exchange, and how each is
+    declared. The one description both deploy time and a starting consumer declare from, so the
+    two never disagree (RabbitMQ refuses a redeclaration with other arguments)."""
+
+    exchange: str
+    main: str
+    dead: str
+    #: One retry queue per delay, each with a queue-level TTL. A per-message TTL would expire
+    #: only at the head of one shared queue, so a long delay there held back every shorter one.
+    retry: Mapping[float, str]
+    routing_keys: tuple[str, ...]
+    #: ``x-expires`` for every queue, when set: unused queues vanish (test runs set it).
+    expiry: Mapping[str, Any]
+
+    @property
+    def names(self) -> list[str]:
+        return [self.main, *self.retry.values(), self.dead]
+
+
+def queue_topology(
+    exchange: str, service: str, subscription: Subscription, *, queue_expires_ms: int | None = None
+) -> QueueTopology:
+    main, retry_prefix, dead = queue_names(exchange, service, subscription.name)
+    delays = {subscription.retry_delay(a) for a in range(1, max(2, subscription.max_attempts))}
+    return QueueTopology(
+        exchange=exchange,
+        main=main,
+        dead=dead,
+        retry={d: f"{retry_prefix}.{round(d * 1000)}ms" for d in sorted(delays)},
+        routing_keys=tuple(subscription.routing_keys),
+        expiry={"x-expires": queue_expires_ms} if queue_expires_ms is not None else {},
+    )
+
+
+async def declare_queues(channel: AbstractChannel, topology: QueueTopology) -> AbstractQueue:
+    """Declare the events exchange, its dead-letter exchange and every queue and binding of
+    ``topology`` (idempotent); returns the main queue. Events published from then on wait in it,
+    whether or not a consumer has ever run."""
+    exchange = await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    dlx = await channel.declare_exchange(
+        f"{topology.exchange}.dlx", aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    expiry = dict(topology.expiry)
+    dead = await channel.declare_queue(topology.dead, durable=True, arguments=expiry)
+    await dead.bind(dlx, routing_key=topology.main)
+    # Expired retry copies dead-letter back into the main queue through the default exchange.
+    for delay, name in topology.retry.items():
+        await channel.declare_queue(
+            name,
+            durable=True,
+            arguments={
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": topology.main,
+                **expiry,
+            },
+        )
+    queue = await channel.declare_queue(
+        topology.main,
+        durable=True,
+        arguments={
+            "x-dead-letter-exchange": dlx.name,
+            "x-dead-letter-routing-key": topology.main,
+            **expiry,
+        },
+    )
+    for key in topology.routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    return queue
+
+
+async def declare_subscriptions(
+    settings: ServiceSettings, subscriptions: Sequence[Subscription]
+) -> list[str]:
+    """Declare the queues and bindings of a service's ``subscriptions`` on its broker and
+    exchange, at deploy time, so an event published before the service first consumes is kept
+    for it rather than dropped as unroutable. Returns the main queues' names."""
+    connection = await aio_pika.connect(
+        settings.amqp_url,
+        client_properties={"connection_name": f"cloudops-{settings.service_name}-declare"},
+    )
+    try:
+        channel = await connection.channel()
+        declared = []
+        for subscription in subscriptions:
+            topology = queue_topology(
+                settings.events_exchange,
+                settings.service_name,
+                subscription,
+                queue_expires_ms=settings.queue_expires_ms,
+            )
+            await declare_queues(channel, topology)
+            declared.append(topology.main)
+        return declared
+    finally:
+        await connection.close()
 
 
 class ConsumerRunner:
@@ -398,19 +525,13 @@ class ConsumerRunner:
         queue_expires_ms: int | None = None,
     ) -> None:
         self.broker = broker
-        self.expiry: dict[str, Any] = (
-            {"x-expires": queue_expires_ms} if queue_expires_ms is not None else {}
-        )
         self.pool = pool
         self.consumer = consumer
-        self.queue, retry_prefix, self.dead_queue = queue_names(
-            broker.exchange_name, broker.service, consumer.name
+        self.topology = queue_topology(
+            broker.exchange_name, broker.service, consumer, queue_expires_ms=queue_expires_ms
         )
-        # One retry queue per delay, each with a queue-level TTL. A per-message TTL would expire
-        # only at the head of one shared queue, so a long delay there held back every shorter
-        # one behind it.
-        delays = {consumer.retry_delay(a) for a in range(1, max(2, consumer.max_attempts))}
-        self.retry_queues = {d: f"{retry_prefix}.{round(d * 1000)}ms" for d in sorted(delays)}
+        self.queue, self.dead_queue = self.topology.main, self.topology.dead
+        self.retry_queues = dict(self.topology.retry)
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -427,35 +548,7 @@ class ConsumerRunner:
         channel = await self.broker.connection.channel(publisher_confirms=True)
         self._channel = channel
         await channel.set_qos(prefetch_count=self.consumer.prefetch)
-        dlx = await channel.declare_exchange(
-            f"{self.broker.exchange_name}.dlx", aio_pika.ExchangeType.DIRECT, durable=True
-        )
-        dead = await channel.declare_queue(self.dead_queue, durable=True, arguments=self.expiry)
-        await dead.bind(dlx, routing_key=self.queue)
-        # Expired retry copies dead-letter back into the main queue through the default exchange.
-        for delay, name in self.retry_queues.items():
-            await channel.declare_queue(
-                name,
-                durable=True,
-                arguments={
-                    "x-message-ttl": round(delay * 1000),
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": self.queue,
-                    **self.expiry,
-                },
-            )
-        queue = await channel.declare_queue(
-            self.queue,
-            durable=True,
-            arguments={
-                "x-dead-letter-exchange": dlx.name,
-                "x-dead-letter-routing-key": self.queue,
-                **self.expiry,
-            },
-        )
-        exchange = await channel.get_exchange(self.broker.exchange_name)
-        for key in self.consumer.routing_keys:
-            await queue.bind(exchange, routing_key=key)
+        queue = await declare_queues(channel, self.topology)
         self._queue = queue
         self._workers = [
             asyncio.create_task(self._work()) for _ in range(max(1, self.consumer.concurrency))
@@ -525,10 +618,7 @@ class ConsumerRunner:
             for message, event in parsed:
                 await self.on_message(message, event)
             return
-        for message, _ in parsed:
-            await message.ack()
-        self._count(len(handled), len(parsed) - len(handled))
-        await self._after_commit(handled, result)
+        await self._settle([message for message, _ in parsed], handled, result)
 
     async def _parse(self, message: AbstractIncomingMessage) -> CloudEvent | None:
         try:
@@ -552,9 +642,25 @@ class ConsumerRunner:
             with _log_context(message, event):
                 await self._retry_or_dead_letter(message, event, attempt, exc)
             return
-        await message.ack()
-        self._count(len(handled), 1 - len(handled))
-        await self._after_commit(handled, result)
+        await self._settle([message], handled, result)
+
+    async def _settle(
+        self,
+        messages: Sequence[AbstractIncomingMessage],
+        handled: Sequence[CloudEvent],
+        result: Any,
+    ) -> None:
+        """Ack ``messages`` whose transaction committed, count them and run the after-commit step.
+
+        The last two happen even when an ack fails (the broker went away after the commit): the
+        change is committed, and the redelivery that follows is a duplicate, which runs neither.
+        """
+        try:
+            for message in messages:
+                await message.ack()
+        finally:
+            self._count(len(handled), len(messages) - len(handled))
+            await self._after_commit(handled, result)
 
     def _count(self, processed: int, duplicates: int) -> None:
         name, service = self.consumer.name, self.broker.service

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from alerts.alertbook import ALERT_BOOK, AlertBook
-from alerts.events import rule_consumer
+from alerts.events import rule_consumer, rule_subscription
 from alerts.handlers import ALERT_FEED, ALERTS_SETTINGS, CLOSING, add_routes
 from alerts.notify import Notifier, run_every
 from alerts.rules import load_rules
@@ -20,7 +20,7 @@ from alerts.settings import AlertsSettings
 from alerts.stream import AlertFeed
 from common.admission import ADMISSION
 from common.db import DB_POOL, postgres_ctx
-from common.messaging import messaging_ctx
+from common.messaging import declare_subscriptions, messaging_ctx
 from common.redis import REDIS, redis_ctx
 from common.web import create_base_app
 
@@ -53,6 +53,14 @@ async def consumers_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     async for _ in messaging_ctx([consumer])(app):
         yield
+
+
+async def declare_queues(settings: AlertsSettings | None = None) -> list[str]:
+    """Declare the queue and bindings the rules define, before any instance runs (``make up``
+    does at migrate time), so events published earlier wait for the service."""
+    settings = settings or AlertsSettings()
+    subscription = rule_subscription(load_rules(settings.rules_file))
+    return await declare_subscriptions(settings, [subscription])
 
 
 async def background_ctx(app: web.Application) -> AsyncIterator[None]:

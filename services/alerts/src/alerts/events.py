@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alerts.alertbook import AlertBook, Changes
+from alerts.rules import RuleBook
 from common.db import Connection
-from common.messaging import CloudEvent, Consumer
+from common.messaging import CloudEvent, Consumer, Subscription
+
+
+def rule_subscription(rules: RuleBook) -> Subscription:
+    """One durable queue bound to every event type a rule names (declared at deploy time too)."""
+    return Subscription(name="alert-rules", routing_keys=rules.event_types)
 
 
 def rule_consumer(book: AlertBook, *, prefetch: int = 256, batch_size: int = 100) -> Consumer:
-    """One durable queue bound to every event type a rule names; a batch per transaction."""
+    """The consumer of :func:`rule_subscription`'s queue; a batch per transaction."""
 
     async def handle(events: Sequence[CloudEvent], conn: Connection) -> Changes:
         return await book.apply_events(events, conn)
@@ -23,9 +29,8 @@ def rule_consumer(book: AlertBook, *, prefetch: int = 256, batch_size: int = 100
         # Live viewers see a change only once it is committed (and can be read back).
         await book.publish(changes)
 
-    return Consumer(
-        name="alert-rules",
-        routing_keys=book.rules.event_types,
+    return Consumer.of(
+        rule_subscription(book.rules),
         handler=handle,
         prefetch=prefetch,
         batch_size=batch_size,

@@ -13,12 +13,12 @@ from aiohttp import web
 from loguru import logger
 
 from common.db import DB_POOL, postgres_ctx
-from common.messaging import messaging_ctx
+from common.messaging import declare_subscriptions, messaging_ctx
 from common.web import create_base_app
 from costs.budgets import Budgets
 from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
 from costs.domain import ForecastQuery
-from costs.events import RESOURCE_CONSUMER
+from costs.events import CONSUMERS
 from costs.handlers import add_routes
 from costs.importer import Importer
 from costs.optimization import Thresholds
@@ -91,6 +91,12 @@ async def periodic_checks_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def declare_queues(settings: CostsSettings | None = None) -> list[str]:
+    """Declare the queues and bindings of the consumers, before any instance runs (``make up``
+    does at migrate time), so events published earlier wait for the service."""
+    return await declare_subscriptions(settings or CostsSettings(), CONSUMERS)
+
+
 def create_app(settings: CostsSettings | None = None) -> web.Application:
     settings = settings or CostsSettings()
     app = create_base_app(
@@ -101,7 +107,7 @@ def create_app(settings: CostsSettings | None = None) -> web.Application:
     app.cleanup_ctx.extend(
         [
             postgres_ctx(MIGRATIONS),
-            messaging_ctx([RESOURCE_CONSUMER]),
+            messaging_ctx(CONSUMERS),
             use_cases_ctx,
             periodic_checks_ctx,
         ]

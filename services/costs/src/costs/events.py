@@ -117,3 +117,6 @@ RESOURCE_CONSUMER = Consumer(
     ],
     handler=each_event(on_resource_event),
 )
+
+#: Every consumer the service runs; ``make up`` declares their queues at deploy time from this too.
+CONSUMERS = (RESOURCE_CONSUMER,)
