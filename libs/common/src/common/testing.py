@@ -182,14 +182,18 @@ def make_settings(cls: type[S], **values: Any) -> S:
 
 
 class TcpProxy:
-    """A loopback TCP proxy that a test can cut and restore, to simulate a server going away.
+    """A loopback TCP proxy that a test can cut, slow down and restore, to simulate a server
+    going away or a slow network.
 
     The real server keeps running for everyone else; only this proxy's clients lose it.
     """
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
         self.port = 0
+        #: Seconds each chunk waits before it is passed on, either way (a slow network); may be
+        #: changed while connections are open.
+        self.delay = delay
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -200,6 +204,8 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -226,6 +232,57 @@ class TcpProxy:
 
     async def restore(self) -> None:
         await self.start()
+
+
+class ProxyThread:
+    """A :class:`TcpProxy` on an event loop of its own thread, driven by plain calls.
+
+    For tests whose clients are other processes (services started with :class:`ServiceProcess`)
+    and whose own calls block: the proxy keeps forwarding while the test waits. Use it as a
+    context manager; the port stays the same across ``cut`` and ``restore``.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.proxy = TcpProxy(target_host, target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones, as a server that went away."""
+        self._call(self.proxy.cut())
+
+    def restore(self) -> None:
+        self._call(self.proxy.restore())
+
+    def set_delay(self, seconds: float) -> None:
+        """Hold every chunk ``seconds`` before passing it on (0 passes at once again)."""
+        self._loop.call_soon_threadsafe(setattr, self.proxy, "delay", seconds)
+
+    def __enter__(self) -> ProxyThread:
+        self._thread.start()
+        self._call(self.proxy.start())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._call(self.proxy.cut())
+
+        async def finish() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._call(finish())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
 
 @pytest.fixture
