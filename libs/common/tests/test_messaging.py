@@ -860,8 +860,8 @@ async def test_consumer_logs_carry_the_events_request_and_trace_ids(
     await broker.publish(event, headers={"x-request-id": "req-from-api"})
     await eventually(lambda: any('"handled"' in x for x in log_lines))
 
-    [handled] = [orjson.loads(x)["record"] for x in log_lines if '"handled"' in x]
-    assert {k: handled["extra"][k] for k in ("request_id", "trace_id", "event_id")} == {
+    [handled] = [orjson.loads(x) for x in log_lines if '"handled"' in x]
+    assert {k: handled[k] for k in ("request_id", "trace_id", "event_id")} == {
         "request_id": "req-from-api",
         "trace_id": TRACE_ID,
         "event_id": event.id,

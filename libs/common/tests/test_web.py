@@ -235,12 +235,12 @@ async def test_unknown_exception_becomes_500_problem_without_internals(
     assert sample("application_errors_total", service=SERVICE, kind="RuntimeError") == before + 1
 
     [error_line] = [orjson.loads(line) for line in log_lines if '"unhandled error"' in line]
-    assert error_line["record"]["level"]["name"] == "ERROR"
-    assert error_line["record"]["extra"]["request_id"] == request_id
-    assert error_line["record"]["extra"]["error"] == "RuntimeError"
-    assert error_line["record"]["exception"]["type"] == "RuntimeError"
-    assert "Traceback" in error_line["text"]
-    assert 'raise RuntimeError("password=hunter2' in error_line["text"]
+    assert error_line["level"] == "ERROR"
+    assert error_line["request_id"] == request_id
+    assert error_line["error"] == "RuntimeError"
+    assert error_line["exception.type"] == "RuntimeError"
+    assert "Traceback" in error_line["exception.stacktrace"]
+    assert 'raise RuntimeError("password=hunter2' in error_line["exception.stacktrace"]
 
 
 async def test_each_request_writes_one_access_line_with_path_but_no_query(
@@ -249,9 +249,9 @@ async def test_each_request_writes_one_access_line_with_path_but_no_query(
     response = await client.get("/items/7?api_key=leaked", headers={"X-Request-ID": "req-77"})
 
     assert response.status == 200
-    access = [orjson.loads(line)["record"] for line in log_lines if '"request"' in line]
+    access = [orjson.loads(line) for line in log_lines if '"request"' in line]
     assert len(access) == 1
-    extra = access[0]["extra"]
+    extra = access[0]
     assert {k: extra[k] for k in ("service", "request_id", "method", "path", "status")} == {
         "service": "svc-under-test",
         "request_id": "req-77",

@@ -25,7 +25,7 @@ def log_lines() -> Iterator[list[str]]:
 
 
 def events(lines: list[str]) -> list[dict[str, object]]:
-    parsed = [orjson.loads(line)["record"]["extra"] for line in lines]
+    parsed = [orjson.loads(line) for line in lines]
     return [e for e in parsed if "security_event" in e]
 
 

@@ -109,15 +109,15 @@ async def test_one_json_log_line_per_request_and_no_secrets(service: ServiceProc
     assert SECRET_PASSWORD not in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert lines, "the service writes JSON lines"
-    requests = [ln["record"] for ln in lines if ln["record"]["message"] == "request"]
-    by_id = {r["extra"]["request_id"]: r["extra"] for r in requests}
+    requests = [ln for ln in lines if ln["message"] == "request"]
+    by_id = {r["request_id"]: r for r in requests}
     for n in range(3):
         assert by_id[f"log-test-{n}"]["status"] == 201
         assert by_id[f"log-test-{n}"]["path"] == "/api/resources"
         assert by_id[f"log-test-{n}"]["service"] == "resources"
         assert len(by_id[f"log-test-{n}"]["trace_id"]) == 32
     assert by_id["bad-1"]["status"] == 400
-    assert sum(1 for r in requests if r["extra"]["request_id"].startswith("log-test-")) == 3
+    assert sum(1 for r in requests if r["request_id"].startswith("log-test-")) == 3
 
 
 def _worker_pids(service: ServiceProcess) -> set[int]:
@@ -232,5 +232,5 @@ async def test_workers_run_uvloop_unless_switched_off(
         lines = [json.loads(ln) for ln in process.output().splitlines() if ln.startswith("{")]
     finally:
         process.close()
-    started = [ln["record"]["extra"] for ln in lines if ln["record"]["message"] == "worker started"]
+    started = [ln for ln in lines if ln["message"] == "worker started"]
     assert [s["event_loop"] for s in started] == [expected_loop]

@@ -37,6 +37,7 @@ from common.errors import (
     problem_response,
     validation_errors,
 )
+from common.logging import access_line, enter_context, leave_context
 from common.metrics import (
     ACTIVE_CONNECTIONS,
     APPLICATION_ERRORS,
@@ -180,23 +181,23 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     request[TRACE] = trace
     started = time.perf_counter()
     status = 500
-    with logger.contextualize(request_id=request_id, trace_id=trace.trace_id):
-        try:
-            response: web.StreamResponse = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:  # a redirect the error middleware let through
-            status = exc.status
-            raise
-        finally:
-            # The path only: query strings can carry things that must never reach a log.
-            logger.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+    token = enter_context(request_id, trace.trace_id, trace.span_id)
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # a redirect the error middleware let through
+        status = exc.status
+        raise
+    finally:
+        # The path only: query strings can carry things that must never reach a log.
+        access_line(
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        leave_context(token)
 
 
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
