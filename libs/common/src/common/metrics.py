@@ -8,10 +8,16 @@ aggregates them with ``MultiProcessCollector``.
 from __future__ import annotations
 
 import os
+import resource
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -20,6 +26,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -78,15 +86,111 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+def _boot_time() -> float:
+    with open("/proc/stat", "rb") as stat:
+        for line in stat:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    return 0.0
+
+
+class WorkerProcessCollector(Collector):
+    """``process_*`` memory, CPU, file descriptors and start time of each worker, by ``pid``.
+
+    prometheus_client's own process collector sees only the process that answers the scrape, and
+    multiprocess mode leaves it out altogether. This one reads ``/proc/<pid>`` of every live
+    worker at scrape time, so each series is current and a dead worker's disappears with it.
+    Values are per process (never summed): a leak shows as one pid's growing line.
+    """
+
+    def __init__(self, pids: Callable[[], Iterable[int]]) -> None:
+        self._pids = pids
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._page = resource.getpagesize()
+        self._boot = _boot_time()
+
+    def collect(self) -> Iterable[Metric]:
+        rss = GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory of the worker.", labels=["pid"]
+        )
+        cpu = CounterMetricFamily(
+            "process_cpu_seconds_total", "User and system CPU time of the worker.", labels=["pid"]
+        )
+        fds = GaugeMetricFamily(
+            "process_open_fds", "Open file descriptors of the worker.", labels=["pid"]
+        )
+        started = GaugeMetricFamily(
+            "process_start_time_seconds", "Start time of the worker (Unix time).", labels=["pid"]
+        )
+        for pid in sorted(set(self._pids())):
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[-1].split()
+                open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:  # the worker has just exited
+                continue
+            label = [str(pid)]
+            # Fields after "(comm)": utime 11, stime 12, starttime 19, rss 21 (0-based).
+            rss.add_metric(label, float(fields[21]) * self._page)
+            cpu.add_metric(label, (float(fields[11]) + float(fields[12])) / self._ticks)
+            fds.add_metric(label, float(open_fds))
+            started.add_metric(label, float(fields[19]) / self._ticks + self._boot)
+        return [rss, cpu, fds, started]
+
+
+def live_worker_pids() -> list[int]:
+    """This process and, in multiprocess mode, every worker with live-gauge files.
+
+    Each worker writes ``active_connections`` (a live gauge) as soon as its app is built, and the
+    server deletes a dead worker's live-gauge files (``mark_process_dead``).
+    """
+    pids = {os.getpid()}
+    directory = multiprocess_dir()
+    if directory:
+        for path in Path(directory).glob("gauge_live*_*.db"):
+            pid = path.stem.rsplit("_", 1)[-1]
+            if pid.isdigit():
+                pids.add(int(pid))
+    return sorted(pids)
+
+
+#: A service's own collectors (values computed at scrape time), rendered in both modes.
+_SERVICE_COLLECTORS: list[Collector] = []
+
+
+def register_collector(collector: Collector) -> None:
+    """Export ``collector`` from this process's ``/metrics`` (multiprocess mode included)."""
+    REGISTRY.register(collector)
+    _SERVICE_COLLECTORS.append(collector)
+
+
+ScrapeHook = Callable[[], Awaitable[None]]
+#: Coroutines ``/metrics`` awaits before rendering, e.g. to refresh a stale cached aggregate.
+SCRAPE_HOOKS: web.AppKey[list[ScrapeHook]] = web.AppKey("scrape_hooks")
+
+
+# The same process metrics in single- and multi-process mode: per worker, with a pid label.
+# The interpreter's GC and platform collectors go too, so both modes export the same catalogue.
+for _default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.unregister(_default)
+WORKER_PROCESSES = WorkerProcessCollector(live_worker_pids)
+REGISTRY.register(WORKER_PROCESSES)
+
+
 def render_metrics() -> bytes:
     """Exposition text of this process, or of all worker processes in multiprocess mode."""
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(WORKER_PROCESSES)
+        for collector in _SERVICE_COLLECTORS:
+            registry.register(collector)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    for hook in request.config_dict.get(SCRAPE_HOOKS, ()):
+        await hook()
     body = render_metrics()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -14,6 +14,7 @@ from loguru import logger
 
 from common.db import DB_POOL, postgres_ctx
 from common.messaging import declare_subscriptions, messaging_ctx
+from common.metrics import SCRAPE_HOOKS, ScrapeHook
 from common.web import create_base_app
 from costs.budgets import Budgets
 from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
@@ -25,6 +26,7 @@ from costs.optimization import Thresholds
 from costs.platform import TRACKER, CostTracker, cost_tracking_middleware
 from costs.reports import Reports
 from costs.settings import CostsSettings
+from costs.signals import COLLECTOR, COST_SIGNALS, CostSignals, invalidate_on_write
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -65,7 +67,14 @@ async def use_cases_ctx(app: web.Application) -> AsyncIterator[None]:
         storage_per_gb_month=settings.platform_storage_per_gb_month,
     )
     app[TRACKER] = tracker
+    signals = CostSignals(pool, app[BUDGETS], refresh_seconds=settings.metrics_refresh_seconds)
+    app[COST_SIGNALS] = signals
+    hooks: list[ScrapeHook] = [signals.refresh_if_stale]
+    app[SCRAPE_HOOKS] = hooks
+    COLLECTOR.source = signals
     yield
+    if COLLECTOR.source is signals:
+        COLLECTOR.source = None
     with contextlib.suppress(Exception):
         await tracker.flush()
 
@@ -100,7 +109,9 @@ async def declare_queues(settings: CostsSettings | None = None) -> list[str]:
 def create_app(settings: CostsSettings | None = None) -> web.Application:
     settings = settings or CostsSettings()
     app = create_base_app(
-        settings, client_max_size=settings.max_body_bytes, middlewares=(cost_tracking_middleware,)
+        settings,
+        client_max_size=settings.max_body_bytes,
+        middlewares=(cost_tracking_middleware, invalidate_on_write),
     )
     app[SETTINGS_KEY] = settings
     # Order matters: each context may use what the ones before it opened.

@@ -72,6 +72,15 @@ class Budgets:
             conn, basis=budget.basis, currency=budget.currency, start=start, end=end, **scope
         )
 
+    async def spend_this_month(self, at: datetime) -> list[tuple[Budget, Any]]:
+        """Each budget with its spend in the month containing ``at``, up to ``at``."""
+        start, end = month_bounds(at)
+        async with self.pool.acquire() as conn:
+            return [
+                (budget, await self._spend(conn, budget, start, min(at, end)))
+                for budget in await storage.all_budgets(conn)
+            ]
+
     async def evaluate(self, at: datetime) -> list[dict[str, Any]]:
         """Check every budget for the month containing ``at``; returns the new crossings."""
         start, end = month_bounds(at)

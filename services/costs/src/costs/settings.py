@@ -33,6 +33,8 @@ class CostsSettings(ServiceSettings):
     forecast_min_history_days: int = Field(default=14, ge=9)
     anomaly_z_threshold: float = Field(default=3.5, gt=0)
     budget_check_seconds: float = Field(default=300.0, gt=0)
+    # Cost signals in /metrics: their aggregates run at most this often (and after a write).
+    metrics_refresh_seconds: float = Field(default=30.0, gt=0)
     team_tag_key: str = "team"
 
     # Optimisation thresholds; defaults follow AWS Trusted Advisor (idle: CPU <= 10% over 14 days)

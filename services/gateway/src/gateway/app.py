@@ -42,7 +42,7 @@ from common.admission import ADMISSION
 from common.db import postgres_ctx
 from common.redis import redis_ctx
 from common.web import create_base_app
-from gateway import handlers, performance
+from gateway import handlers, openapi, performance
 from gateway.auth import auth_middleware
 from gateway.bots import BOT_PATTERNS, bot_middleware, compile_patterns
 from gateway.hardening import hardening_middleware, security_headers
@@ -52,7 +52,16 @@ from gateway.performance import STATS, PerformanceStats, stats_middleware
 from gateway.principal import Permission
 from gateway.proxy import proxy_handler, upstreams_ctx
 from gateway.ratelimit import rate_limit_headers, rate_limit_middleware, rate_limiter_ctx
-from gateway.routes import ADMIN, READ, RouteSpec, configure, register, upstream_routes
+from gateway.routes import (
+    ADMIN,
+    READ,
+    Operation,
+    RouteSpec,
+    configure,
+    op,
+    register,
+    upstream_routes,
+)
 from gateway.sessions import sessions_ctx
 from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
 from gateway.tokens import TOKEN_ISSUER, TokenIssuer
@@ -68,37 +77,70 @@ def gateway_routes() -> list[RouteSpec]:
 
     def local(
         template: str,
-        methods: str,
         permission: Permission | None,
         handler: Any,
+        doc: Operation,
         **kw: Any,
     ) -> RouteSpec:
         return RouteSpec(
             template=template,
-            methods=tuple(methods.split(",")),
+            methods=(doc.method,),
             permission=permission,
             handler=handler,
-            name=f"gateway:{template}:{methods}",
+            name=f"gateway:{template}:{doc.method}",
+            operations=(doc,),
             **kw,
         )
 
     admin = {"admin_network": True, "max_body_bytes": 64 * 1024}
+    gw = "gateway.handlers:"
+    key, user, session = "ApiKey", "User", "Session"
     return [
-        local("/api/health", "GET", None, handlers.health, rate_limited=False),
-        local("/api/auth/token", "POST", None, handlers.issue_token, max_body_bytes=small),
-        local("/api/auth/login", "POST", None, handlers.login, max_body_bytes=small),
-        local("/api/auth/logout", "POST", None, handlers.logout, max_body_bytes=small),
-        local("/api/auth/session", "GET", None, handlers.current_session),
-        local("/api/admin/keys", "GET", ADMIN, handlers.list_keys, **admin),
-        local("/api/admin/keys", "POST", ADMIN, handlers.create_key, **admin),
-        local("/api/admin/keys/{key_id}", "DELETE", ADMIN, handlers.revoke_key, **admin),
-        local("/api/admin/users", "GET", ADMIN, handlers.list_users, **admin),
-        local("/api/admin/users", "POST", ADMIN, handlers.create_user, **admin),
-        local("/api/performance/stats", "GET", READ, performance.stats_handler),
-        local("/api/performance/health", "GET", READ, performance.health_handler),
-        local("/api/performance/loadtest", "POST", ADMIN, performance.loadtest_handler, **admin),
-        local("/api/performance/gc", "POST", ADMIN, performance.gc_handler, **admin),
-    ]
+        local("/api/health", None, handlers.health, op("GET", "Liveness of the API"),
+              rate_limited=False),
+        local("/api/openapi.json", None, openapi.document_handler,
+              op("GET", "This API document (OpenAPI 3.1)", data=None,
+                 media="application/json")),
+        local("/api/docs", None, openapi.docs_handler,
+              op("GET", "The API reference, for people", data=None, media="text/html")),
+        local("/api/docs/{asset}", None, openapi.asset_handler,
+              op("GET", "A file of the API reference page", data=None,
+                 media="application/octet-stream", errors=(404,))),
+        local("/api/auth/token", None, handlers.issue_token,
+              op("POST", "A short-lived bearer token for a key, a session or a password",
+                 body=gw + "Credentials", body_required=False, data="Token"),
+              max_body_bytes=small),
+        local("/api/auth/login", None, handlers.login,
+              op("POST", "Log in: starts a dashboard session (cookie)", body=gw + "Credentials",
+                 data=session), max_body_bytes=small),
+        local("/api/auth/logout", None, handlers.logout,
+              op("POST", "Log out: ends the session", data=None, status=204),
+              max_body_bytes=small),
+        local("/api/auth/session", None, handlers.current_session,
+              op("GET", "The current dashboard session and its CSRF token", data=session,
+                 errors=(401,))),
+        local("/api/admin/keys", ADMIN, handlers.list_keys,
+              op("GET", "API keys", query=gw + "Page", data=f"[{key}]", paged=True), **admin),
+        local("/api/admin/keys", ADMIN, handlers.create_key,
+              op("POST", "Create an API key (the key is shown once)",
+                 body="gateway.domain:KeyRequest", data="NewApiKey", status=201), **admin),
+        local("/api/admin/keys/{key_id}", ADMIN, handlers.revoke_key,
+              op("DELETE", "Revoke an API key", data=key), **admin),
+        local("/api/admin/users", ADMIN, handlers.list_users,
+              op("GET", "Users", data=f"[{user}]"), **admin),
+        local("/api/admin/users", ADMIN, handlers.create_user,
+              op("POST", "Create a user", body="gateway.domain:UserRequest", data=user,
+                 status=201, errors=(409,)), **admin),
+        local("/api/performance/stats", READ, performance.stats_handler,
+              op("GET", "Per-route latency of this gateway process")),
+        local("/api/performance/health", READ, performance.health_handler,
+              op("GET", "Deep health: dependencies, upstreams and their breakers")),
+        local("/api/performance/loadtest", ADMIN, performance.loadtest_handler,
+              op("POST", "A bounded load test of a service's liveness endpoint",
+                 body="gateway.performance:LoadTestRequest"), **admin),
+        local("/api/performance/gc", ADMIN, performance.gc_handler,
+              op("POST", "Run the garbage collector"), **admin),
+    ]  # fmt: skip
 
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
@@ -126,7 +168,8 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         ttl_seconds=settings.jwt_ttl_seconds,
         leeway_seconds=settings.jwt_leeway_seconds,
     )
-    app.on_response_prepare.extend([security_headers, rate_limit_headers])
+    # The API reference page runs Swagger UI: its own CSP, set after the API's default one.
+    app.on_response_prepare.extend([security_headers, rate_limit_headers, openapi.docs_headers])
     # Order matters: each context may use what the ones before it opened.
     app.cleanup_ctx.extend(
         [

@@ -3,12 +3,17 @@
 Every public path is one :class:`RouteSpec` (template, methods, permission, upstream or local
 handler, body rules). Paths not in the table are 404; a known path with another method is 405
 with ``Allow`` (aiohttp's router does both once the table is registered).
+
+Each row also lists the :class:`Operation` s it serves: the API document
+(:mod:`gateway.openapi`) is built from them and the models they name, so the table is the one
+place that says what the public API is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from aiohttp import web
 
@@ -22,6 +27,37 @@ WRITE = Permission.WRITE
 ADMIN = Permission.ADMIN
 JSON_TYPES = ("application/json",)
 UPLOAD_TYPES = ("text/csv", "application/csv", "application/gzip", "application/x-gzip")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One documented operation served by a row: what the API document says about it.
+
+    Models are named ``"package.module:Class"`` and imported only when the document is built, so
+    the gateway does not load the services' code to route. ``data`` is the success envelope's
+    ``data``: a model, ``"[model]"`` for a list of them, ``"object"``/``"[object]"`` for an
+    object whose fields are not modelled, None for a response without a body (204) or one
+    that is not JSON (``media``). ``paged`` lists carry ``meta.total/limit/offset``.
+    ``path`` is the concrete path when the row's template matches several (a ``{tail}``);
+    :func:`proxied` takes it relative to the prefix.
+    """
+
+    method: str
+    summary: str
+    path: str | None = None
+    query: str | None = None
+    body: str | None = None
+    body_required: bool = True
+    data: str | None = "object"
+    status: int = 200
+    paged: bool = False
+    media: str | None = None
+    errors: tuple[int, ...] = ()
+
+
+def op(method: str, summary: str, **kw: Any) -> Operation:
+    """Shorthand for a row's :class:`Operation`."""
+    return Operation(method, summary, **kw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +85,7 @@ class RouteSpec:
     admin_network: bool = False
     rate_limited: bool = True
     name: str = field(default="")
+    operations: tuple[Operation, ...] = ()
 
     @property
     def policy(self) -> str:
@@ -57,9 +94,11 @@ class RouteSpec:
 
 
 def proxied(
-    prefix: str, upstream: str, subpaths: Iterable[tuple[str, str, Permission]]
+    prefix: str,
+    upstream: str,
+    subpaths: Iterable[tuple[str, str, Permission, Sequence[Operation]]],
 ) -> list[RouteSpec]:
-    """Rows for an upstream: ``(suffix, methods, permission)`` under ``prefix``."""
+    """Rows for an upstream: ``(suffix, methods, permission, operations)`` under ``prefix``."""
     return [
         RouteSpec(
             template=prefix + suffix,
@@ -67,28 +106,54 @@ def proxied(
             permission=permission,
             upstream=upstream,
             name=f"{upstream}:{suffix or '/'}:{methods}",
+            operations=tuple(
+                o if o.path is None else replace(o, path=prefix + o.path) for o in operations
+            ),
         )
-        for suffix, methods, permission in subpaths
+        for suffix, methods, permission, operations in subpaths
     ]
+
+
+RESOURCES = "resources.domain:"
+COSTS = "costs.domain:"
+ALERTS = "alerts.domain:"
+ALERT_HANDLERS = "alerts.handlers:"
+RESOURCE_ERRORS = (409,)
 
 
 def upstream_routes() -> list[RouteSpec]:
     """The public API of the services behind the gateway."""
-    # costs and alerts are still being built: their sub-paths are matched by prefix, with the
-    # permission decided by the method (reads need ``read``, changes need ``write``).
+    # costs and alerts sub-paths are matched by prefix, with the permission decided by the method
+    # (reads need ``read``, changes need ``write``); their operations name the concrete paths.
     tail = "/{tail:.+}"
+    resource = RESOURCES + "Resource"
+    budget = COSTS + "Budget"
+    alert = ALERTS + "Alert"
+    silence = "SilenceWithState"
     return [
         *proxied(
             "/api/resources",
             "resources",
             [
-                ("", "GET", READ),
-                ("", "POST", WRITE),
-                ("/bulk", "POST", WRITE),
-                ("/utilization", "POST", WRITE),
-                ("/{id}", "GET", READ),
-                ("/{id}", "PATCH,DELETE", WRITE),
-                ("/{id}/utilization", "GET", READ),
+                ("", "GET", READ, [op("GET", "List resources", query=RESOURCES + "ResourceQuery",
+                                      data=f"[{resource}]", paged=True)]),
+                ("", "POST", WRITE, [op("POST", "Create a resource",
+                                        body=RESOURCES + "ResourceFields", data=resource,
+                                        status=201, errors=RESOURCE_ERRORS)]),
+                ("/bulk", "POST", WRITE, [op("POST", "Create or update resources by external id",
+                                             body=RESOURCES + "BulkUpsert", data=f"[{resource}]")]),
+                ("/utilization", "POST", WRITE, [op("POST", "Record utilisation samples",
+                                                    body=RESOURCES + "UtilizationBatch")]),
+                ("/{id}", "GET", READ, [op("GET", "Get a resource", data=resource)]),
+                ("/{id}", "PATCH,DELETE", WRITE, [
+                    op("PATCH", "Change a resource", body=RESOURCES + "ResourcePatch",
+                       data=resource, errors=RESOURCE_ERRORS),
+                    op("DELETE", "Delete a resource", data=None, status=204),
+                ]),
+                ("/{id}/utilization", "GET", READ, [
+                    op("GET", "Utilisation history of a resource",
+                       query=RESOURCES + "UtilizationWindow", data="[object]"),
+                ]),
             ],
         ),
         # Billing files: streamed through as CSV or gzip, with the same limits as nginx's.
@@ -99,24 +164,91 @@ def upstream_routes() -> list[RouteSpec]:
                 max_body_bytes=UPLOAD_MAX_BYTES,
                 read_timeout_seconds=UPLOAD_READ_TIMEOUT_SECONDS,
             )
-            for spec in proxied("/api/costs", "costs", [("/imports", "POST", WRITE)])
+            for spec in proxied("/api/costs", "costs", [("/imports", "POST", WRITE, [
+                op("POST", "Import a FOCUS billing file (CSV, optionally gzip)", body="upload",
+                   status=201, errors=(409,)),
+            ])])
         ),
         *proxied(
             "/api/costs",
             "costs",
-            [("", "GET", READ), (tail, "GET", READ), (tail, "POST,PUT,PATCH,DELETE", WRITE)],
+            [
+                (tail, "GET", READ, [
+                    op("GET", "An import's outcome", path="/imports/{id}"),
+                    op("GET", "Daily costs, grouped", path="/daily", query=COSTS + "DailyQuery",
+                       data="[object]"),
+                    op("GET", "Invoices", path="/invoices", query=COSTS + "InvoiceQuery",
+                       data="[object]", paged=True),
+                    op("GET", "Daily costs as CSV", path="/export/daily.csv",
+                       query=COSTS + "DailyQuery", data=None, media="text/csv"),
+                    op("GET", "FOCUS line items as CSV", path="/export/focus.csv",
+                       query=COSTS + "DailyQuery", data=None, media="text/csv"),
+                    op("GET", "Current cost per hour", path="/realtime",
+                       query=COSTS + "RealtimeQuery"),
+                    op("GET", "Cost forecast with a prediction interval", path="/forecast",
+                       query=COSTS + "ForecastQuery"),
+                    op("GET", "Detected cost anomalies", path="/anomalies",
+                       query=COSTS + "ListQuery", data="[object]", paged=True),
+                    op("GET", "Savings recommendations", path="/optimization",
+                       query=COSTS + "AtQuery", data="[object]"),
+                    op("GET", "Budgets", path="/budgets", query=COSTS + "ListQuery",
+                       data=f"[{budget}]", paged=True),
+                    op("GET", "Get a budget", path="/budgets/{id}", data=budget),
+                    op("GET", "What the platform itself costs", path="/platform",
+                       query=COSTS + "PlatformQuery"),
+                ]),
+                (tail, "POST,PATCH,DELETE", WRITE, [
+                    op("POST", "Detect cost anomalies now", path="/anomalies/detect",
+                       query=COSTS + "ForecastQuery", data="[object]"),
+                    op("POST", "Create a budget", path="/budgets", body=COSTS + "BudgetFields",
+                       data=budget, status=201),
+                    op("POST", "Evaluate budgets now", path="/budgets/evaluate",
+                       query=COSTS + "AtQuery", data="[object]"),
+                    op("PATCH", "Change a budget", path="/budgets/{id}",
+                       body=COSTS + "BudgetPatch", data=budget),
+                    op("DELETE", "Delete a budget", path="/budgets/{id}", data=None, status=204),
+                ]),
+            ],
         ),
         *proxied(
             "/api/alerts",
             "alerts",
             [
-                ("", "GET", READ),
-                ("", "POST", WRITE),
-                (tail, "GET", READ),
-                (tail, "POST,PUT,PATCH,DELETE", WRITE),
+                ("", "GET", READ, [op("GET", "The alert feed", query=ALERTS + "AlertQuery",
+                                      data=f"[{alert}]", paged=True)]),
+                (tail, "GET", READ, [
+                    op("GET", "Live alert changes (Server-Sent Events)", path="/stream",
+                       data=None, media="text/event-stream"),
+                    op("GET", "Notification delivery attempts", path="/notifications",
+                       query=ALERT_HANDLERS + "AttemptQuery", data="[" + ALERTS
+                       + "DeliveryAttempt]", paged=True),
+                    op("GET", "Silences", path="/silences", query="SilenceStateQuery",
+                       data=f"[{silence}]"),
+                    op("GET", "Get a silence", path="/silences/{id}", data=silence),
+                    op("GET", "Get an alert with its history", path="/{id}", data="AlertDetail"),
+                ]),
+                (tail, "POST,PUT,DELETE", WRITE, [
+                    op("POST", "Alertmanager API v2: post alerts", path="/v2/alerts",
+                       body="[" + ALERTS + "AlertIn]", data=f"[{alert}]", errors=(413,)),
+                    op("POST", "Alertmanager webhook (version 4)", path="/webhook",
+                       body=ALERT_HANDLERS + "WebhookPayload", data=f"[{alert}]", errors=(413,)),
+                    op("POST", "Create a silence", path="/silences", body=ALERTS + "SilenceIn",
+                       data=silence, status=201),
+                    op("PUT", "Replace a silence", path="/silences/{id}",
+                       body=ALERTS + "SilenceIn", data=silence, errors=(409,)),
+                    op("DELETE", "Expire a silence", path="/silences/{id}", data=silence),
+                    op("POST", "Acknowledge an alert", path="/{id}/ack",
+                       body=ALERT_HANDLERS + "Note", body_required=False, data=alert,
+                       errors=(409,)),
+                    op("POST", "Resolve an alert", path="/{id}/resolve",
+                       body=ALERT_HANDLERS + "Note", body_required=False, data=alert,
+                       errors=(409,)),
+                    op("POST", "Comment on an alert", path="/{id}/comments",
+                       body=ALERT_HANDLERS + "CommentIn", data=alert, status=201),
+                ]),
             ],
         ),
-    ]
+    ]  # fmt: skip
 
 
 class RouteIndex(dict[web.AbstractRoute, RouteSpec]):
@@ -149,11 +281,17 @@ def configure(
 
 
 def register(app: web.Application, table: Iterable[RouteSpec], proxy: Handler) -> None:
-    """Add every row to the router and remember which spec each aiohttp route serves."""
+    """Add every row to the router and remember which spec each aiohttp route serves.
+
+    Every ``GET`` is answered for ``HEAD`` too (RFC 9110 9.3.2), with the same permission.
+    """
     specs = RouteIndex()
     for spec in table:
         handler = spec.handler or proxy
-        for method in spec.methods:
+        methods = list(spec.methods)
+        if "GET" in methods and "HEAD" not in methods:
+            methods.append("HEAD")
+        for method in methods:
             route = app.router.add_route(method, spec.template, handler)
             specs[route] = spec
     app[ROUTES] = specs

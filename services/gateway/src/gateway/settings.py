@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -66,6 +67,10 @@ class GatewaySettings(ServiceSettings):
     jwt_ttl_seconds: int = Field(default=900, ge=30, le=3600)
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=30)
     jwt_issuer: str = "cloudops-gateway"
+
+    # The API reference page (/api/docs): the directory of Swagger UI's files (the npm package
+    # swagger-ui-dist); unset, the dashboard's installed copy.
+    docs_assets: Path | None = None
 
     # Dashboard sessions.
     session_cookie: str = "cloudops_session"
