@@ -5,15 +5,17 @@ request context (request id, access log), metrics (final status), errors (every 
 below becomes problem+json that the two above still observe). Then the gateway's, cheapest
 refusal first, so that nothing expensive runs for a request that is refused anyway:
 
-4. ``stats``: per-route latency for /api/performance/stats, seeing every status below;
-5. ``network``: resolves the client IP (trusted proxy aware) that everything below logs and
+4. ``edge``: answers nginx's ``/_edge/auth`` subrequest itself, running 6-10 below on the
+   original request it describes (:mod:`gateway.edge`), never on the subrequest;
+5. ``stats``: per-route latency for /api/performance/stats, seeing every status below;
+6. ``network``: resolves the client IP (trusted proxy aware) that everything below logs and
    limits by, and refuses denied networks before any other work;
-6. ``hardening``: TRACE, paths with dot segments or encoded separators, credentials in the
+7. ``hardening``: TRACE, paths with dot segments or encoded separators, credentials in the
    URL, declared body too large (413 before reading) or of the wrong media type (415), CORS
    preflight: all without touching Redis or PostgreSQL;
-7. ``bots``: User-Agent patterns and honeypot paths, before authentication so a trap path
+8. ``bots``: User-Agent patterns and honeypot paths, before authentication so a trap path
    never answers 401 and so reveals nothing;
-8. ``auth``: identify the caller (401), check the CSRF token of a change made with the session
+9. ``auth``: identify the caller (401), check the CSRF token of a change made with the session
    cookie (403 ``.../csrf``), then check the route's permission (403); before the rate limiter
    so that the limit counts per key or user, and refused calls consume no quota (keys and
    tokens are 256-bit secrets, so unthrottled 401s do not help guessing; password logins have
@@ -21,7 +23,7 @@ refusal first, so that nothing expensive runs for a request that is refused anyw
    authentication knows whether the cookie (rather than a key or token) identified the caller,
    and the session record it already loaded holds the token, so the check costs no extra Redis
    call; being before the limiter, a forged request never spends the user's quota;
-9. ``rate_limit``: one atomic Redis script per request (also checks the honeypot flag); session
+10. ``rate_limit``: one atomic Redis script per request (also checks the honeypot flag); session
    callers count against their own, larger, per-user quota.
 
 The gateway has no sub-applications, so its code reads app state from ``request.app``;
@@ -45,6 +47,7 @@ from common.web import create_base_app
 from gateway import handlers, openapi, performance
 from gateway.auth import auth_middleware
 from gateway.bots import BOT_PATTERNS, bot_middleware, compile_patterns
+from gateway.edge import edge_middleware, setup_edge
 from gateway.hardening import hardening_middleware, security_headers
 from gateway.keys import key_ring_ctx
 from gateway.network import network_middleware
@@ -145,18 +148,19 @@ def gateway_routes() -> list[RouteSpec]:
 
 def create_app(settings: GatewaySettings | None = None) -> web.Application:
     settings = settings or GatewaySettings()
+    decision_chain = (
+        network_middleware,
+        hardening_middleware,
+        bot_middleware,
+        auth_middleware,
+        rate_limit_middleware,
+    )
     app = create_base_app(
         settings,
-        middlewares=(
-            stats_middleware,
-            network_middleware,
-            hardening_middleware,
-            bot_middleware,
-            auth_middleware,
-            rate_limit_middleware,
-        ),
+        middlewares=(edge_middleware, stats_middleware, *decision_chain),
         client_max_size=settings.max_body_bytes,
     )
+    setup_edge(app, decision_chain)
     app[GATEWAY_SETTINGS] = settings
     # A live stream lasts as long as its viewer: it must not hold an in-flight slot meanwhile.
     app[ADMISSION].exempt.add("/api/alerts/stream")

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.config import ServiceSettings
+from common.limits import BODY_READ_TIMEOUT_SECONDS, JSON_MAX_DEPTH
 
 Network = IPv4Network | IPv6Network
 
@@ -79,6 +80,15 @@ class GatewaySettings(ServiceSettings):
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=20, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
+    # Past the account's limit, each further failure doubles the lock, from the base to the cap;
+    # a device cookie from an earlier successful login is not held back by it.
+    login_lockout_base_seconds: int = Field(default=30, ge=1)
+    login_lockout_max_seconds: int = Field(default=900, ge=1)
+    device_cookie: str = "cloudops_device"
+    device_cookie_days: int = Field(default=90, ge=1)
+    # Failed key and token checks per client IP: past the limit, 429 before any lookup.
+    auth_max_failures_per_ip: int = Field(default=30, ge=1)
+    auth_failure_window_seconds: int = Field(default=300, ge=1)
     password_min_length: int = Field(default=12, ge=8)
 
     # Rate limiting.
@@ -95,11 +105,17 @@ class GatewaySettings(ServiceSettings):
 
     # Request hardening.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_json_depth: int = Field(default=32, ge=2)
+    max_json_depth: int = Field(default=JSON_MAX_DEPTH, ge=2)
+    # A JSON body must have arrived this long after its headers (408 otherwise).
+    body_read_timeout_seconds: float = Field(default=BODY_READ_TIMEOUT_SECONDS, gt=0)
+    # A streamed upload that sends nothing for this long is broken off.
+    upload_idle_seconds: float = Field(default=60.0, gt=0)
     cors_origins: tuple[str, ...] = ()
 
-    # Networks. The client IP comes from X-Forwarded-For only when the peer is a trusted proxy.
+    # Networks. The client IP comes from X-Forwarded-For only when the peer is a trusted proxy,
+    # and, when the edge secret is set, only on requests that carry it in X-CloudOps-Edge.
     trusted_proxies: tuple[Network, ...] = ()
+    edge_secret: SecretStr | None = None
     allow_cidrs: tuple[Network, ...] = ()
     deny_cidrs: tuple[Network, ...] = ()
     admin_allow_cidrs: tuple[Network, ...] = ()
