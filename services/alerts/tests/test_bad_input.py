@@ -53,6 +53,10 @@ CASES: list[tuple[str, Any, int]] = [
         422,
     ),
     ("/api/alerts/silences", silence({"name": "team", "value": "web", "op": "=="}), 422),
+    ("/api/alerts/silences", silence({"name": "team", "value": "(?=x)", "isRegex": True}), 422),
+    ("/api/alerts/silences", silence({"name": "team", "value": "x" * 1025}), 422),
+    ("/api/alerts/silences", silence({"name": "t" * 129, "value": "x"}), 422),
+    ("/api/alerts/silences", silence(*[{"name": f"l{i}", "value": "x"} for i in range(33)]), 422),
 ]
 
 
@@ -78,6 +82,10 @@ CASES: list[tuple[str, Any, int]] = [
         "silence-without-comment",
         "silence-ends-before-start",
         "silence-unknown-matcher-field",
+        "silence-regex-not-re2",
+        "silence-matcher-value-too-long",
+        "silence-matcher-name-too-long",
+        "silence-too-many-matchers",
     ],
 )
 async def test_bad_input_is_a_problem_and_nothing_is_stored(
@@ -110,4 +118,22 @@ async def test_unreadable_bodies_are_problems(
         "/api/alerts/v2/alerts", data=io.BytesIO(body), headers={"Content-Type": content_type}
     )
     assert resp.status == status
+    assert resp.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [("matcher", f"l{i}=x") for i in range(17)],
+        [("matcher", "team=x" + " " * 4096 + "x")],
+        [("matcher", "team=~(a)\\1")],
+        [("matcher", "t" * 129 + "=x")],
+    ],
+    ids=["too-many-matchers", "matcher-too-long", "regex-not-re2", "label-name-too-long"],
+)
+async def test_feed_matchers_out_of_bounds_are_problems(
+    client: Client, params: list[tuple[str, str]]
+) -> None:
+    resp = await client.get("/api/alerts", params=params)
+    assert resp.status == 400, await resp.text()
     assert resp.content_type == "application/problem+json"

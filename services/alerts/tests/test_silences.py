@@ -110,3 +110,30 @@ async def test_silences_can_be_listed_read_and_replaced(client: Client) -> None:
     assert fetched["matchers"] == [matcher("team", "data")]
     assert fetched["comment"] == "moved"
     assert (await current(client, alert["id"]))["suppressed"] is True
+
+
+async def test_the_creator_is_the_caller_whatever_the_body_says(client: Client) -> None:
+    silence = await create_silence(client, matcher("team", "web"), createdBy="admin")
+    assert silence["created_by"] == "carol"
+    fetched = (await (await client.get(f"/api/alerts/silences/{silence['id']}")).json())["data"]
+    assert fetched["created_by"] == "carol"
+
+
+async def test_a_silence_with_a_backtracking_regex_mutes_in_linear_time(client: Client) -> None:
+    # (a+)+ against "aaa...ab" took seconds per ingest in a backtracking engine, doubling with
+    # each character; RE2 answers at once whatever the label's length.
+    await create_silence(client, matcher("team", "(a+)+", "=~"))
+    alert = await raise_alert(client, team="a" * 1000 + "b")
+    assert alert["suppressed"] is False
+    assert (await raise_alert(client, team="a" * 1000))["suppressed"] is True
+
+
+async def test_a_regex_re2_cannot_compile_is_a_problem_naming_the_matcher(client: Client) -> None:
+    body = {"matchers": [matcher("team", "(a)\\1", "=~")], "endsAt": later(60), "comment": "c"}
+    resp = await client.post("/api/alerts/silences", json=body)
+    assert resp.status == 422
+    assert resp.content_type == "application/problem+json"
+    [error] = (await resp.json())["errors"]
+    assert error["field"] == "matchers.0"
+    assert "'team'" in error["message"]
+    assert "RE2" in error["message"]

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import timeit
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from alerts.domain import InhibitionIndex, InhibitRule, Matcher, fingerprint
+from alerts.domain import (
+    MAX_MATCHER_TEXT,
+    InhibitionIndex,
+    InhibitRule,
+    Matcher,
+    fingerprint,
+    split_matcher,
+)
 from alerts.notify import run_every
 from alerts.rules import Condition, render
 
@@ -53,6 +63,87 @@ def test_the_fingerprint_ignores_label_order() -> None:
 def test_matchers_parse_from_text(text: str, op: str, name: str, value: str) -> None:
     matcher = Matcher.parse(text)
     assert (matcher.op, matcher.name, matcher.value) == (op, name, value)
+
+
+def best_time(call: Callable[[], object], number: int = 20) -> float:
+    """Seconds per call, the best of a few rounds (the least disturbed by anything else)."""
+    return min(timeit.repeat(call, number=number, repeat=5)) / number
+
+
+def test_regex_matchers_take_linear_time_on_adversarial_labels() -> None:
+    # (a+)+ backtracks exponentially in a backtracking engine: each extra "a" doubled the time
+    # (1.4 s at 24 characters). RE2 is linear, so the longer label costs about the same.
+    matcher = Matcher(name="team", value="(a+)+", is_regex=True)
+    short, long = {"team": "a" * 10 + "b"}, {"team": "a" * 22 + "b"}
+    assert not matcher.matches(long)
+    ratio = best_time(lambda: matcher.matches(long), 5) / best_time(lambda: matcher.matches(short))
+    assert ratio < 50, f"12 more characters cost {ratio:.0f} times as much"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "team=x{}x",  # spaces inside the value: the old parser was quadratic here
+        "team{}=x",
+        "{}team=x",
+        "team=~{}",
+    ],
+    ids=["inside-value", "before-op", "leading", "trailing"],
+)
+def test_the_matcher_parser_is_linear_in_runs_of_spaces(text: str) -> None:
+    small, large = text.format(" " * 500), text.format(" " * 16_000)
+    assert split_matcher(large) is not None
+    ratio = best_time(lambda: split_matcher(large)) / best_time(lambda: split_matcher(small))
+    # 32 times the input: linear is about 32, quadratic about 1000.
+    assert ratio < 200, f"32 times the input cost {ratio:.0f} times as much"
+
+
+def test_a_matcher_longer_than_the_bound_is_refused_before_it_is_parsed() -> None:
+    with pytest.raises(ValueError, match="at most"):
+        Matcher.parse("team=x" + " " * MAX_MATCHER_TEXT + "x")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("(a)\\1", "invalid escape sequence"),  # backreferences: not in RE2 (nor in Go)
+        ("(?=a)b", "invalid perl operator"),  # lookahead
+        ("x{1001}", "invalid repetition size"),
+        ("(", "missing )"),
+    ],
+)
+def test_patterns_re2_cannot_compile_are_refused_naming_the_matcher(
+    value: str, reason: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Matcher(name="team", value=value, is_regex=True)
+    message = str(raised.value.errors()[0]["msg"])
+    assert "'team'" in message
+    assert reason in message
+
+
+@pytest.mark.parametrize(
+    ("value", "label", "hit"),
+    [
+        ("we.", "web", True),
+        ("we.", "webshop", False),  # anchored at both ends, as Alertmanager does
+        ("web|api", "api", True),
+        ("web|api", "xapi", False),
+        ("a.c", "a\nc", False),  # "." does not match a newline, as in Go
+        (".*", "", True),
+    ],
+)
+def test_regex_matchers_are_fully_anchored_re2(value: str, label: str, hit: bool) -> None:
+    assert Matcher(name="team", value=value, is_regex=True).matches({"team": label}) is hit
+
+
+def test_a_stored_pattern_re2_cannot_compile_matches_nothing() -> None:
+    stored = Matcher.model_validate(
+        {"name": "team", "value": "(?=web)", "isRegex": True, "isEqual": False},
+        context={"stored": True},
+    )
+    assert stored.matches({"team": "web"}) is False
+    assert stored.matches({"team": "data"}) is False
 
 
 def test_an_alert_never_inhibits_itself() -> None:

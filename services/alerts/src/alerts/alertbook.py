@@ -691,8 +691,11 @@ class AlertBook:
     # -- silences -------------------------------------------------------------------------------
 
     async def create_silence(self, silence: SilenceIn, creator: str) -> Silence:
+        """Store ``silence`` as created by ``creator``, the caller: a ``createdBy`` in the body
+        (Alertmanager clients send one) is never trusted for it."""
+
         async def change(conn: Connection, changes: Changes) -> Silence:
-            created = await storage.insert_silence(conn, silence, silence.created_by or creator)
+            created = await storage.insert_silence(conn, silence, creator)
             await self._reevaluate(conn, await storage.open_alerts(conn), changes, lock=False)
             return created
 

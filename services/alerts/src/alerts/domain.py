@@ -1,9 +1,10 @@
 """Alerts: identity, validation, matchers, silences, inhibition and notification payloads.
 
 No aiohttp and no SQL here. Semantics follow Prometheus Alertmanager where it documents them:
-the fingerprint is a hash of the sorted label set, regex matchers are fully anchored, an inhibition
-rule mutes targets whose ``equal`` labels have the same values (absent equals absent) as a firing
-source alert.
+the fingerprint is a hash of the sorted label set, regex matchers are fully anchored and run on
+RE2 (the engine of Alertmanager's Go, linear in the text: no pattern can make matching backtrack),
+an inhibition rule mutes targets whose ``equal`` labels have the same values (absent equals absent)
+as a firing source alert.
 """
 
 from __future__ import annotations
@@ -17,23 +18,34 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
+import re2  # type: ignore[import-untyped]
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 MAX_LABELS = 64
 MAX_ANNOTATIONS = 64
+MAX_LABEL_NAME = 128
+MAX_LABEL_VALUE = 1024
+#: A matcher's value or regular expression, in characters.
+MAX_MATCHER_VALUE = 1024
+#: A matcher written as text (``name=~"value"``), spaces included.
+MAX_MATCHER_TEXT = 2 * MAX_MATCHER_VALUE
+MAX_SILENCE_MATCHERS = 32
+MAX_QUERY_MATCHERS = 16
 
 LabelName = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    str,
+    StringConstraints(min_length=1, max_length=MAX_LABEL_NAME, pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$"),
 ]
-LabelValue = Annotated[str, StringConstraints(max_length=1024)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE)]
 AnnotationValue = Annotated[str, StringConstraints(max_length=8192)]
 Labels = Annotated[dict[LabelName, LabelValue], Field(max_length=MAX_LABELS)]
 Annotations = Annotated[dict[LabelName, AnnotationValue], Field(max_length=MAX_ANNOTATIONS)]
@@ -156,26 +168,50 @@ class DeliveryAttempt(BaseModel):
 # -- matchers -----------------------------------------------------------------------------------
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
-_MATCHER_TEXT = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.S)
+# Longest first: "=~" must not be read as "=" followed by a value starting with "~".
+_OPS: tuple[MatchOp, ...] = ("=~", "!~", "!=", "=")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: Set on validation context when a matcher is read back from storage rather than from a client.
+STORED = "stored"
+
+
+def split_matcher(text: str) -> tuple[str, MatchOp, str] | None:
+    """``(name, op, value)`` of ``name<op>value``, or None; one pass over ``text``, so its cost
+    stays linear in its length whatever runs of spaces it holds. Values may be double-quoted."""
+    text = text.strip()
+    found = _LABEL_NAME.match(text)
+    if found is None:
+        return None
+    rest = text[found.end() :].lstrip()
+    op = next((op for op in _OPS if rest.startswith(op)), None)
+    if op is None:
+        return None
+    value = rest[len(op) :].lstrip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return found.group(), op, value
 
 
 class Matcher(BaseModel):
-    """A label matcher in Alertmanager's v2 form; regexes are fully anchored."""
+    """A label matcher in Alertmanager's v2 form; regexes are RE2, fully anchored."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     name: LabelName
-    value: Annotated[str, StringConstraints(max_length=1024)]
+    value: Annotated[str, StringConstraints(max_length=MAX_MATCHER_VALUE)]
     is_regex: bool = Field(default=False, alias="isRegex")
     is_equal: bool = Field(default=True, alias="isEqual")
 
     @model_validator(mode="after")
-    def _compiles(self) -> Matcher:
-        if self.is_regex:
-            try:
-                re.compile(self.value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression: {exc.msg}") from None
+    def _compiles(self, info: ValidationInfo) -> Matcher:
+        # A stored matcher was checked when it was written; one that an older engine accepted
+        # and RE2 does not matches nothing (see ``matches``) rather than breaking every read.
+        if self.is_regex and not (info.context or {}).get(STORED):
+            error = _compile_error(self.value)
+            if error is not None:
+                raise ValueError(
+                    f"matcher {self.name!r}: not a valid RE2 regular expression ({error})"
+                )
         return self
 
     @property
@@ -188,7 +224,10 @@ class Matcher(BaseModel):
         # An absent label matches as the empty string, as in Prometheus.
         actual = labels.get(self.name, "")
         if self.is_regex:
-            hit = _compiled(self.value).fullmatch(actual) is not None
+            pattern = _compiled(self.value)
+            if pattern is None:
+                return False
+            hit = pattern.fullmatch(actual) is not None
         else:
             hit = actual == self.value
         return hit if self.is_equal else not hit
@@ -197,26 +236,53 @@ class Matcher(BaseModel):
     def parse(cls, text: str) -> Matcher:
         """``name=value``, ``name!=value``, ``name=~regex`` or ``name!~regex``; values may be
         double-quoted."""
-        found = _MATCHER_TEXT.match(text)
-        if found is None:
+        if len(text) > MAX_MATCHER_TEXT:
+            raise ValueError(f"a matcher is at most {MAX_MATCHER_TEXT} characters long")
+        parts = split_matcher(text)
+        if parts is None:
             raise ValueError(f"matcher {text[:64]!r} is not name<op>value with op =, !=, =~ or !~")
-        name, op, value = found.groups()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
+        name, op, value = parts
         return cls.model_validate(
             {"name": name, "value": value, "isRegex": "~" in op, "isEqual": op[0] == "="}
         )
 
 
-_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a client's bad pattern is a 422, not a line on stderr
+    # Program and DFA cache per pattern; past it RE2 falls back to its (still linear) NFA.
+    options.max_mem = 1 << 20
+    return options
 
 
-def _compiled(pattern: str) -> re.Pattern[str]:
-    compiled = _REGEX_CACHE.get(pattern)
-    if compiled is None:
-        if len(_REGEX_CACHE) > 4096:
-            _REGEX_CACHE.clear()
-        compiled = _REGEX_CACHE[pattern] = re.compile(pattern)
+_RE2_OPTIONS = _re2_options()
+_REGEX_CACHE: dict[str, Any] = {}
+_REGEX_CACHE_SIZE = 1024
+
+
+def _compile_error(pattern: str) -> str | None:
+    """Why RE2 refuses ``pattern`` (without echoing it), or None when it compiles."""
+    try:
+        re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else "invalid"
+        message = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        # RE2 writes "<what>: <the offending part of the pattern>"; keep only the what.
+        return message.partition(":")[0][:64]
+    return None
+
+
+def _compiled(pattern: str) -> Any:
+    """The compiled RE2 pattern, or None when RE2 cannot compile it."""
+    if pattern in _REGEX_CACHE:
+        return _REGEX_CACHE[pattern]
+    if len(_REGEX_CACHE) >= _REGEX_CACHE_SIZE:
+        _REGEX_CACHE.clear()
+    try:
+        compiled = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error:
+        compiled = None
+    _REGEX_CACHE[pattern] = compiled
     return compiled
 
 
@@ -238,10 +304,11 @@ class SilenceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    matchers: list[Matcher] = Field(min_length=1, max_length=32)
+    matchers: list[Matcher] = Field(min_length=1, max_length=MAX_SILENCE_MATCHERS)
     starts_at: AwareDatetime | None = Field(default=None, alias="startsAt")
     ends_at: AwareDatetime = Field(alias="endsAt")
     comment: Text
+    #: Accepted for Alertmanager clients (amtool sends it) and ignored: the creator is the caller.
     created_by: Annotated[str, StringConstraints(max_length=256)] | None = Field(
         default=None, alias="createdBy"
     )
@@ -360,13 +427,15 @@ class AlertQuery(BaseModel):
     status: list[Status] = Field(default_factory=list, max_length=3)
     source: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     suppressed: bool | None = None
-    matcher: list[Matcher] = Field(default_factory=list, max_length=16)
+    matcher: list[Matcher] = Field(default_factory=list, max_length=MAX_QUERY_MATCHERS)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
 
     @field_validator("matcher", mode="before")
     @classmethod
     def _parse_matchers(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_QUERY_MATCHERS:
+            raise ValueError(f"at most {MAX_QUERY_MATCHERS} matchers")  # before parsing them
         return [Matcher.parse(v) if isinstance(v, str) else v for v in value]
 
     def equality_labels(self) -> dict[str, str]:

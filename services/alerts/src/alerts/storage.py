@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from alerts.domain import (
+    STORED,
     Alert,
     AlertQuery,
     DeliveryAttempt,
@@ -35,7 +36,7 @@ def to_alert(row: asyncpg.Record) -> Alert:
 
 
 def to_silence(row: asyncpg.Record) -> Silence:
-    return Silence.model_validate(dict(row))
+    return Silence.model_validate(dict(row), context={STORED: True})
 
 
 # -- alerts -------------------------------------------------------------------------------------
