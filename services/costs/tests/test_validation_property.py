@@ -31,12 +31,13 @@ SAMPLES: dict[Kind, list[str]] = {
                    "9" * 20000],
     Kind.TIMESTAMP: ["2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", "2024-01-02 00:00:00 UTC",
                      "2024-02-01T00:00:00.0000000Z", "2024-01-01", "2024-13-01T00:00:00Z",
-                     "01/02/2024", "", "NULL"],
+                     "01/02/2024", "9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "", "NULL"],
     Kind.ENUM: ["Usage", "usage", " Compute", "Compute", "Correction", "Usage-Based", "Refund",
                 "", "NULL"],
     Kind.CURRENCY: ["USD", "EUR", "usd", " gbp ", "EURO", "$", "", "NULL"],
     Kind.JSON: ['{"team": "web"}', "{}", "[1, 2]", "{broken", '{"a": "\\u0000"}', "", "NULL"],
-    Kind.TEXT: ["a", "Compute", "acct-1", "x,y", "", "NULL", "é", "nul\x00inside"],
+    Kind.TEXT: ["a", "Compute", "acct-1", "x,y", "", "NULL", "é", "nul\x00inside", "'=SUM(A1)",
+                "''-x", "'plain", "-x"],
 }  # fmt: skip
 # Periods that mostly run forward, so most generated rows are kept and their findings compared.
 BY_COLUMN = {

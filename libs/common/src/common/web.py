@@ -52,6 +52,7 @@ from common.tracing import (
     parse_traceparent,
     valid_request_id,
 )
+from common.validation import refuse_nul, refuse_unstorable
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -153,15 +154,17 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 def parse_query(request: web.Request, model: type[M]) -> M:
     """Validate query parameters as ``model``; a malformed query is a 400 with per-field errors.
 
-    A parameter may repeat (``?tag=a&tag=b``) where the model's field is a list.
+    A parameter may repeat (``?tag=a&tag=b``) where the model's field is a list. A value the
+    database cannot take (a NUL character, an integer beyond ``bigint``) is a 400 as well.
     """
     values: dict[str, Any] = {}
     for name in request.query:
         field = model.model_fields.get(name)
         is_list = field is not None and get_origin(field.annotation) is list
         values[name] = request.query.getall(name) if is_list else request.query[name]
+    refuse_nul(values)
     try:
-        return model.model_validate(values)
+        return refuse_unstorable(model.model_validate(values))
     except ValidationError as exc:
         raise BadRequest("Invalid query parameters.", errors=validation_errors(exc)) from None
 

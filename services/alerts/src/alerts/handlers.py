@@ -18,6 +18,7 @@ from alerts.settings import AlertsSettings
 from alerts.stream import AlertFeed, valid_stream_id
 from common.context import REQUEST_ID, TRACE
 from common.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, validation_errors
+from common.validation import refuse_nul, refuse_unstorable
 from common.web import json_response, parse_query, read_json, read_json_value
 
 PRINCIPAL_HEADER = "X-CloudOps-Principal"
@@ -94,8 +95,9 @@ def _query(request: web.Request) -> AlertQuery:
     for name in ("severity", "status"):
         values[name] = [v for item in request.query.getall(name, []) for v in item.split(",") if v]
     values["matcher"] = request.query.getall("matcher", [])
+    refuse_nul(values)
     try:
-        return AlertQuery.model_validate(values)
+        return refuse_unstorable(AlertQuery.model_validate(values))
     except ValidationError as exc:
         raise BadRequest("Invalid query parameters.", errors=validation_errors(exc)) from None
 

@@ -14,7 +14,6 @@ half still paying list price.
 
 from __future__ import annotations
 
-import csv
 import io
 import random
 from collections.abc import Iterable, Mapping
@@ -24,7 +23,8 @@ from typing import Any
 
 import orjson
 
-from costs.focus import COLUMNS
+from common import csvsafe
+from costs.focus import COLUMNS, Kind
 
 PROVIDERS = {
     "aws": ("AWS", "4821-0937-1184", "Acme AWS"),
@@ -164,8 +164,11 @@ def demo_billing(
     """
     rng = random.Random(seed)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out)
     header = [c.focus for c in COLUMNS]
+    # Amounts go to the writer as numbers: text cells that a resource's name or tags can fill
+    # are neutralised, numbers are not.
+    amounts = {c.focus for c in COLUMNS if c.kind is Kind.DECIMAL}
     writer.writerow(header)
     resources = [*fleet, *UNMANAGED]
     closed = _stamp(end)
@@ -173,7 +176,9 @@ def demo_billing(
     def write(row: dict[str, str]) -> None:
         if row["BillingPeriodEnd"] <= closed:
             row["InvoiceId"] = invoice_id(row)
-        writer.writerow([row.get(name, "") for name in header])
+        writer.writerow(
+            [Decimal(v) if name in amounts and v else v for name in header for v in [row.get(name)]]
+        )
 
     for offset in range(days, 0, -1):
         day = end - timedelta(days=offset)

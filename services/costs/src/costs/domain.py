@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,15 +20,9 @@ from pydantic import (
 )
 
 from common.encoding import PlainDecimal
-
-
-def _as_utc(value: datetime) -> datetime:
-    """A timestamp without an offset is taken as UTC; every other one is converted to UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+from common.validation import Day, Instant
 
 Basis = Literal["billed", "effective", "list", "contracted"]
-Instant = Annotated[datetime, AfterValidator(_as_utc)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 GROUPS = {
@@ -78,8 +71,8 @@ class CostFilter(_Query):
 
 
 class DailyQuery(CostFilter):
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
     group_by: str = "service_category"
 
     @field_validator("group_by")
@@ -106,8 +99,8 @@ class DailyQuery(CostFilter):
 class InvoiceQuery(_Query):
     """Invoices whose billing period starts in ``[start, end]`` (days, inclusive), paged."""
 
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
     billing_account_id: str | None = None
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0)
@@ -122,7 +115,7 @@ class InvoiceQuery(_Query):
 class ForecastQuery(CostFilter):
     horizon: int | None = Field(default=None, ge=1, le=366)
     lookback: int = Field(default=90, ge=7, le=3660)
-    end: date | None = None
+    end: Day | None = None
 
 
 class RealtimeQuery(_Query):
@@ -197,7 +190,7 @@ class Budget(BudgetFields):
 
 
 class PlatformQuery(_Query):
-    day: date | None = None
+    day: Day | None = None
 
 
 class ListQuery(_Query):

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from common.csvsafe import NEUTRALISING_QUOTE, restore
+from common.validation import in_day_range
 from costs.focus_spec import (
     BY_FOCUS,
     COLUMNS,
@@ -189,15 +191,21 @@ def check_value(column: Column, raw: str) -> tuple[str | None, str | None]:
         return None, MANDATORY_NULL if column.non_null else None
     kind = column.kind
     if kind is Kind.TEXT:
+        # A cell a CSV writer neutralised against formula injection ('=SUM...) is its text.
+        text = restore(raw)
         # PostgreSQL text cannot hold the NUL character; every other kind refuses it anyway.
-        return (raw.replace("\x00", ""), NUL_CHARACTER) if "\x00" in raw else (raw, None)
+        return (text.replace("\x00", ""), NUL_CHARACTER) if "\x00" in text else (text, None)
     if kind is Kind.DECIMAL:
         return _decimal(raw)
     if kind is Kind.TIMESTAMP:
         try:
-            return utc_text(raw), None
+            instant = parse_timestamp(raw)
         except (ValueError, OverflowError):
             return None, INVALID_TIMESTAMP
+        # A charge in year 1 or 9999 is no bill's, and the reports' date arithmetic needs room.
+        if not in_day_range(instant):
+            return None, INVALID_TIMESTAMP
+        return instant.isoformat(timespec="microseconds"), None
     if kind is Kind.ENUM:
         if raw in column.values:
             return raw, None
@@ -468,7 +476,9 @@ def _by_value(column: Column, raw: Sequence[str]) -> _Checked:
 
 
 def _texts(column: Column, raw: Sequence[str]) -> _Checked:
-    if "\x00" in "".join(raw):
+    # By value when some text holds a NUL or may start with a neutralising quote.
+    joined = "\n".join(raw)
+    if "\x00" in joined or joined.startswith(NEUTRALISING_QUOTE) or "\n'" in joined:
         return _by_value(column, raw)
     if "" not in raw and "NULL" not in raw:
         return _Checked(raw, [], None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -100,13 +101,18 @@ async def export_daily(request: web.Request) -> web.Response:
 
 async def export_focus(request: web.Request) -> web.StreamResponse:
     query = parse_query(request, DailyQuery)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/csv; charset=utf-8",
-                 "Content-Disposition": 'attachment; filename="focus-line-items.csv"'}
-    )  # fmt: skip
-    await response.prepare(request)
-    async for chunk in request.config_dict[REPORTS].focus_csv(query):
-        await response.write(chunk)
+    async with contextlib.aclosing(request.config_dict[REPORTS].focus_csv(query)) as chunks:
+        # The first chunk (the header, after the first query) before the status line: a failure
+        # until then is still a problem response, not a 200 cut short.
+        first = await anext(chunks)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/csv; charset=utf-8",
+                     "Content-Disposition": 'attachment; filename="focus-line-items.csv"'}
+        )  # fmt: skip
+        await response.prepare(request)
+        await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
     await response.write_eof()
     return response
 

@@ -5,17 +5,16 @@ No aiohttp here: handlers call these and render the results.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from common.encoding import plain_decimal
+from common import csvsafe
 from costs import storage
 from costs.domain import (
     CostFilter,
@@ -101,21 +100,13 @@ class Reports:
     async def daily_csv(self, query: DailyQuery) -> str:
         report = await self.daily(query)
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csvsafe.writer(out)
         writer.writerow(["date", query.group_by, "currency", f"{query.basis}_cost", "line_items"])
         for i in report["items"]:
-            writer.writerow(
-                [
-                    i["date"].isoformat(),
-                    i["group"] or "",
-                    i["currency"],
-                    plain_decimal(i["cost"]),
-                    i["line_items"],
-                ]
-            )
+            writer.writerow([i["date"], i["group"], i["currency"], i["cost"], i["line_items"]])
         return out.getvalue()
 
-    async def focus_csv(self, query: DailyQuery) -> AsyncIterator[bytes]:
+    async def focus_csv(self, query: DailyQuery) -> AsyncGenerator[bytes, None]:
         """The window's line items as FOCUS CSV, streamed from a server-side cursor.
 
         The FOCUS 1.0 columns are always written; a column a later version added only when some
@@ -124,7 +115,7 @@ class Reports:
         start, end = query.window(now_utc().date())
         first, last = day_start(start), day_start(end + timedelta(days=1))
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csvsafe.writer(out)
         async with self.pool.acquire() as conn, conn.transaction():
             newer = await storage.present_columns(
                 conn, query, first, last, [c.db for c in COLUMNS[_FOCUS_10_COLUMNS:]]
@@ -135,7 +126,7 @@ class Reports:
                 conn, query, first, last, [c.db for c in columns]
             )
             async for row in cursor:
-                writer.writerow([_focus_text(v) for v in row.values()])
+                writer.writerow([_focus_value(v) for v in row.values()])
                 if out.tell() > 64 * 1024:
                     yield out.getvalue().encode()
                     out.seek(0)
@@ -268,11 +259,8 @@ class Reports:
             return await storage.list_anomalies(conn, limit, offset)
 
 
-def _focus_text(value: Any) -> str:
-    if value is None:
-        return ""
+def _focus_value(value: Any) -> Any:
+    """Instants as FOCUS writes them (``2024-01-01T00:00:00Z``); the rest as the CSV writer does."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, Decimal):
-        return plain_decimal(value)
-    return str(value)
+    return value
