@@ -9,7 +9,7 @@ import pytest
 
 from alerts.settings import AlertsSettings
 
-from .conftest import Client, ClientFactory, SseReader, start_app, v2_alert
+from .conftest import Client, ClientFactory, SseReader, start_app, v2_alert, wait_for
 
 
 async def post(client: Client, **labels: str) -> dict[str, Any]:
@@ -103,3 +103,73 @@ async def test_open_streams_hold_no_in_flight_slot(
     assert (await client.get("/api/alerts")).status == 200
     for stream in streams:
         stream.close()
+
+
+async def metric_values(client: Client) -> dict[str, float]:
+    text = await (await client.get("/metrics")).text()
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if name.startswith("alerts_streams")
+    }
+
+
+def as_principal(name: str) -> dict[str, str]:
+    return {"X-CloudOps-Principal": name}
+
+
+async def assert_refused(resp: Any) -> None:
+    assert resp.status == 429
+    assert resp.content_type == "application/problem+json"
+    assert int(resp.headers["Retry-After"]) >= 1
+
+
+async def test_streams_are_capped_per_principal_across_instances_and_freed_on_disconnect(
+    client: Client, aiohttp_client: ClientFactory, settings: AlertsSettings
+) -> None:
+    other = await start_app(aiohttp_client, settings)  # a second worker or replica
+    assert settings.streams_per_principal == 5
+    eve = [await (client, other)[i % 2].get("/api/alerts/stream", headers=as_principal("eve"))
+           for i in range(5)]  # fmt: skip
+    assert [s.status for s in eve] == [200] * 5
+    await assert_refused(await client.get("/api/alerts/stream", headers=as_principal("eve")))
+    await assert_refused(await other.get("/api/alerts/stream", headers=as_principal("eve")))
+    # Someone else is not starved by eve.
+    frank = await client.get("/api/alerts/stream", headers=as_principal("frank"))
+    assert frank.status == 200
+    assert (await client.get("/api/alerts", headers=as_principal("eve"))).status == 200
+
+    eve.pop().close()  # a viewer goes away: its slot is freed once the server sees it
+
+    async def reopened() -> Any:
+        resp = await client.get("/api/alerts/stream", headers=as_principal("eve"))
+        if resp.status == 200:
+            return resp
+        await assert_refused(resp)
+        return None
+
+    eve.append(await wait_for(reopened, timeout=5, interval=0.2))
+    for resp in [*eve, frank]:
+        resp.close()
+
+
+async def test_streams_are_capped_in_total(
+    aiohttp_client: ClientFactory, settings: AlertsSettings, pg_url: str
+) -> None:
+    from common.testing import truncate_schema
+
+    await truncate_schema(pg_url, "alerts")
+    client = await start_app(aiohttp_client, settings.model_copy(update={"streams_total": 3}))
+    before = await metric_values(client)
+    open_ = [
+        await client.get("/api/alerts/stream", headers=as_principal(f"viewer-{i}"))
+        for i in range(3)
+    ]
+    assert [s.status for s in open_] == [200] * 3
+    await assert_refused(await client.get("/api/alerts/stream", headers=as_principal("late")))
+    after = await metric_values(client)
+    refused = 'alerts_streams_refused_total{cap="total"}'
+    assert after[refused] - before.get(refused, 0) == 1
+    assert after["alerts_streams_open"] - before["alerts_streams_open"] == 3
+    for resp in open_:
+        resp.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -15,9 +16,22 @@ from redis.exceptions import RedisError
 from alerts.alertbook import ALERT_BOOK, Caller
 from alerts.domain import AlertIn, AlertQuery, SilenceIn, Text
 from alerts.settings import AlertsSettings
-from alerts.stream import AlertFeed, valid_stream_id
+from alerts.stream import (
+    VIEWER_RENEW_SECONDS,
+    AlertFeed,
+    Cap,
+    StreamViewers,
+    Viewer,
+    valid_stream_id,
+)
 from common.context import REQUEST_ID, TRACE
-from common.errors import BadRequest, PayloadTooLarge, ServiceUnavailable, validation_errors
+from common.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    validation_errors,
+)
 from common.validation import refuse_nul, refuse_unstorable
 from common.web import json_response, parse_query, read_json, read_json_value
 
@@ -243,8 +257,44 @@ async def expire_silence(request: web.Request) -> web.Response:
     return json_response(silence.public(datetime.now(UTC)))
 
 
+#: Seconds a refused viewer is told to wait: a slot frees only when another stream closes.
+STREAM_RETRY_AFTER = "10"
+
+
+def _viewers(request: web.Request, feed: AlertFeed) -> StreamViewers:
+    settings = request.config_dict[ALERTS_SETTINGS]
+    return StreamViewers(
+        feed.redis,
+        f"{feed.key}:viewers",
+        per_principal=settings.streams_per_principal,
+        total=settings.streams_total,
+    )
+
+
+async def _admit(viewers: StreamViewers, principal: str) -> Viewer:
+    """A slot for this stream, or a 429: one caller's open streams must not starve the rest."""
+    admitted = await viewers.admit(principal)
+    if admitted is Cap.PRINCIPAL:
+        raise TooManyRequests(
+            f"At most {viewers.per_principal} live streams may be open per caller; "
+            "close one or list /api/alerts instead.",
+            headers={"Retry-After": STREAM_RETRY_AFTER},
+        )
+    if admitted is Cap.TOTAL:
+        raise TooManyRequests(
+            "The live feed has as many viewers as it serves; list /api/alerts instead.",
+            headers={"Retry-After": STREAM_RETRY_AFTER},
+        )
+    assert isinstance(admitted, Viewer)
+    return admitted
+
+
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events of alert changes; ``Last-Event-ID`` resumes after the entry it names."""
+    """Server-Sent Events of alert changes; ``Last-Event-ID`` resumes after the entry it names.
+
+    Open streams are capped per principal and in total (429 with ``Retry-After`` beyond);
+    a stream's slot is freed when its viewer goes away.
+    """
     feed = request.config_dict[ALERT_FEED]
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     if last is not None and not valid_stream_id(last):
@@ -252,12 +302,24 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "Last-Event-ID is not an event id from this stream.",
             errors=[{"field": "Last-Event-ID", "message": "must look like 1700000000000-0"}],
         )
+    viewers = _viewers(request, feed)
     try:
         after = last or await feed.last_id()
+        viewer = await _admit(viewers, _principal(request))
     except (RedisError, OSError):
         raise ServiceUnavailable(
             "The live feed is unavailable; list /api/alerts instead.", headers={"Retry-After": "5"}
         ) from None
+    try:
+        return await _serve_stream(request, feed, viewers, viewer, after)
+    finally:
+        with contextlib.suppress(RedisError, OSError):  # else the slot's lease runs out
+            await viewers.release(viewer)
+
+
+async def _serve_stream(
+    request: web.Request, feed: AlertFeed, viewers: StreamViewers, viewer: Viewer, after: str
+) -> web.StreamResponse:
     keepalive = request.config_dict[ALERTS_SETTINGS].stream_keepalive_seconds
     closing = request.config_dict[CLOSING]
     response = web.StreamResponse(
@@ -269,7 +331,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     await response.write(b"retry: 2000\n\n")
-    written = time.monotonic()
+    written = renewed = time.monotonic()
     # A blocking read at most every second, so a gone client or a shutdown ends the loop quickly.
     while not closing.is_set() and request.transport is not None:
         if request.transport.is_closing():
@@ -284,6 +346,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if time.monotonic() - written >= keepalive:
                 await response.write(b": keepalive\n\n")
                 written = time.monotonic()
+            if time.monotonic() - renewed >= VIEWER_RENEW_SECONDS:
+                await viewers.renew(viewer)
+                renewed = time.monotonic()
         except (ConnectionResetError, RedisError):
             break  # the client reconnects with Last-Event-ID and resumes
     return response

@@ -56,6 +56,10 @@ class AlertsSettings(ServiceSettings):
     #: Entries kept in the Redis stream behind ``/api/alerts/stream`` (Last-Event-ID resume window).
     stream_max_len: int = Field(default=10_000, ge=100)
     stream_keepalive_seconds: float = Field(default=15.0, gt=0)
+    #: Live streams one principal (``X-CloudOps-Principal``) may hold open at once, and all
+    #: principals together, over every process; beyond either a new stream is a 429.
+    streams_per_principal: int = Field(default=5, ge=1)
+    streams_total: int = Field(default=1000, ge=1)
     consumer_prefetch: int = Field(default=256, ge=1)
     #: Events handled per transaction at most (the events waiting, never waiting for more).
     consumer_batch_size: int = Field(default=100, ge=1)
