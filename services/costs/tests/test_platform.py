@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from .conftest import Client
+
+ADMIN = {"X-CloudOps-Principal": "root", "X-CloudOps-Permissions": "admin,read,write"}
+
+
+async def platform_report(client: Client, headers: dict[str, str]) -> dict[str, Any]:
+    resp = await client.get("/api/costs/platform", headers=headers)
+    assert resp.status == 200
+    report: dict[str, Any] = (await resp.json())["data"]
+    return report
 
 
 async def test_daily_report_charges_requests_per_user(client: Client) -> None:
@@ -12,9 +22,7 @@ async def test_daily_report_charges_requests_per_user(client: Client) -> None:
         for _ in range(n):
             resp = await client.get("/api/costs/budgets", headers={"X-CloudOps-Principal": who})
             assert resp.status == 200
-    resp = await client.get("/api/costs/platform")
-    assert resp.status == 200
-    report = (await resp.json())["data"]
+    report = await platform_report(client, ADMIN)
     per_user = {u["principal"]: u for u in report["per_user"]}
     assert per_user["alice"]["requests"] == 3
     assert per_user["key-42"]["requests"] == 2
@@ -34,3 +42,18 @@ async def test_report_for_a_day_without_requests_is_empty(client: Client) -> Non
 
 async def test_bad_day_is_a_400(client: Client) -> None:
     assert (await client.get("/api/costs/platform", params={"day": "monday"})).status == 400
+
+
+async def test_a_caller_without_admin_sees_only_its_own_usage(client: Client) -> None:
+    for who in ("alice", "key-42", "bob", ""):
+        resp = await client.get("/api/costs/budgets", headers={"X-CloudOps-Principal": who})
+        assert resp.status == 200
+    alice = {"X-CloudOps-Principal": "alice", "X-CloudOps-Permissions": "read,write"}
+    own = await platform_report(client, alice)
+    assert [u["principal"] for u in own["per_user"]] == ["alice"]
+    nobody = await platform_report(client, {})
+    assert [u["principal"] for u in nobody["per_user"]] == ["anonymous"]
+    everyone = await platform_report(client, ADMIN)
+    assert {"alice", "key-42", "bob", "anonymous"} <= {u["principal"] for u in everyone["per_user"]}
+    # The platform's totals name nobody: every caller sees all requests counted.
+    assert own["requests"] >= 4

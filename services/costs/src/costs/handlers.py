@@ -27,9 +27,10 @@ from costs.domain import (
     PlatformQuery,
     RealtimeQuery,
 )
-from costs.platform import TRACKER
+from costs.platform import ANONYMOUS, TRACKER
 
 PRINCIPAL_HEADER = "X-CloudOps-Principal"
+PERMISSIONS_HEADER = "X-CloudOps-Permissions"
 UPLOAD_TYPES = frozenset(
     {"text/csv", "application/csv", "application/gzip", "application/x-gzip",
      "application/octet-stream", "text/plain"}
@@ -48,6 +49,12 @@ def path_uuid(request: web.Request, name: str = "id") -> UUID:
 
 def principal(request: web.Request) -> str | None:
     return request.headers.get(PRINCIPAL_HEADER) or None
+
+
+def is_admin(request: web.Request) -> bool:
+    """Whether the gateway granted the caller ``admin`` (a comma-separated header)."""
+    granted = request.headers.get(PERMISSIONS_HEADER, "")
+    return "admin" in {p.strip() for p in granted.split(",")}
 
 
 def _at(request: web.Request) -> datetime:
@@ -188,8 +195,10 @@ async def evaluate_budgets(request: web.Request) -> web.Response:
 
 
 async def platform(request: web.Request) -> web.Response:
+    """The platform's own cost; who else uses it (``per_user``) only an admin sees."""
     day = parse_query(request, PlatformQuery).day or datetime.now(UTC).date()
-    return json_response(await request.config_dict[TRACKER].report(day))
+    only = None if is_admin(request) else principal(request) or ANONYMOUS
+    return json_response(await request.config_dict[TRACKER].report(day, only=only))
 
 
 def add_routes(app: web.Application) -> None:

@@ -64,7 +64,11 @@ class CostTracker:
             async with self.pool.acquire() as conn:
                 await storage.add_platform_usage(conn, rows)
 
-    async def report(self, day: date) -> dict[str, Any]:
+    async def report(self, day: date, *, only: str | None = None) -> dict[str, Any]:
+        """The day's cost; ``per_user`` lists every principal, or only the one named by ``only``.
+
+        Totals and the breakdown always cover the whole platform: they name nobody.
+        """
         await self.flush()
         async with self.pool.acquire() as conn:
             rows = await storage.platform_usage(conn, day)
@@ -76,9 +80,10 @@ class CostTracker:
             n = Decimal(r["bytes_out"]) / GB * self.network_per_gb
             compute += c
             network += n
-            per_user.append(
-                {"principal": r["principal"], "requests": r["requests"], "cost": _usd(c + n)}
-            )
+            if only is None or r["principal"] == only:
+                per_user.append(
+                    {"principal": r["principal"], "requests": r["requests"], "cost": _usd(c + n)}
+                )
         breakdown = {
             "compute": _usd(compute),
             "network": _usd(network),
