@@ -40,7 +40,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -472,14 +472,33 @@ def _has_ipv6_loopback() -> bool:
         return False
 
 
-def _write_upstream(conf_dir: Path, gateway_port: int) -> None:
-    """The active stack, as nginx sees it; rewritten by a blue/green switch."""
-    (conf_dir / "active.conf").write_text(
-        "upstream cloudops_gateway {\n"
-        f"    server 127.0.0.1:{gateway_port};\n"
+#: nginx's upstream blocks (``cloudops_<name>``): the gateway and each service the edge decision
+#: may send a request to directly.
+UPSTREAM_NAMES = ("gateway", "resources", "costs", "alerts")
+
+
+def _write_upstream(conf_dir: Path, ports: Mapping[str, int]) -> None:
+    """The active stack, as nginx sees it: one upstream block per process of ``ports`` (name ->
+    port, the gateway's included); rewritten by a blue/green switch, which moves them all at once.
+
+    A service without a port is sent to the gateway's, which answers for it as before.
+    """
+    blocks = [
+        f"upstream cloudops_{name} {{\n"
+        f"    server 127.0.0.1:{ports.get(name, ports['gateway'])};\n"
         "    keepalive 64;\n"
         "}\n"
-    )
+        for name in UPSTREAM_NAMES
+    ]
+    (conf_dir / "active.conf").write_text("".join(blocks))
+
+
+def _write_edge_secret(conf_dir: Path, edge_secret: str) -> None:
+    """The secret nginx shows the gateway on every request (``X-CloudOps-Edge``), kept 0600."""
+    path = conf_dir / "edge.conf"
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(f'map "" $cloudops_edge_secret {{\n    default "{edge_secret}";\n}}\n')
 
 
 #: Requests to /api/ nginx serves at once before it answers 503 itself. Near what one gateway
@@ -487,6 +506,8 @@ def _write_upstream(conf_dir: Path, gateway_port: int) -> None:
 #: a saturated event loop. On two cores, 1,000 connections offering 2,000 req/s got 503s back with
 #: p99 26 ms at 128 and 670 ms at 256; at 2,048 the gateway shed them itself, p99 several seconds.
 NGINX_API_MAX_CONNECTIONS = 128
+#: Seconds a client may pause between two reads of its headers or of an API body.
+NGINX_CLIENT_TIMEOUT_SECONDS = 10
 #: Descriptors one nginx worker wants: 10,000 clients, as many upstream sockets, and room.
 NGINX_WORKER_NOFILE = 65536
 
@@ -519,17 +540,25 @@ def render_nginx(
     dashboard_dir: Path,
     checkout: Path = ROOT,
     api_max_connections: int | None = None,
+    service_ports: Mapping[str, int] | None = None,
+    edge_secret: str = "",
 ) -> Path:
-    """Write ``run_dir``/nginx/nginx.conf (and the upstream file) from the template.
+    """Write ``run_dir``/nginx/nginx.conf (and the upstream and edge secret files) from the
+    template.
 
     ``api_max_connections`` bounds the requests to /api/ nginx serves at once (beyond it: 503
     problem+json with Retry-After); it defaults to CLOUDOPS_NGINX_MAX_CONNECTIONS, else
-    NGINX_API_MAX_CONNECTIONS.
+    NGINX_API_MAX_CONNECTIONS. ``service_ports`` (name -> port) are the services nginx sends
+    allowed requests to directly; any other goes through the gateway. ``edge_secret`` is sent
+    to the gateway as ``X-CloudOps-Edge`` (CLOUDOPS_GATEWAY_EDGE_SECRET); empty, nothing is.
+    CLOUDOPS_NGINX_CLIENT_TIMEOUT (seconds, default NGINX_CLIENT_TIMEOUT_SECONDS) cuts off a
+    client that sends its headers or an API body slower than that between two reads.
     """
     conf_dir = run_dir / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (conf_dir / sub).mkdir(parents=True, exist_ok=True)
-    _write_upstream(conf_dir, gateway_port)
+    _write_upstream(conf_dir, {**(service_ports or {}), "gateway": gateway_port})
+    _write_edge_secret(conf_dir, edge_secret)
     worker = _worker_user(checkout)
     user_line = ""
     if worker is not None:
@@ -550,6 +579,9 @@ def render_nginx(
             WORKER_RLIMIT_NOFILE=_nginx_nofile(),
             API_MAX_CONNECTIONS=api_max_connections
             or int(os.environ.get("CLOUDOPS_NGINX_MAX_CONNECTIONS", NGINX_API_MAX_CONNECTIONS)),
+            CLIENT_TIMEOUT=int(
+                os.environ.get("CLOUDOPS_NGINX_CLIENT_TIMEOUT", NGINX_CLIENT_TIMEOUT_SECONDS)
+            ),
         )
     )
     return conf
@@ -732,8 +764,19 @@ class Platform:
     def _gateway_port(self, color: str) -> int:
         return next(s.port(color) for s in self.services if s.name == "gateway")
 
+    def _ports(self, color: str) -> dict[str, int]:
+        """Every process of the ``color`` stack nginx sends requests to, by name."""
+        return {s.name: s.port(color) for s in self.services}
+
     def start_nginx(self, dashboard_dir: Path) -> subprocess.Popen[bytes]:
-        conf = render_nginx(RUN, self._gateway_port(self.color), PUBLIC_PORT, dashboard_dir)
+        conf = render_nginx(
+            RUN,
+            self._gateway_port(self.color),
+            PUBLIC_PORT,
+            dashboard_dir,
+            service_ports=self._ports(self.color),
+            edge_secret=self.env.get("CLOUDOPS_GATEWAY_EDGE_SECRET", ""),
+        )
         self.nginx = self._spawn(
             "nginx", ["nginx", "-c", str(conf), "-p", str(RUN / "nginx")], self.env
         )
@@ -749,7 +792,7 @@ class Platform:
         except StackFailed as exc:
             say(f"redeploy aborted, {self.color} keeps serving: {exc}")
             return
-        _write_upstream(RUN / "nginx", self._gateway_port(new_color))
+        _write_upstream(RUN / "nginx", self._ports(new_color))
         subprocess.run(
             ["nginx", "-c", str(self.nginx_conf), "-p", str(RUN / "nginx"), "-s", "reload"],
             check=True,
@@ -810,6 +853,8 @@ def up() -> None:
         "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": admin_key,
         # Shared by both colours, so tokens stay valid across a blue/green switch.
         "CLOUDOPS_GATEWAY_JWT_SECRET": _secret("CLOUDOPS_GATEWAY_JWT_SECRET", "jwt-secret"),
+        # What nginx shows the gateway, so that only nginx may tell it who the client is.
+        "CLOUDOPS_GATEWAY_EDGE_SECRET": _secret("CLOUDOPS_GATEWAY_EDGE_SECRET", "edge-secret"),
         "CLOUDOPS_GATEWAY_TRUSTED_PROXIES": '["127.0.0.1/32", "::1/128"]',
     }
     platform = Platform(services, env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -202,11 +203,27 @@ def costs_service(costs_database: str) -> Iterator[ServiceProcess]:
     service.close()
 
 
-def render_nginx(run_dir: Path, public_port: int, gateway_port: int) -> Path:
-    """The repository's nginx template, rendered by the code ``make up`` renders it with."""
+def render_nginx(
+    run_dir: Path,
+    public_port: int,
+    gateway_port: int,
+    service_ports: dict[str, int] | None = None,
+    edge_secret: str = "",
+) -> Path:
+    """The repository's nginx template, rendered by the code ``make up`` renders it with.
+
+    Without ``service_ports`` every API request goes through the gateway.
+    """
     dashboard = run_dir / "dashboard"
     dashboard.mkdir(exist_ok=True)
-    conf: Path = load_platformctl().render_nginx(run_dir, gateway_port, public_port, dashboard)
+    conf: Path = load_platformctl().render_nginx(
+        run_dir,
+        gateway_port,
+        public_port,
+        dashboard,
+        service_ports=service_ports,
+        edge_secret=edge_secret,
+    )
     assert "${" not in conf.read_text(), "the nginx template has a variable make up does not set"
     return conf
 
@@ -259,8 +276,12 @@ def running_nginx(conf: Path, port: int, seconds: float = 30) -> Iterator[subpro
 def public_path(
     costs: ServiceProcess, database_url: str, run_dir: Path, **gateway_env: str
 ) -> Iterator[PublicPath]:
-    """nginx in front of a gateway in front of ``costs``, serving once the gateway answers."""
+    """nginx in front of a gateway in front of ``costs``, serving once the gateway answers.
+
+    Allowed requests to costs go from nginx straight to it, as in ``make up``.
+    """
     gateway_port = free_port()
+    edge_secret = secrets.token_urlsafe(32)
     gateway = ServiceProcess(
         "gateway",
         {
@@ -269,12 +290,15 @@ def public_path(
             "CLOUDOPS_GATEWAY_COSTS_URL": costs.url,
             "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
             "CLOUDOPS_LOG_LEVEL": "WARNING",
+            "CLOUDOPS_GATEWAY_EDGE_SECRET": edge_secret,
             **gateway_env,
         },
         gateway_port,
     )
     public_port = free_port()
-    conf = render_nginx(run_dir, public_port, gateway_port)
+    conf = render_nginx(
+        run_dir, public_port, gateway_port, {"costs": costs.port}, edge_secret=edge_secret
+    )
     gateway.start(timeout=60)
     try:
         with running_nginx(conf, public_port) as nginx:

@@ -158,8 +158,17 @@ def upstream_request_headers(request: web.Request, client: Client) -> CIMultiDic
         ):
             continue
         headers.add(name, value)
-    headers["X-Forwarded-For"] = client.ip
-    headers["X-Forwarded-Proto"] = client.scheme
+    headers.update(identity_headers(request, client))
+    return headers
+
+
+def identity_headers(request: web.Request, client: Client) -> dict[str, str]:
+    """What a service is told about a request: who called, from where, under which ids.
+
+    The one source of these headers, whether the gateway proxies the request itself or the
+    edge decision (:mod:`gateway.edge`) hands them to nginx to send straight to the service.
+    """
+    headers = {"X-Forwarded-For": client.ip, "X-Forwarded-Proto": client.scheme}
     request_id = request.get(REQUEST_ID)
     if request_id:
         headers["X-Request-ID"] = request_id

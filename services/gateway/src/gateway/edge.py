@@ -1,0 +1,173 @@
+"""The edge decision: the gateway decides every API request, nginx carries its bytes.
+
+nginx's ``auth_request`` asks ``GET /_edge/auth`` (an internal location, not in the route table)
+with the original method and URI in ``X-Original-Method`` / ``X-Original-URI``, the client's
+headers and no body. The gateway resolves that request against its own router, runs its own
+decision chain on it (network, hardening, bots, auth with CSRF and permission, rate limit: the
+very middleware functions of :mod:`gateway.app`) and always answers 204:
+
+- ``X-CloudOps-Upstream: resources|costs|alerts``: allowed. nginx sends the request straight to
+  that service with the identity headers of this answer (:func:`gateway.proxy.identity_headers`,
+  the ones the gateway's proxy sends) and gives the client its RateLimit headers.
+- ``X-CloudOps-Upstream: gateway``: nginx sends the whole request to the gateway, as before. That
+  is the answer for every refusal (the gateway decides again and renders the exact problem), the
+  gateway's own routes, unknown paths, CORS, a declared body the route refuses, a chunked body
+  only the gateway can count against a smaller limit, and an upstream whose breaker is not
+  closed. A refusal spends no quota here: the rate limiter records only what it allows.
+
+``HEAD`` is decided as ``GET``, the route it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from functools import partial
+from typing import Protocol
+
+from aiohttp import web
+from loguru import logger
+from yarl import URL
+
+from common.errors import ProblemError
+from common.limits import API_MAX_BODY_BYTES
+from common.web import Handler, is_json_content_type
+from gateway.breaker import BreakerState
+from gateway.hardening import body_limit
+from gateway.network import CLIENT
+from gateway.proxy import UPSTREAMS, identity_headers
+from gateway.ratelimit import DECISION
+from gateway.routes import RouteSpec, route_spec
+from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
+
+
+class Middleware(Protocol):
+    """An aiohttp middleware, as the gateway's decision chain is written."""
+
+    def __call__(self, request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]: ...
+
+
+EDGE_PATH = "/_edge/auth"
+UPSTREAM_HEADER = "X-CloudOps-Upstream"
+GATEWAY = "gateway"
+ORIGINAL_METHOD = "X-Original-Method"
+ORIGINAL_URI = "X-Original-URI"
+# The original request's body as the client declared it (the subrequest itself carries none).
+ORIGINAL_LENGTH = "X-Original-Content-Length"
+ORIGINAL_TRANSFER_ENCODING = "X-Original-Transfer-Encoding"
+
+# What the decision chain's last link returns when every check let the request through.
+_ALLOWED = web.Response(status=204)
+_TO_GATEWAY = {UPSTREAM_HEADER: GATEWAY}
+
+
+async def _allowed(request: web.Request) -> web.StreamResponse:
+    return _ALLOWED
+
+
+class EdgeDecider:
+    """The gateway's decision chain composed once, ending where the proxy would begin."""
+
+    def __init__(self, chain: Sequence[Middleware]) -> None:
+        handler: Handler = _allowed
+        for middleware in reversed(chain):
+            handler = partial(middleware, handler=handler)
+        self._chain = handler
+
+    async def upstream(self, original: web.Request) -> str | None:
+        """The service that may serve ``original`` directly; None sends it to the gateway."""
+        spec = route_spec(original)
+        if spec is None or spec.upstream is None:
+            return None
+        app = original.app
+        if app[UPSTREAMS][spec.upstream].breaker.state is not BreakerState.CLOSED:
+            return None  # the gateway answers 503 or lets its one trial call through
+        if _needs_gateway(original, spec, app[GATEWAY_SETTINGS]):
+            return None
+        try:
+            outcome = await self._chain(original)
+        except (ProblemError, web.HTTPException):
+            return None
+        except Exception as exc:
+            # Whatever broke (Redis, a bug), the gateway meets it again and renders the problem.
+            logger.warning("edge decision failed", error=type(exc).__name__)
+            return None
+        return spec.upstream if outcome is _ALLOWED else None
+
+
+EDGE = web.AppKey("edge", EdgeDecider)
+
+
+def _needs_gateway(original: web.Request, spec: RouteSpec, settings: GatewaySettings) -> bool:
+    """Requests only the gateway's own handling gets right, though none of them is refused yet."""
+    origin = original.headers.get("Origin")
+    if origin and origin in settings.cors_origins:
+        return True  # the CORS response headers are the gateway's
+    length = original.headers.get(ORIGINAL_LENGTH, "")
+    chunked = bool(original.headers.get(ORIGINAL_TRANSFER_ENCODING))
+    if not chunked and (not length.isdigit() or int(length) == 0):
+        return False  # no body
+    limit = body_limit(spec, settings)
+    if chunked:
+        # nginx cuts a chunked body at API_MAX_BODY_BYTES (2 GiB for uploads): a route with a
+        # smaller limit needs the gateway to count the bytes.
+        return limit < API_MAX_BODY_BYTES
+    if int(length) > limit:
+        return True  # 413, before a byte is read
+    content_type = original.content_type
+    return content_type not in spec.body_types and not (
+        "application/json" in spec.body_types and is_json_content_type(content_type)
+    )  # 415
+
+
+async def _original_request(request: web.Request) -> web.Request | None:
+    """The request nginx asks about, routed by the gateway's router; None when it cannot be."""
+    method = request.headers.get(ORIGINAL_METHOD, "").upper()
+    uri = request.headers.get(ORIGINAL_URI, "")
+    if not method or not uri.startswith("/") or method == "OPTIONS":
+        return None  # preflights are the gateway's
+    path, _, query = uri.partition("?")
+    try:
+        # As aiohttp builds a request's URL: the raw bytes kept, so the path checks see them.
+        url = URL.build(path=path, query_string=query, encoded=True)
+        original = request.clone(method="GET" if method == "HEAD" else method, rel_url=url)
+    except ValueError:
+        return None
+    app = request.app
+    match_info = await app.router.resolve(original)
+    match_info.add_app(app)
+    match_info.freeze()
+    original._match_info = match_info  # as aiohttp's own dispatch does
+    return original
+
+
+async def edge_auth(request: web.Request) -> web.Response:
+    """``GET /_edge/auth``: 204 with the upstream that may serve the original request."""
+    original = await _original_request(request)
+    upstream = None if original is None else await request.app[EDGE].upstream(original)
+    if original is None or upstream is None:
+        return web.Response(status=204, headers=_TO_GATEWAY)
+    headers = identity_headers(original, original[CLIENT])
+    headers[UPSTREAM_HEADER] = upstream
+    decision = original.get(DECISION)
+    if decision is not None:
+        request[DECISION] = decision  # ratelimit.rate_limit_headers adds them to this answer
+    return web.Response(status=204, headers=headers)
+
+
+@web.middleware
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answers the edge decision before the gateway's chain runs on the subrequest itself.
+
+    The chain belongs to the original request: run on the subrequest it would judge nginx's
+    call instead (a denied User-Agent would make the subrequest 403, which nginx turns into
+    its own error page).
+    """
+    if request.match_info.handler is edge_auth:
+        return await edge_auth(request)
+    return await handler(request)
+
+
+def setup_edge(app: web.Application, chain: Sequence[Middleware]) -> None:
+    """Serve the edge decision with ``chain``: the gateway's decision middlewares, in order."""
+    app[EDGE] = EdgeDecider(chain)
+    app.router.add_get(EDGE_PATH, edge_auth)
