@@ -26,10 +26,12 @@ from common.messaging import (
     CloudEvent,
     Consumer,
     ConsumerRunner,
+    OutboxRelay,
+    enqueue_event,
     new_event,
     queue_names,
 )
-from common.testing import TEST_AMQP_URL
+from common.testing import TEST_AMQP_URL, EventTap
 
 from .faultproxy import Stack, consumed, eventually, resource, service_stack, wait_ready
 
@@ -102,6 +104,75 @@ async def test_a_commit_whose_ack_is_lost_is_still_counted_and_followed_up(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_an_event_is_not_dead_lettered_while_its_database_is_out_of_reach(
+    pool: asyncpg.Pool, broker: Broker
+) -> None:
+    """Two attempts are configured; the database is away for five. An outage is not a poison
+    event: it is retried until the database is back, then handled once."""
+    calls = 0
+
+    async def handler(events: Sequence[CloudEvent], conn: Connection) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            raise ConnectionRefusedError("connect call failed")
+
+    name = f"outage-{uuid.uuid4().hex[:6]}"
+    consumer = Consumer(
+        name=name,
+        routing_keys=["thing.#"],
+        handler=handler,
+        max_attempts=2,
+        retry_base_seconds=0.1,
+    )
+    runner = ConsumerRunner(broker, pool, consumer, queue_expires_ms=60_000)
+    await runner.start()
+    try:
+        before = processed(name)
+        await broker.publish(new_event("thing.created", source="/t", data={"n": 1}))
+        await eventually(
+            lambda: _true(processed(name) > before), timeout=15, what="handled once the db is back"
+        )
+    finally:
+        await runner.close()
+    assert calls == 6
+    labels = {"service": SERVICE, "consumer": name, "outcome": "dead_lettered"}
+    assert not REGISTRY.get_sample_value("events_consumed_total", labels)
+
+
+class RelayMeetingAClosedConnection(OutboxRelay):
+    """The first batch meets what asyncpg raises when a transaction's connection was lost."""
+
+    failed = False
+
+    async def relay_once(self) -> int:
+        if not self.failed:
+            self.failed = True
+            raise asyncpg.InterfaceError(
+                "cannot call Transaction.__aexit__(): the underlying connection is closed"
+            )
+        return await super().relay_once()
+
+
+async def test_the_outbox_relay_outlives_a_connection_lost_mid_batch(
+    pool: asyncpg.Pool, broker: Broker, event_tap: EventTap, pg_url: str
+) -> None:
+    event = new_event("thing.created", source="/t", data={"n": 1})
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_event(conn, event)
+    schema = await pool.fetchval("SELECT current_schema()")
+    relay = RelayMeetingAClosedConnection(
+        pool, broker, database_url=pg_url, schema=schema, poll_seconds=0.1
+    )
+    relay.start()
+    try:
+        [received] = await event_tap.take(1, timeout=10)
+    finally:
+        await relay.stop()
+    assert relay.failed
+    assert received["id"] == event.id
 
 
 # --- poison messages in the costs service -------------------------------------------------------

@@ -19,12 +19,25 @@ from loguru import logger
 
 from common.config import ServiceSettings
 from common.encoding import dumps, loads
-from common.web import READINESS, SETTINGS
+from common.web import READINESS, SETTINGS, UNAVAILABLE_ERRORS
 
 COMMON_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 DB_POOL = web.AppKey("db_pool", asyncpg.Pool)
+
+# PostgreSQL unreachable, gone in the middle of a statement, starting, stopping or full: a 503.
+UNAVAILABLE_ERRORS.extend(
+    [
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.AdminShutdownError,
+        asyncpg.TooManyConnectionsError,
+    ]
+)
+#: Seconds a new connection may take: a server that does not answer must fail a request, not
+#: hold it for asyncpg's default of a minute.
+CONNECT_TIMEOUT = 5.0
 
 #: A connection from ``asyncpg.connect`` or borrowed from the pool; both take the same calls.
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -59,6 +72,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        timeout=CONNECT_TIMEOUT,
         server_settings={"search_path": schema, "application_name": f"cloudops-{schema}"},
     )
     assert pool is not None

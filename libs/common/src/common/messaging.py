@@ -50,7 +50,7 @@ from common.metrics import (
     OUTBOX_PENDING,
 )
 from common.tracing import TraceContext, new_trace
-from common.web import READINESS, SETTINGS
+from common.web import READINESS, SETTINGS, is_unavailable
 
 ATTEMPT_HEADER = "x-cloudops-attempt"
 NOTIFY_CHANNEL_PREFIX = "cloudops_outbox_"
@@ -268,8 +268,14 @@ class OutboxRelay:
                     NOTIFY_CHANNEL_PREFIX + self.schema, lambda *_: self._wakeup.set()
                 )
                 await self._relay_forever(conn)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # InterfaceError: cleaning up after a lost connection met it already closed.
                 logger.warning("outbox relay lost postgres", error=type(exc).__name__)
+                await asyncio.sleep(self.poll_seconds)
+            except Exception as exc:
+                # The relay outlives whatever else went wrong: a dead one strands every event.
+                APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
+                logger.opt(exception=exc).error("outbox relay failed, starting over")
                 await asyncio.sleep(self.poll_seconds)
             finally:
                 with contextlib.suppress(Exception):
@@ -719,12 +725,15 @@ class ConsumerRunner:
     ) -> None:
         name, service = self.consumer.name, self.broker.service
         APPLICATION_ERRORS.labels(service, type(exc).__name__).inc()
-        if attempt >= self.consumer.max_attempts:
+        # A database out of reach says nothing about the event: it is retried for as long as that
+        # lasts, without spending its attempts, rather than dead-lettered with the outage.
+        unavailable = is_unavailable(exc)
+        if attempt >= self.consumer.max_attempts and not unavailable:
             logger.opt(exception=exc).error("event dead-lettered", consumer=name, attempt=attempt)
             EVENTS_CONSUMED.labels(service, name, "dead_lettered").inc()
             await message.reject(requeue=False)
             return
-        delay = self.consumer.retry_delay(attempt)
+        delay = self.consumer.retry_delay(min(attempt, max(1, self.consumer.max_attempts - 1)))
         logger.warning(
             "event handling failed, will retry",
             consumer=name,
@@ -739,7 +748,7 @@ class ConsumerRunner:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message.message_id,
             type=message.type,
-            headers={**message.headers, ATTEMPT_HEADER: attempt + 1},
+            headers={**message.headers, ATTEMPT_HEADER: attempt if unavailable else attempt + 1},
         )
         # The retry copy is confirmed before the original is acked: nothing is lost in between.
         await self._channel.default_exchange.publish(

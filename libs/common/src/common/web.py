@@ -258,6 +258,23 @@ def metrics_middleware_for(service: str) -> Any:
 # Headers of aiohttp's own HTTP errors that the problem response must keep.
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
+#: Exceptions meaning that a server this service depends on cannot be reached right now. They are
+#: answered 503 with Retry-After, not 500: the request was fine and may be sent again. The module
+#: owning a client adds its library's classes (``common.db`` adds asyncpg's).
+UNAVAILABLE_ERRORS: list[type[Exception]] = [ConnectionError, TimeoutError]
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an exception it was raised while handling, is in UNAVAILABLE_ERRORS
+    (a lost connection often surfaces as a second error from cleaning up after the first)."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, tuple(UNAVAILABLE_ERRORS)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -282,6 +299,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {h: exc.headers[h] for h in _KEPT_HEADERS if h in exc.headers}
         return problem_response(request, exc.status, exc.reason, headers=headers)
     except Exception as exc:  # CancelledError is a BaseException: it passes through untouched
+        if is_unavailable(exc):
+            logger.warning("dependency unavailable", error=type(exc).__name__)
+            return problem_response(
+                request,
+                503,
+                "A server this service depends on is unavailable. Try again shortly.",
+                slug="service-unavailable",
+                headers={"Retry-After": "2"},
+            )
         service = request.config_dict[SETTINGS].service_name
         APPLICATION_ERRORS.labels(service, type(exc).__name__).inc()
         logger.opt(exception=exc).error("unhandled error", error=type(exc).__name__)
