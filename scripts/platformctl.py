@@ -4,7 +4,9 @@
 the database, applies every service's migrations, builds the dashboard when its sources changed,
 starts the blue stack (each service and its gateway) and nginx, seeds demo data, creates the
 dashboard's admin user, prints the URL, that user's login and the admin key, and then waits:
-Ctrl-C (or ``down``) stops everything it started.
+Ctrl-C (or ``down``) stops everything it started. Meanwhile it supervises what it started: a
+process that dies is restarted with back-off while the rest keeps serving, and only a crash loop
+stops the platform, naming the process and showing the end of its log.
 
 ``dashboard-test`` runs the dashboard's unit tests (installing Debian's chromium for the
 end-to-end tests when it is missing); ``make test`` runs it before pytest.
@@ -40,8 +42,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from string import Template
@@ -202,6 +205,18 @@ async def _migrate(services: list[Service]) -> None:
         module = importlib.import_module(f"{service.name}.app")
         applied = await migrate(DATABASE_URL, service.name, getattr(module, "MIGRATIONS", None))
         say(f"{service.name}: {len(applied)} migration(s) applied")
+
+
+async def declare_queues(services: list[Service]) -> None:
+    """Every consumer's queues and bindings, declared before any service runs (each service's
+    ``declare_queues``, from the consumers it runs): an event published before its consumer
+    first starts then waits in its queue instead of being dropped as unroutable."""
+    for service in services:
+        module = importlib.import_module(f"{service.name}.app")
+        declare = getattr(module, "declare_queues", None)
+        if declare is not None:
+            queues = await declare()
+            say(f"{service.name}: {len(queues)} queue(s) declared with their bindings")
 
 
 # --- dashboard ----------------------------------------------------------------------------------
@@ -610,73 +625,114 @@ def _admin_password() -> str:
     return _secret("CLOUDOPS_BOOTSTRAP_ADMIN_PASSWORD", "admin-password")
 
 
-def create_admin_user(api: str, admin_key: str, username: str, password: str) -> bool:
-    """The dashboard's admin user, through the public API; False when it already existed."""
-    body = json.dumps(
+#: Who the platform's own writes (the demo seed) are made by, as the services see it.
+SEED_PRINCIPAL = "platform"
+
+
+@dataclass(frozen=True)
+class SeedTarget:
+    """Where the demo seed writes: each service on its own loopback port, as the platform itself.
+
+    Not through nginx and the gateway: the platform's own work must not spend the admin key's
+    rate-limit quota (a second ``up`` soon after heavy use would get 429s), and it needs no
+    credential. The services trust the identity headers the gateway sets, which is why their
+    ports must only ever be reachable from this machine (or, in Kubernetes, from the gateway).
+    """
+
+    urls: dict[str, str]  # service name -> http://127.0.0.1:<port>
+    database_url: str = DATABASE_URL  # where the gateway keeps the dashboard's users
+
+    @classmethod
+    def of_stack(cls, services: list[Service], color: str) -> SeedTarget:
+        return cls({s.name: f"http://127.0.0.1:{s.port(color)}" for s in services})
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-CloudOps-Principal": SEED_PRINCIPAL,
+            "X-CloudOps-Permissions": "admin,read,write",
+            "X-Request-ID": f"seed-{secrets.token_hex(8)}",
+        }
+
+    def call(
+        self, service: str, path: str, body: bytes | None = None, content_type: str = ""
+    ) -> Any:
+        """GET (or POST ``body``) ``path`` on ``service``; raises on any answer but 2xx."""
+        headers = self.headers()
+        if body is not None:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(  # noqa: S310 - the platform's own loopback URL
+            f"{self.urls[service]}{path}",
+            data=body,
+            method="POST" if body is not None else "GET",
+            headers=headers,
+        )
+        with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
+            return json.load(resp)
+
+
+async def create_admin_user(
+    database_url: str, username: str, password: str, jwt_secret: str
+) -> bool:
+    """The dashboard's admin user, stored by the gateway's own user directory (no API call, so
+    no quota spent); False when it already existed."""
+    from common.db import create_pool
+    from common.errors import Conflict
+    from gateway.domain import UserRequest
+    from gateway.settings import GatewaySettings
+    from gateway.users import UserDirectory
+
+    settings = GatewaySettings(database_url=database_url, jwt_secret=jwt_secret)
+    request = UserRequest.model_validate(
         {"username": username, "password": password, "permissions": ["admin", "read", "write"]}
-    ).encode()
+    )
+    pool = await create_pool(database_url, schema=settings.db_schema, min_size=1, max_size=1)
     try:
-        _post(api, "/api/admin/users", admin_key, body, "application/json")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 409:
-            return False
-        detail = json.loads(exc.read() or b"{}")
-        raise SystemExit(f"could not create the dashboard user {username!r}: {detail}") from None
+        users = UserDirectory(pool, settings.password_min_length, settings.key_cache_seconds)
+        await users.create(request)
+    except Conflict:
+        return False
+    finally:
+        await pool.close()
     return True
 
 
-def _post(api: str, path: str, admin_key: str, body: bytes, content_type: str) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - the platform's own loopback URL
-        f"{api}{path}",
-        data=body,
-        method="POST",
-        headers={"Content-Type": content_type, "X-API-Key": admin_key},
-    )
-    with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
-        return json.load(resp)
-
-
-def seed(api: str, admin_key: str) -> int:
-    """Upsert the demo fleet through the public API (idempotent); returns how many it created."""
+def seed(target: SeedTarget) -> int:
+    """Upsert the demo fleet (idempotent); returns how many it created."""
     from resources.seed import demo_fleet
 
     body = json.dumps({"resources": demo_fleet()}).encode()
-    created: int = _post(api, "/api/resources/bulk", admin_key, body, "application/json")["meta"][
-        "created"
-    ]
+    created: int = target.call("resources", "/api/resources/bulk", body, "application/json")[
+        "meta"
+    ]["created"]
     return created
 
 
-def seed_billing(api: str, admin_key: str) -> int:
+def seed_billing(target: SeedTarget) -> int:
     """Import 60 days of demo billing for the fleet, ending yesterday; a re-import replaces it."""
     from costs.demo import demo_billing
     from resources.seed import demo_fleet
 
     raw = gzip.compress(demo_billing(demo_fleet(), end=date.today()))
     path = "/api/costs/imports?filename=demo-billing.csv.gz"
-    accepted: int = _post(api, path, admin_key, raw, "application/gzip")["data"]["rows_accepted"]
+    accepted: int = target.call("costs", path, raw, "application/gzip")["data"]["rows_accepted"]
     return accepted
 
 
-def seed_budgets(api: str, admin_key: str) -> int:
+def seed_budgets(target: SeedTarget) -> int:
     """Create the demo budgets when the deployment has none yet; returns how many it created."""
     from costs.demo import DEMO_BUDGETS
 
-    request = urllib.request.Request(  # noqa: S310 - the platform's own loopback URL
-        f"{api}/api/costs/budgets?limit=1", headers={"X-API-Key": admin_key}
-    )
-    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
-        if json.load(resp)["meta"]["total"]:
-            return 0
+    if target.call("costs", "/api/costs/budgets?limit=1")["meta"]["total"]:
+        return 0
     for budget in DEMO_BUDGETS:
-        _post(api, "/api/costs/budgets", admin_key, json.dumps(budget).encode(), "application/json")
+        target.call("costs", "/api/costs/budgets", json.dumps(budget).encode(), "application/json")
     return len(DEMO_BUDGETS)
 
 
 DEMO_SAMPLE_HOURS = 6
 
 
-def seed_utilization(api: str, admin_key: str) -> int:
+def seed_utilization(target: SeedTarget) -> int:
     """Send 30 days of the fleet's utilisation samples as an exporter would, in batches of the
     API's maximum; returns how many were accepted (a resent sample replaces the stored one)."""
     from resources.domain import MAX_UTILIZATION_SAMPLES
@@ -693,8 +749,53 @@ def seed_utilization(api: str, admin_key: str) -> int:
     for i in range(0, len(samples), MAX_UTILIZATION_SAMPLES):
         body = json.dumps({"samples": samples[i : i + MAX_UTILIZATION_SAMPLES]}).encode()
         path = "/api/resources/utilization"
-        accepted += _post(api, path, admin_key, body, "application/json")["data"]["accepted"]
+        accepted += target.call("resources", path, body, "application/json")["data"]["accepted"]
     return accepted
+
+
+def _failure(exc: BaseException) -> str:
+    """One line saying why a seeding step failed (with the problem's detail when there is one)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        with contextlib.suppress(Exception):
+            problem = json.loads(exc.read() or b"{}")
+            return f"HTTP {exc.code}: {problem.get('detail') or problem.get('title') or ''}"
+        return f"HTTP {exc.code}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def seed_demo(target: SeedTarget, user: str, password: str, jwt_secret: str) -> str:
+    """Every seeding step, each on its own, then the dashboard's admin user; returns the line
+    that tells its login. A step that fails is a warning, never a reason to stop the platform
+    (it serves without that part of the demo)."""
+    steps: list[tuple[str, Callable[[], int], str]] = [
+        ("the demo fleet", lambda: seed(target), "seeded the demo fleet ({} new resources)"),
+        (
+            "utilisation",
+            lambda: seed_utilization(target),
+            "sent 30 days of utilisation ({} samples)",
+        ),
+    ]
+    if "costs" in target.urls:
+        steps += [
+            ("demo billing", lambda: seed_billing(target), "imported demo billing ({} line items)"),
+            ("demo budgets", lambda: seed_budgets(target), "created {} demo budgets"),
+        ]
+    for what, step, done in steps:
+        try:
+            say(done.format(step()))
+        except Exception as exc:
+            say(f"WARNING: seeding {what} failed ({_failure(exc)}); the platform runs without it")
+    try:
+        created = asyncio.run(create_admin_user(target.database_url, user, password, jwt_secret))
+    except Exception as exc:
+        say(f"WARNING: the dashboard user {user!r} could not be created ({_failure(exc)})")
+        return "dashboard login: none (see the warning above)"
+    if created:
+        return f"dashboard login: user {user}, password {password}"
+    return (
+        f"dashboard login: user {user}, password {password} "
+        "(the user already existed: its password was left as it was)"
+    )
 
 
 def _die_with_parent() -> None:
@@ -711,6 +812,40 @@ class StackFailed(RuntimeError):
     """A service of a stack did not become live."""
 
 
+class CrashLoop(RuntimeError):
+    """A process kept crashing: the platform stops and says why rather than restart it forever."""
+
+
+#: A crashed process is restarted after this many seconds, doubled for each crash in a row...
+RESTART_FIRST_DELAY = 0.5
+#: ...up to this; one that had run RESTART_STABLE_SECONDS before it crashed starts over.
+RESTART_MAX_DELAY = 10.0
+RESTART_STABLE_SECONDS = 30.0
+#: This many crashes of one process within CRASH_LOOP_SECONDS stop the platform.
+CRASH_LOOP_CRASHES = 5
+CRASH_LOOP_SECONDS = 60.0
+
+
+@dataclass
+class Restarts:
+    """What the runner knows of one supervised process (by name): its crashes and restarts."""
+
+    crashes: deque[float] = field(default_factory=deque)  # monotonic times, the last minute
+    restarts: int = 0
+    delay: float = RESTART_FIRST_DELAY  # before the next restart
+    due: float | None = None  # when the pending restart happens
+    started: float = field(default_factory=time.monotonic)
+    last_exit: str = ""
+    last_crash: str = ""
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
+
+
 class Platform:
     """What ``up`` runs: one stack of services (blue or green) and nginx in front of it."""
 
@@ -722,6 +857,10 @@ class Platform:
         self.nginx: subprocess.Popen[bytes] | None = None
         self.nginx_conf = RUN / "nginx" / "nginx.conf"
         self.redeploy_requested = False
+        self.restarts: dict[str, Restarts] = {}
+        self._stack_env: dict[str, dict[str, str]] = {}
+        with contextlib.suppress(FileNotFoundError):
+            (RUN / "restarts.json").unlink()  # the count is of this run
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (RUN / "logs" / f"{name}.log").open("ab")
@@ -743,6 +882,7 @@ class Platform:
             env[f"{service.env_prefix}PORT"] = str(service.port(color))
             name = service.name.upper()
             env[f"CLOUDOPS_GATEWAY_{name}_URL"] = f"http://127.0.0.1:{service.port(color)}"
+        self._stack_env[color] = env  # what a crashed service of this colour restarts with
         started: list[tuple[str, subprocess.Popen[bytes]]] = []
         try:
             for service in self.services:
@@ -800,13 +940,89 @@ class Platform:
         # nginx's old workers finish their requests on the old stack; give them time to drain.
         time.sleep(DRAIN_SECONDS)
         old_stack, self.stack, self.color = self.stack, new_stack, new_color
+        for name, _ in old_stack:  # a restart pending for the old stack is moot
+            if name in self.restarts:
+                self.restarts[name].due = None
         self._stop_stack(old_stack)
         self.write_pids()  # written last: `deploy` reports success once this shows the new colour
         say(f"nginx now serves the {new_color} stack")
 
-    def alive(self) -> bool:
-        processes = [p for _, p in self.stack] + ([self.nginx] if self.nginx else [])
-        return all(p.poll() is None for p in processes)
+    def supervise(self) -> None:
+        """Restart whatever exited, after its back-off, while everything else keeps serving.
+
+        Called every turn of ``up``'s loop. A crash is logged and counted (``restarts.json``);
+        the restart waits RESTART_FIRST_DELAY, doubled for each crash in a row up to
+        RESTART_MAX_DELAY. Raises :class:`CrashLoop` once one process crashed CRASH_LOOP_CRASHES
+        times within CRASH_LOOP_SECONDS: restarting it forever would only hide why.
+        """
+        now = time.monotonic()
+        processes = [*self.stack, *([("nginx", self.nginx)] if self.nginx else [])]
+        for name, process in processes:
+            if process.poll() is None:
+                continue
+            record = self.restarts.setdefault(name, Restarts())
+            if record.due is None:
+                self._crashed(name, process, record, now)
+            elif now >= record.due:
+                self._restart(name, record, now)
+
+    def _log_of(self, name: str) -> Path:
+        return RUN / "logs" / ("nginx.log" if name == "nginx" else f"{name}.{self.color}.log")
+
+    def _crashed(
+        self, name: str, process: subprocess.Popen[bytes], record: Restarts, now: float
+    ) -> None:
+        # What it leaves behind (nginx's workers, a service's worker processes) goes too, so
+        # the restarted one can listen on the same port.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if now - record.started >= RESTART_STABLE_SECONDS:
+            record.delay = RESTART_FIRST_DELAY  # it had run well: not part of a series
+        record.crashes.append(now)
+        while record.crashes[0] < now - CRASH_LOOP_SECONDS:
+            record.crashes.popleft()
+        record.last_exit = _exit_reason(process.returncode)
+        record.last_crash = datetime.now(UTC).isoformat(timespec="seconds")
+        self._write_restarts()
+        if len(record.crashes) >= CRASH_LOOP_CRASHES:
+            log = self._log_of(name)
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise CrashLoop(
+                f"{name} crashed {len(record.crashes)} times within {CRASH_LOOP_SECONDS:g} s "
+                f"(last: {record.last_exit}); not restarting it again. The end of {log}:\n{tail}"
+            )
+        record.due = now + record.delay
+        say(f"{name} exited ({record.last_exit}); restarting it in {record.delay:g} s")
+        record.delay = min(record.delay * 2, RESTART_MAX_DELAY)
+
+    def _restart(self, name: str, record: Restarts, now: float) -> None:
+        record.due = None
+        record.started = now
+        record.restarts += 1
+        if name == "nginx":
+            argv = ["nginx", "-c", str(self.nginx_conf), "-p", str(RUN / "nginx")]
+            self.nginx = process = self._spawn("nginx", argv, self.env)
+        else:
+            process = self._spawn(
+                f"{name}.{self.color}", [sys.executable, "-m", name], self._stack_env[self.color]
+            )
+            self.stack = [(n, process if n == name else p) for n, p in self.stack]
+        self.write_pids()
+        self._write_restarts()
+        say(f"restarted {name} (pid {process.pid}, restart {record.restarts})")
+
+    def _write_restarts(self) -> None:
+        """``restarts.json``: per process, how often it was restarted and its last crash."""
+        state = {
+            name: {
+                "restarts": r.restarts,
+                "crashes_last_minute": len(r.crashes),
+                "last_exit": r.last_exit,
+                "last_crash": r.last_crash,
+            }
+            for name, r in self.restarts.items()
+        }
+        (RUN / "restarts.json").write_text(json.dumps(state, indent=2) + "\n")
 
     def write_pids(self) -> None:
         pids = {"platform": os.getpid(), **{n: p.pid for n, p in self.stack}}
@@ -841,6 +1057,7 @@ def up() -> None:
         sys.exit("the gateway service is missing from this checkout")
     asyncio.run(_create_database())
     asyncio.run(_migrate(services))
+    asyncio.run(declare_queues(services))
     dashboard_dir = build_dashboard()
     admin_key = _admin_key()
     admin_user = os.environ.get("CLOUDOPS_BOOTSTRAP_ADMIN_USER") or "admin"
@@ -867,41 +1084,40 @@ def up() -> None:
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_redeploy)
+    crashed = False
     try:
         platform.stack = platform.start_stack("blue")
         nginx = platform.start_nginx(dashboard_dir)
         api = f"http://127.0.0.1:{PUBLIC_PORT}"
         if not _wait_http(f"{api}/api/health", 30, nginx):
             raise SystemExit(f"nginx did not start; see {RUN}/nginx/error.log")
-        created = seed(api, admin_key)
-        say(f"seeded the demo fleet ({created} new resources)")
-        say(f"sent 30 days of utilisation ({seed_utilization(api, admin_key)} samples)")
-        if any(s.name == "costs" for s in services):
-            say(f"imported demo billing ({seed_billing(api, admin_key)} line items)")
-            say(f"created {seed_budgets(api, admin_key)} demo budgets")
-        created_user = create_admin_user(api, admin_key, admin_user, admin_password)
+        login = seed_demo(
+            SeedTarget.of_stack(services, platform.color),
+            admin_user,
+            admin_password,
+            env["CLOUDOPS_GATEWAY_JWT_SECRET"],
+        )
         say(f"CloudOps is running at {api}")
-        if created_user:
-            say(f"dashboard login: user {admin_user}, password {admin_password}")
-        else:
-            say(
-                f"dashboard login: user {admin_user}, password {admin_password} "
-                "(the user already existed: its password was left as it was)"
-            )
+        say(login)
         say(f"admin API key: {admin_key}")
         say("press Ctrl-C (or run `make down`) to stop everything")
-        while platform.alive():
+        while True:
             if platform.redeploy_requested:
                 platform.redeploy_requested = False
                 platform.redeploy()
+            platform.supervise()
             time.sleep(0.2)
-        say(f"stopping: a process exited; see {RUN}/logs")
-    except (KeyboardInterrupt, StackFailed) as exc:
-        if isinstance(exc, StackFailed):
+    except (KeyboardInterrupt, StackFailed, CrashLoop) as exc:
+        if isinstance(exc, CrashLoop):
+            say(f"stopping: {exc}")
+            crashed = True
+        elif isinstance(exc, StackFailed):
             say(str(exc))
     finally:
         platform.stop_all()
         say("stopped")
+    if crashed:
+        sys.exit(1)
 
 
 def _read_pids() -> tuple[str, dict[str, int]] | None:
@@ -974,7 +1190,10 @@ def main() -> None:
     elif args.command == "dashboard-test":
         run_dashboard_tests()
     else:
-        say(f"created {seed(f'http://127.0.0.1:{PUBLIC_PORT}', _admin_key())} resources")
+        state = _read_pids()
+        if state is None:
+            sys.exit("nothing is running: start it with `make up`")
+        say(f"created {seed(SeedTarget.of_stack(available_services(), state[0]))} resources")
 
 
 if __name__ == "__main__":
