@@ -42,6 +42,13 @@ RATE_LIMIT_DECISIONS = Counter(
     "Rate-limit decisions by outcome and by where they were made (redis or fallback).",
     ["service", "outcome", "source"],
 )
+# By who was refused, for the alert on one key hammering its limit: a key id or user name (never
+# a credential), or "anonymous" for clients without one, so the label set stays bounded.
+RATE_LIMIT_REJECTIONS = Counter(
+    "gateway_rate_limit_rejections_total",
+    "Requests refused by the rate limit, by principal and policy.",
+    ["principal", "policy"],
+)
 
 # KEYS[1] window log (sorted set, scores in microseconds), KEYS[2] honeypot flag.
 # ARGV[1] limit, ARGV[2] window in milliseconds, ARGV[3] unique member suffix.
@@ -234,6 +241,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         raise Forbidden("This client has been blocked.")
     request[DECISION] = decision
     if not decision.allowed:
+        RATE_LIMIT_REJECTIONS.labels(principal.subject if principal else "anonymous", policy).inc()
         security_event("rate_limited", request, subject=subject, policy=policy)
         raise TooManyRequests(
             "Rate limit exceeded.", headers={"Retry-After": str(decision.reset_seconds)}
