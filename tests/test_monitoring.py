@@ -385,3 +385,37 @@ def test_process_metrics_are_per_worker_in_multiprocess_mode(
         samples = [s for s in families[name].samples if not s.name.endswith("_created")]
         assert {s.labels["pid"] for s in samples} == pids, name
         assert all(s.value > 0 for s in samples), name
+
+
+# --- deployment manifests ---------------------------------------------------------------------------
+
+
+def k8s_documents() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted((ROOT / "k8s").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def test_every_hpa_scales_on_cpu_and_memory() -> None:
+    hpas = [d for d in k8s_documents() if d["kind"] == "HorizontalPodAutoscaler"]
+    assert len(hpas) == 5
+    for hpa in hpas:
+        targets = {
+            m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
+            for m in hpa["spec"]["metrics"]
+        }
+        assert targets == {"cpu": 70, "memory": 80}, hpa["metadata"]["name"]
+
+
+def test_health_checks_ask_for_readiness() -> None:
+    for deployment in (d for d in k8s_documents() if d["kind"] == "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            probe = container["readinessProbe"]["httpGet"]
+            assert probe["path"] == "/health/ready", deployment["metadata"]["name"]
+    compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        if service.get("command", [None])[0] in SERVICES:
+            assert "/health/ready" in " ".join(service["healthcheck"]["test"]), name
