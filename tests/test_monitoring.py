@@ -387,7 +387,7 @@ def test_process_metrics_are_per_worker_in_multiprocess_mode(
         assert all(s.value > 0 for s in samples), name
 
 
-# --- deployment manifests ---------------------------------------------------------------------------
+# --- deployment manifests ---------------------------------------------------------------------
 
 
 def k8s_documents() -> list[dict[str, Any]]:
