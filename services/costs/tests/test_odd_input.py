@@ -102,3 +102,26 @@ async def test_a_charge_at_the_calendars_end_is_rejected_and_reports_still_work(
     assert result["rows_rejected"] == 2
     for path in ("/api/costs/forecast", "/api/costs/daily", "/api/costs/export/focus.csv"):
         assert (await client.get(path)).status == 200, path
+
+
+async def test_a_nul_character_in_stored_text_is_refused(client: Client) -> None:
+    bodies = [
+        {"name": "we\x00b", "amount": "10"},
+        {"name": "x", "amount": "10", "scope": "provider", "scope_value": "A\x00"},
+        {"name": "x", "amount": "10", "scope": "tag", "scope_key": "te\x00am", "scope_value": "v"},
+    ]
+    for body in bodies:
+        resp = await client.post("/api/costs/budgets", json=body)
+        assert resp.status == 422, body
+        assert resp.content_type == "application/problem+json"
+    created = await client.post("/api/costs/budgets", json={"name": "ok", "amount": "10"})
+    budget = (await created.json())["data"]["id"]
+    patched = await client.patch(f"/api/costs/budgets/{budget}", json={"name": "a\x00"})
+    assert patched.status == 422
+    upload = await client.post(
+        "/api/costs/imports",
+        params={"filename": "bill\x00.csv"},
+        data=to_csv(focus_rows("aws_focus_1_0.csv")),
+        headers={"Content-Type": "text/csv"},
+    )
+    assert await refusal(upload, "filename") is None

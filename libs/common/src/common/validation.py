@@ -45,6 +45,14 @@ def _bounded_instant(value: datetime) -> datetime:
     return utc
 
 
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+#: Add to a ``str`` field that reaches a text column: PostgreSQL's text refuses NUL.
+NoNul = AfterValidator(_without_nul)
 #: A calendar day between :data:`MIN_DAY` and :data:`MAX_DAY`.
 Day = Annotated[date, AfterValidator(_bounded_day)]
 #: A UTC timestamp on a day between :data:`MIN_DAY` and :data:`MAX_DAY`.

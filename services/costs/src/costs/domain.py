@@ -20,10 +20,10 @@ from pydantic import (
 )
 
 from common.encoding import PlainDecimal
-from common.validation import Day, Instant
+from common.validation import Day, Instant, NoNul
 
 Basis = Literal["billed", "effective", "list", "contracted"]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), NoNul]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 GROUPS = {
     "none": None,
@@ -191,6 +191,11 @@ class Budget(BudgetFields):
 
 class PlatformQuery(_Query):
     day: Day | None = None
+
+
+class ImportQuery(_Query):
+    #: The uploaded file's name, as the uploader gave it.
+    filename: str = "upload.csv"
 
 
 class ListQuery(_Query):

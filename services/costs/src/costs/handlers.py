@@ -22,6 +22,7 @@ from costs.domain import (
     BudgetPatch,
     DailyQuery,
     ForecastQuery,
+    ImportQuery,
     InvoiceQuery,
     ListQuery,
     PlatformQuery,
@@ -68,7 +69,7 @@ async def create_import(request: web.Request) -> web.Response:
             f"Send the FOCUS file as text/csv or application/gzip, not {request.content_type!r}."
         )
     settings = request.config_dict[SETTINGS_KEY]
-    filename = request.query.get("filename", "upload.csv")[:255]
+    filename = parse_query(request, ImportQuery).filename[:255]
 
     async def chunks() -> AsyncIterator[bytes]:
         async for chunk in request.content.iter_chunked(settings.import_chunk_bytes):
