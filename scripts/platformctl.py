@@ -487,25 +487,31 @@ def _has_ipv6_loopback() -> bool:
         return False
 
 
-#: nginx's upstream blocks (``cloudops_<name>``): the gateway and each service the edge decision
-#: may send a request to directly.
-UPSTREAM_NAMES = ("gateway", "resources", "costs", "alerts")
+#: The services the edge decision may send a request to directly, each an nginx upstream block
+#: ``cloudops_<name>`` next to ``cloudops_gateway``.
+DIRECT_SERVICES = ("resources", "costs", "alerts")
 
 
 def _write_upstream(conf_dir: Path, ports: Mapping[str, int]) -> None:
-    """The active stack, as nginx sees it: one upstream block per process of ``ports`` (name ->
-    port, the gateway's included); rewritten by a blue/green switch, which moves them all at once.
+    """The active stack, as nginx sees it: an upstream block for the gateway and one per service
+    of ``ports`` (name -> port, the gateway's included), and the map from the edge decision's
+    upstream name to its block. Rewritten by a blue/green switch, which moves them all at once.
 
-    A service without a port is sent to the gateway's, which answers for it as before.
+    A service without a port has no block: a request for it goes to the gateway, credentials and
+    all, which answers for it as before.
     """
-    blocks = [
-        f"upstream cloudops_{name} {{\n"
-        f"    server 127.0.0.1:{ports.get(name, ports['gateway'])};\n"
-        "    keepalive 64;\n"
-        "}\n"
-        for name in UPSTREAM_NAMES
-    ]
-    (conf_dir / "active.conf").write_text("".join(blocks))
+    direct = [name for name in DIRECT_SERVICES if name in ports]
+    lines = ["map $cloudops_upstream_name $cloudops_upstream {", "    volatile;"]
+    lines += [f"    {name} cloudops_{name};" for name in direct]
+    lines += ["    default cloudops_gateway;", "}"]
+    for name in ("gateway", *direct):
+        lines += [
+            f"upstream cloudops_{name} {{",
+            f"    server 127.0.0.1:{ports[name]};",
+            "    keepalive 64;",
+            "}",
+        ]
+    (conf_dir / "active.conf").write_text("\n".join(lines) + "\n")
 
 
 def _write_edge_secret(conf_dir: Path, edge_secret: str) -> None:

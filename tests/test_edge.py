@@ -91,7 +91,7 @@ class Edge:
         while True:
             for line in self.access_log.splitlines():
                 if line.endswith(f" id={request_id}"):
-                    return line.split(" upstream=", 1)[1].split(" ", 1)[0]
+                    return line.split(" upstream=", 1)[1].split(" ", 1)[0].removeprefix("cloudops_")
             assert time.monotonic() < deadline, f"{request_id} not in the access log"
             time.sleep(0.05)
 
@@ -256,6 +256,19 @@ def test_a_silence_is_created_by_the_caller_not_by_a_forged_principal(edge: Edge
         assert edge.upstream_of(request_id) == "alerts"
         created.append(json.loads(raw)["data"]["created_by"])
     assert created[1] == created[0] != "mallory"
+
+
+def test_without_a_direct_route_to_a_service_the_gateway_serves_it_as_before(
+    edge: Edge, tmp_path: Path
+) -> None:
+    public_port = free_port()
+    conf = render_nginx(tmp_path, public_port, edge.gateway.port)  # no service ports
+    with running_nginx(conf, public_port):
+        status, _, body = request(f"http://127.0.0.1:{public_port}/api/resources", key=ADMIN_KEY)
+        log = (tmp_path / "nginx" / "access.log").read_text()
+    assert status == 200, body
+    assert "upstream=cloudops_gateway" in log
+    assert echoed(body)["x-forwarded-for"] == ["127.0.0.1"]
 
 
 def test_head_is_decided_as_the_get_it_reads(edge: Edge) -> None:

@@ -1,0 +1,205 @@
+"""The price of the secured path: ``GET /api/resources?limit=20`` with an API key, five ways.
+
+1. the resources service alone (no proxy);
+2. a naive forwarder (one Redis call, then forward) in front of it;
+3. the gateway alone in front of it (decides and copies every body);
+4. nginx in front of the gateway (the path before the edge decision);
+5. nginx asking the gateway (``auth_request``) and carrying the bytes to the service itself.
+
+Every process is started here on loopback and stopped by its PID; nginx is rendered from the
+repository's template by platformctl's own code. The rounds alternate the paths, so a neighbour's
+burst of load on a shared machine is spread over all of them, and the best round of each is
+reported with the CPU each path spends per request (summed over its processes), which moves much
+less with the neighbours than req/s does. Goal: path 5 >= 0.9x path 1.
+
+Usage: python -m bench.edge_bench [--seconds 10] [--connections 100] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bench.gateway_bench import ADMIN_KEY, seed
+from bench.harness import process, python_module, scratch_database, scratch_names, show, wrk
+from common.testing import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+PATH = "/api/resources?limit=20"
+
+
+def platformctl() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("platformctl", ROOT / "scripts/platformctl.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["platformctl"] = module  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tree(pid: int) -> Iterator[int]:
+    yield pid
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            yield from _tree(int(child))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and their children (nginx's workers) so far."""
+    total = 0
+    for pid in {p for root in pids for p in _tree(root)}:
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists():
+            fields = stat.read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, pids: dict[str, int], connections: int, seconds: int) -> dict[str, Any]:
+    """One wrk run, with the CPU per request of each process of the path and of all of them."""
+    before = {name: cpu_seconds([pid]) for name, pid in pids.items()}
+    result = wrk(url, connections=connections, seconds=seconds, headers={"X-API-Key": ADMIN_KEY})
+    requests = max(1, result["requests"])
+    result["cpu"] = {
+        name: (cpu_seconds([pid]) - before[name]) * 1e6 / requests for name, pid in pids.items()
+    }
+    result["cpu_us"] = sum(result["cpu"].values())
+    return result
+
+
+def nginx(run_dir: Path, gateway_port: int, services: dict[str, int]) -> tuple[list[str], str]:
+    """argv of an nginx for the template, and its public URL."""
+    public_port = free_port()
+    dashboard = run_dir / "dashboard"
+    dashboard.mkdir(parents=True, exist_ok=True)
+    conf = platformctl().render_nginx(
+        run_dir, gateway_port, public_port, dashboard, service_ports=services
+    )
+    return ["nginx", "-c", str(conf), "-p", str(conf.parent)], f"http://127.0.0.1:{public_port}"
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if (
+        not 1 <= args.seconds <= 60
+        or not 1 <= args.connections <= 1000
+        or not 1 <= args.rounds <= 5
+    ):
+        raise SystemExit("--seconds 1..60, --connections 1..1000, --rounds 1..5")
+
+    prefix, exchange = scratch_names()
+    loads = [load_average()]
+    with scratch_database() as database_url, ExitStack() as stack:
+        shared = {
+            "CLOUDOPS_DATABASE_URL": database_url,
+            "CLOUDOPS_REDIS_PREFIX": prefix,
+            "CLOUDOPS_EVENTS_EXCHANGE": exchange,
+            "CLOUDOPS_QUEUE_EXPIRES_MS": "60000",
+            "CLOUDOPS_LOG_LEVEL": "WARNING",
+        }
+        ports = {name: free_port() for name in ("resources", "naive", "gateway")}
+        resources = f"http://127.0.0.1:{ports['resources']}"
+        service = stack.enter_context(
+            process(
+                python_module("resources"),
+                {**shared, "CLOUDOPS_RESOURCES_PORT": str(ports["resources"])},
+                f"{resources}/health/live",
+            )
+        )
+        seed(resources)
+        naive = f"http://127.0.0.1:{ports['naive']}"
+        forwarder = stack.enter_context(
+            process(
+                [sys.executable, str(ROOT / "bench" / "gateway_naive_forwarder.py"),
+                 str(ports["naive"]), resources, prefix],
+                {},
+                f"{naive}/health/live",
+            )
+        )  # fmt: skip
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        gw = stack.enter_context(
+            process(
+                python_module("gateway"),
+                {
+                    **shared,
+                    "CLOUDOPS_GATEWAY_PORT": str(ports["gateway"]),
+                    "CLOUDOPS_GATEWAY_RESOURCES_URL": resources,
+                    "CLOUDOPS_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+                    "CLOUDOPS_GATEWAY_RATE_LIMIT": "1000000000",
+                },
+                f"{gateway}/health/live",
+            )
+        )
+        run = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cloudops-edge-")))
+        old_argv, old_url = nginx(run / "old", ports["gateway"], {})
+        old = stack.enter_context(process(old_argv, {}, f"{old_url}/api/health"))
+        new_argv, new_url = nginx(run / "new", ports["gateway"], {"resources": ports["resources"]})
+        new = stack.enter_context(process(new_argv, {}, f"{new_url}/api/health"))
+
+        paths = {
+            "1 service alone": (resources + PATH, {"service": service.pid}),
+            "2 naive forwarder": (
+                naive + PATH,
+                {"forwarder": forwarder.pid, "service": service.pid},
+            ),
+            "3 gateway (old path)": (gateway + PATH, {"gateway": gw.pid, "service": service.pid}),
+            "4 nginx + gateway (old path)": (
+                old_url + PATH,
+                {"nginx": old.pid, "gateway": gw.pid, "service": service.pid},
+            ),
+            "5 nginx + edge decision (new)": (
+                new_url + PATH,
+                {"nginx": new.pid, "gateway": gw.pid, "service": service.pid},
+            ),
+        }
+        for url, _ in paths.values():  # warm every pool and cache
+            wrk(url, connections=args.connections, seconds=2, headers={"X-API-Key": ADMIN_KEY})
+        best: dict[str, dict[str, Any]] = {}
+        for _ in range(args.rounds):
+            for name, (url, pids) in paths.items():
+                result = measured(url, pids, args.connections, args.seconds)
+                if name not in best or result["rps"] > best[name]["rps"]:
+                    best[name] = result
+            loads.append(load_average())
+
+    print(
+        f"\nGET {PATH} with an API key, {args.connections} connections, {args.seconds} s, "
+        f"best of {args.rounds} alternating rounds; load average (1/5/15 min) before and after "
+        f"each round: {' | '.join(loads)} on {os.cpu_count()} CPUs shared with other work"
+    )
+    alone = best["1 service alone"]
+    for name, result in best.items():
+        show(name, result)
+    print("\nratio to the service alone (req/s) and CPU per request, all processes of the path:")
+    for name, result in best.items():
+        parts = ", ".join(f"{proc} {us:.0f}" for proc, us in result["cpu"].items())
+        print(
+            f"  {name:<32} {result['rps'] / alone['rps']:5.2f}x   "
+            f"{result['cpu_us']:6.0f} us CPU/request ({parts})"
+        )
+    new_ratio = best["5 nginx + edge decision (new)"]["rps"] / alone["rps"]
+    old_ratio = best["4 nginx + gateway (old path)"]["rps"] / alone["rps"]
+    print(f"\nnew secured path / service alone = {new_ratio:.2f}x (goal >= 0.9x)")
+    print(f"old secured path / service alone = {old_ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
