@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
+from aiohttp import web
 
-from .conftest import ADMIN, Client, Recorder, create_key, resource_body
+from gateway.breaker import BreakerState
+from gateway.proxy import UPSTREAMS
+from gateway.settings import GatewaySettings
+
+from .conftest import (
+    ADMIN,
+    Client,
+    Recorder,
+    ServerFactory,
+    create_key,
+    resource_body,
+    server_url,
+)
+
+MakeClient = Callable[[GatewaySettings], Awaitable[Client]]
 
 
 async def test_health_is_public(client: Client) -> None:
@@ -122,3 +139,99 @@ async def test_routes_outside_the_table_are_404_and_other_methods_405(
     assert resp.content_type == "application/problem+json"
     if status == 405:
         assert "GET" in resp.headers["Allow"] or "POST" in resp.headers["Allow"]
+
+
+class LiveAlerts:
+    """A stand-in alerts service on loopback: its stream stays open as long as its viewer does."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.slow = 0
+
+    def app(self) -> web.Application:
+        async def stream(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            self.streams += 1
+            try:
+                while True:
+                    await response.write(b": keepalive\n\n")
+                    await asyncio.sleep(0.05)
+            except ConnectionResetError:
+                return response  # the viewer (the gateway) went away
+            finally:
+                self.streams -= 1
+
+        async def feed(request: web.Request) -> web.Response:
+            if request.path.endswith("/slow"):
+                self.slow += 1
+                try:
+                    await asyncio.sleep(1.0)
+                finally:
+                    self.slow -= 1
+            return web.json_response({"success": True, "data": [], "meta": {"total": 0}})
+
+        app = web.Application()
+        app.router.add_get("/api/alerts/stream", stream)
+        app.router.add_get("/api/alerts", feed)
+        app.router.add_get("/api/alerts/slow", feed)
+        return app
+
+
+async def until(probe: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not probe():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def live_alerts(aiohttp_server: ServerFactory) -> tuple[LiveAlerts, str]:
+    stand_in = LiveAlerts()
+    return stand_in, server_url(await aiohttp_server(stand_in.app()))
+
+
+async def test_one_callers_streams_neither_starve_ordinary_requests_nor_open_the_breaker(
+    make_client: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
+) -> None:
+    # 200 streams of one read key once took the whole pool to alerts; the overflow timed out,
+    # the timeouts opened the breaker, and /api/alerts was a 503 for everyone.
+    stand_in, url = live_alerts
+    client = await make_client(
+        settings.model_copy(
+            update={"alerts_url": url, "upstream_pool_size": 4, "upstream_connect_timeout": 0.3}
+        )
+    )
+    streams = [await client.get("/api/alerts/stream", headers=ADMIN) for _ in range(12)]
+    assert [s.status for s in streams] == [200] * 12
+    await until(lambda: stand_in.streams == 12)
+
+    answers = await asyncio.gather(*(client.get("/api/alerts", headers=ADMIN) for _ in range(20)))
+    assert [a.status for a in answers] == [200] * 20
+    breaker = client.app[UPSTREAMS]["alerts"].breaker
+    assert breaker.state is BreakerState.CLOSED
+
+    for stream in streams:
+        stream.close()  # viewers leaving are no failure of the service either
+    await until(lambda: stand_in.streams == 0)
+    assert breaker.consecutive_failures == 0
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_a_timeout_waiting_for_our_own_pool_is_a_503_not_an_upstream_failure(
+    make_client: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
+) -> None:
+    stand_in, url = live_alerts
+    client = await make_client(
+        settings.model_copy(
+            update={"alerts_url": url, "upstream_pool_size": 2, "upstream_connect_timeout": 0.2}
+        )
+    )
+    slow = [asyncio.create_task(client.get("/api/alerts/slow", headers=ADMIN)) for _ in range(2)]
+    await until(lambda: stand_in.slow == 2)  # both pooled connections are busy
+
+    resp = await client.get("/api/alerts", headers=ADMIN)
+    assert resp.status == 503
+    assert resp.content_type == "application/problem+json"
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert client.app[UPSTREAMS]["alerts"].breaker.consecutive_failures == 0
+    assert [(await s).status for s in slow] == [200, 200]

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from enum import IntEnum
+from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
@@ -32,6 +33,33 @@ BREAKER_REJECTIONS = Counter(
     "Requests answered 503 by an open breaker without calling the upstream.",
     ["service", "upstream"],
 )
+
+
+class Guard(Protocol):
+    """What the proxy asks of a breaker."""
+
+    def allow(self) -> bool: ...
+    def retry_after(self) -> int: ...
+    def record_success(self) -> None: ...
+    def record_failure(self) -> None: ...
+
+
+class Unguarded:
+    """A guard that always allows and records nothing: for calls whose outcome says nothing
+    about the upstream's health (a live stream lasts as long as its viewer, and ends when they
+    leave), so they neither open the breaker nor are refused by it."""
+
+    def allow(self) -> bool:
+        return True
+
+    def retry_after(self) -> int:
+        return 1
+
+    def record_success(self) -> None:
+        pass
+
+    def record_failure(self) -> None:
+        pass
 
 
 class BreakerState(IntEnum):

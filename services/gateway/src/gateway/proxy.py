@@ -4,6 +4,11 @@ Requests are forwarded with hop-by-hop headers removed (RFC 9110 section 7.6.1),
 credentials and client-sent identity headers stripped, and the gateway's own identity headers
 added. Request bodies that need no inspection (billing files) and responses stream through
 chunk by chunk; neither is ever buffered whole.
+
+Live streams (``/api/alerts/stream``) last as long as their viewer: they use a session and pool
+of their own, so open streams never take the connections ordinary requests need, and they never
+touch the breaker. A request that runs out of time waiting for a free connection of the gateway's
+own pool is a 503 of the gateway's: it says nothing about the upstream, so the breaker is not told.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +25,7 @@ from multidict import CIMultiDict
 
 from common.context import REQUEST_ID, TRACE
 from common.errors import BadRequest, PayloadTooLarge, ProblemError, ServiceUnavailable
-from gateway.breaker import CircuitBreaker
+from gateway.breaker import CircuitBreaker, Guard, Unguarded
 from gateway.hardening import StreamedBody, request_body
 from gateway.network import CLIENT, Client
 from gateway.principal import PRINCIPAL
@@ -67,6 +73,12 @@ IDENTITY_PREFIX = "x-cloudops-"
 # profile showed per-chunk writes dominating small JSON answers. Larger ones stream.
 BUFFERED_BODY_BYTES = 256 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Paths whose answer is a live stream, held open as long as its viewer stays.
+LIVE_STREAMS = frozenset({"/api/alerts/stream"})
+#: Connections per upstream for live streams, apart from the pool of ordinary requests (the
+#: alerts service caps streams per principal and in total, and answers 429 beyond).
+STREAM_POOL_SIZE = 1024
+UNGUARDED = Unguarded()
 
 
 class BadGateway(ProblemError):
@@ -83,6 +95,56 @@ class Upstream:
     base_url: str
     session: aiohttp.ClientSession
     breaker: CircuitBreaker
+    #: Live streams only: a pool of its own, outside the breaker.
+    streams: aiohttp.ClientSession
+
+
+class PoolWait:
+    """Whether a request is still waiting for a free connection of the gateway's own pool."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting = False
+
+
+async def _queued(
+    _: aiohttp.ClientSession, ctx: SimpleNamespace, __: aiohttp.TraceConnectionQueuedStartParams
+) -> None:
+    if isinstance(ctx.trace_request_ctx, PoolWait):
+        ctx.trace_request_ctx.waiting = True
+
+
+async def _dequeued(
+    _: aiohttp.ClientSession, ctx: SimpleNamespace, __: aiohttp.TraceConnectionQueuedEndParams
+) -> None:
+    if isinstance(ctx.trace_request_ctx, PoolWait):
+        ctx.trace_request_ctx.waiting = False
+
+
+def _pool_tracing() -> aiohttp.TraceConfig:
+    """aiohttp raises the same ConnectionTimeoutError when ``connect`` runs out waiting for a
+    free pooled connection (our own saturation) as when connecting to the service (its fault);
+    its connection-queued trace signals tell the two apart."""
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_queued_start.append(_queued)
+    tracing.on_connection_queued_end.append(_dequeued)
+    return tracing
+
+
+def _session(pool_size: int, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=pool_size, keepalive_timeout=30, ttl_dns_cache=300),
+        timeout=timeout,
+        auto_decompress=False,  # pass encoded bodies through untouched
+        skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        trace_configs=[_pool_tracing()],
+    )
+    # aiohttp silently re-sends idempotent requests once when a pooled connection drops;
+    # the gateway does its own single retry (and counts it in the breaker), so that one is
+    # switched off to keep "at most one retry" true. No public switch exists in 3.14.
+    session._retry_connection = False
+    return session
 
 
 class Upstreams(dict[str, Upstream]):
@@ -101,7 +163,8 @@ def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
 
 
 async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open one pooled keep-alive session per upstream; close them all on shutdown."""
+    """Open two pooled keep-alive sessions per upstream (ordinary requests, live streams);
+    close them all on shutdown."""
     settings = app[GATEWAY_SETTINGS]
     upstreams = Upstreams()
     timeout = aiohttp.ClientTimeout(
@@ -110,18 +173,8 @@ async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:
         sock_read=settings.upstream_read_timeout,
     )
     for name, url in upstream_urls(settings).items():
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=settings.upstream_pool_size, keepalive_timeout=30, ttl_dns_cache=300
-            ),
-            timeout=timeout,
-            auto_decompress=False,  # pass encoded bodies through untouched
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
-        # aiohttp silently re-sends idempotent requests once when a pooled connection drops;
-        # the gateway does its own single retry (and counts it in the breaker), so that one is
-        # switched off to keep "at most one retry" true. No public switch exists in 3.14.
-        session._retry_connection = False
+        session = _session(settings.upstream_pool_size, timeout)
+        streams = _session(STREAM_POOL_SIZE, timeout)
         breaker = CircuitBreaker(
             settings.service_name,
             name,
@@ -131,12 +184,14 @@ async def upstreams_ctx(app: web.Application) -> AsyncIterator[None]:
             failure_ratio=settings.breaker_failure_ratio,
             reset_seconds=settings.breaker_reset_seconds,
         )
-        upstreams[name] = Upstream(name, url.rstrip("/"), session, breaker)
+        upstreams[name] = Upstream(name, url.rstrip("/"), session, breaker, streams)
     app[UPSTREAMS] = upstreams
     try:
         yield
     finally:
-        await asyncio.gather(*(u.session.close() for u in upstreams.values()))
+        await asyncio.gather(
+            *(s.close() for u in upstreams.values() for s in (u.session, u.streams))
+        )
 
 
 def _connection_tokens(headers: Mapping[str, str]) -> set[str]:
@@ -193,8 +248,8 @@ def downstream_response_headers(upstream_headers: Mapping[str, str]) -> CIMultiD
     return headers
 
 
-def _unavailable(upstream: Upstream, detail: str) -> ServiceUnavailable:
-    return ServiceUnavailable(detail, headers={"Retry-After": str(upstream.breaker.retry_after())})
+def _unavailable(guard: Guard, detail: str) -> ServiceUnavailable:
+    return ServiceUnavailable(detail, headers={"Retry-After": str(guard.retry_after())})
 
 
 def _timeout(upstream: Upstream, spec: RouteSpec) -> aiohttp.ClientTimeout:
@@ -224,42 +279,56 @@ async def _send(
     spec: RouteSpec,
     body: bytes | StreamedBody | None,
     headers: CIMultiDict[str],
+    *,
+    live: bool = False,
 ) -> aiohttp.ClientResponse:
     """Send once, or twice for idempotent methods when the connection itself failed.
 
     A streamed body that has started cannot be replayed: its bytes are gone. Such a request is
     never retried, and when the stream itself failed (over the limit, client gone) the error is
-    the client's, not the upstream's, so the breaker does not count it.
+    the client's, not the upstream's, so the breaker does not count it. A ``live`` stream goes
+    through the streams' own session and is neither refused nor counted by the breaker.
     """
     attempts = 2 if request.method in IDEMPOTENT else 1
     url = upstream.base_url + request.raw_path
     timeout = _timeout(upstream, spec)
+    session, guard = (upstream.streams, UNGUARDED) if live else (upstream.session, upstream.breaker)
     if isinstance(body, StreamedBody) and body.length is not None:
         # A sized body stays sized: the service sees the client's Content-Length.
         headers["Content-Length"] = str(body.length)
     for attempt in range(1, attempts + 1):
-        if not upstream.breaker.allow():
-            raise _unavailable(upstream, f"The {upstream.name} service is unavailable.")
+        if not guard.allow():
+            raise _unavailable(guard, f"The {upstream.name} service is unavailable.")
         data = body.chunks() if isinstance(body, StreamedBody) else body
+        pool = PoolWait()
         try:
-            return await upstream.session.request(
+            return await session.request(
                 request.method,
                 url,
                 headers=headers,
                 data=data,
                 allow_redirects=False,
                 timeout=timeout,
+                trace_request_ctx=pool,
             )
         except TimeoutError:
             # Before ClientConnectionError: aiohttp's timeouts are both. A slow service is not
             # retried; that would only double the wait.
-            upstream.breaker.record_failure()
+            if pool.waiting:
+                # All the time went waiting for our own pool: the service was never asked.
+                logger.warning("upstream pool busy", upstream=upstream.name)
+                raise ServiceUnavailable(
+                    f"The gateway has no free connection to the {upstream.name} service; "
+                    "try again shortly.",
+                    headers={"Retry-After": "1"},
+                ) from None
+            guard.record_failure()
             raise GatewayTimeout(f"The {upstream.name} service did not answer in time.") from None
         except aiohttp.ClientConnectionError as exc:
             client_fault = _body_failure(body)
             if client_fault is not None:
                 raise client_fault from None
-            upstream.breaker.record_failure()
+            guard.record_failure()
             logger.warning(
                 "upstream connection failed",
                 upstream=upstream.name,
@@ -268,17 +337,20 @@ async def _send(
             )
             if isinstance(body, StreamedBody) and body.started:
                 break
-    raise _unavailable(upstream, f"The {upstream.name} service is unavailable.")
+    raise _unavailable(guard, f"The {upstream.name} service is unavailable.")
 
 
 async def _buffered(
-    upstream: Upstream, upstream_response: aiohttp.ClientResponse, headers: CIMultiDict[str]
+    upstream: Upstream,
+    guard: Guard,
+    upstream_response: aiohttp.ClientResponse,
+    headers: CIMultiDict[str],
 ) -> web.Response:
     """A small body of known length, sent in one write instead of header + chunk + eof."""
     try:
         body = await upstream_response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        upstream.breaker.record_failure()
+        guard.record_failure()
         logger.warning("upstream body failed", upstream=upstream.name, error=type(exc).__name__)
         raise BadGateway(f"The {upstream.name} service sent an incomplete answer.") from None
     headers.popall("Content-Length", None)
@@ -295,27 +367,32 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     upstream = request.app[UPSTREAMS][spec.upstream]
     body = await request_body(request, spec)
     headers = upstream_request_headers(request, request[CLIENT])
-    upstream_response = await _send(request, upstream, spec, body, headers)
+    live = request.path in LIVE_STREAMS
+    guard: Guard = UNGUARDED if live else upstream.breaker
+    upstream_response = await _send(request, upstream, spec, body, headers, live=live)
     try:
         if upstream_response.status in (502, 503, 504):
-            upstream.breaker.record_failure()
+            guard.record_failure()
         else:
-            upstream.breaker.record_success()
+            guard.record_success()
         headers = downstream_response_headers(upstream_response.headers)
         length = upstream_response.content_length
         if length is not None and length <= BUFFERED_BODY_BYTES:
-            return await _buffered(upstream, upstream_response, headers)
+            return await _buffered(upstream, guard, upstream_response, headers)
         response = web.StreamResponse(
             status=upstream_response.status, reason=upstream_response.reason, headers=headers
         )
         await response.prepare(request)
         try:
             async for chunk in upstream_response.content.iter_any():
-                await response.write(chunk)
+                try:
+                    await response.write(chunk)
+                except ConnectionResetError:
+                    return response  # the client left: nothing wrong with the upstream
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Headers are already sent: all we can do is cut the connection so the client
             # sees a truncated response rather than a silently short one.
-            upstream.breaker.record_failure()
+            guard.record_failure()
             logger.warning("upstream body failed", upstream=upstream.name, error=type(exc).__name__)
             if request.transport is not None:
                 request.transport.close()
