@@ -102,3 +102,15 @@ async def test_gc_collects(client: Client) -> None:
     data = (await resp.json())["data"]
     assert data["collected"] >= 0
     assert data["max_rss_kb"] > 0
+
+
+async def test_stats_show_a_reader_only_the_routes_it_may_call(client: Client) -> None:
+    assert (await client.get("/api/admin/keys", headers=ADMIN)).status == 200
+    assert (await client.get("/api/resources", headers=ADMIN)).status == 200
+    reader = {"X-API-Key": await create_key(client, ["read"])}
+    seen = await (await client.get("/api/performance/stats", headers=reader)).json()
+    routes = {r["route"] for r in seen["data"]["routes"]}
+    assert "/api/resources" in routes
+    assert not any(r.startswith("/api/admin") for r in routes), routes
+    everything = await (await client.get("/api/performance/stats", headers=ADMIN)).json()
+    assert "/api/admin/keys" in {r["route"] for r in everything["data"]["routes"]}

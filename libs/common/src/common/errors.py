@@ -18,6 +18,9 @@ from common.context import REQUEST_ID
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://cloudops.dev/problems/"
+# A problem lists at most this many field errors, plus ``errors_total`` when there were more: an
+# invalid body must not be answered with an answer many times its size.
+MAX_PROBLEM_ERRORS = 20
 
 
 class ProblemError(Exception):
@@ -34,10 +37,13 @@ class ProblemError(Exception):
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
         slug: str | None = None,
+        total_errors: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.errors = list(errors or [])
+        self.errors = list(errors or [])[:MAX_PROBLEM_ERRORS]
+        #: How many errors there were, when ``errors`` holds only the first of them.
+        self.total_errors = max(total_errors or 0, len(errors or []))
         self.headers = dict(headers or {})
         if status is not None:
             self.status = status
@@ -69,6 +75,10 @@ class PayloadTooLarge(ProblemError):
     status, slug = 413, "payload-too-large"
 
 
+class RequestTimeout(ProblemError):
+    status, slug = 408, "request-timeout"
+
+
 class UnsupportedMediaType(ProblemError):
     status, slug = 415, "unsupported-media-type"
 
@@ -86,9 +96,12 @@ class ServiceUnavailable(ProblemError):
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as ``[{"field", "message"}]``, never echoing the rejected input."""
+    """Pydantic errors as ``[{"field", "message"}]``, never echoing the rejected input.
+
+    Only the first :data:`MAX_PROBLEM_ERRORS`; ``exc.error_count()`` says how many there were.
+    """
     out = []
-    for err in exc.errors(include_input=False, include_url=False):
+    for err in exc.errors(include_input=False, include_url=False)[:MAX_PROBLEM_ERRORS]:
         field = ".".join(str(p) for p in err["loc"]) or "body"
         out.append({"field": field, "message": err["msg"]})
     return out
@@ -103,8 +116,13 @@ def problem_body(
     slug: str | None = None,
     title: str | None = None,
     errors: Sequence[Mapping[str, str]] = (),
+    total_errors: int = 0,
 ) -> dict[str, Any]:
-    """The problem document the API returns for every error."""
+    """The problem document the API returns for every error.
+
+    At most :data:`MAX_PROBLEM_ERRORS` field errors, the first ones; when there were more,
+    ``errors_total`` says how many.
+    """
     try:
         default_title = HTTPStatus(status).phrase
     except ValueError:
@@ -119,7 +137,10 @@ def problem_body(
         "request_id": request_id,
     }
     if errors:
-        body["errors"] = list(errors)
+        body["errors"] = list(errors[:MAX_PROBLEM_ERRORS])
+        total = max(total_errors, len(errors))
+        if total > MAX_PROBLEM_ERRORS:
+            body["errors_total"] = total
     return body
 
 
@@ -131,6 +152,7 @@ def problem_response(
     slug: str | None = None,
     errors: Sequence[Mapping[str, str]] = (),
     headers: Mapping[str, str] | None = None,
+    total_errors: int = 0,
 ) -> web.Response:
     """Render a problem for ``request``; ``instance`` is the path only (no query, no secrets)."""
     body = problem_body(
@@ -140,10 +162,24 @@ def problem_response(
         request_id=request.get(REQUEST_ID),
         slug=slug,
         errors=errors,
+        total_errors=total_errors,
     )
     return web.Response(
         status=status,
         body=orjson.dumps(body),
         content_type=PROBLEM_CONTENT_TYPE,
         headers=headers,
+    )
+
+
+def problem_from(request: web.Request, exc: ProblemError) -> web.Response:
+    """The problem response for ``exc``, as the error middleware renders it."""
+    return problem_response(
+        request,
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        errors=exc.errors,
+        headers=exc.headers,
+        total_errors=exc.total_errors,
     )

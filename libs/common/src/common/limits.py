@@ -19,3 +19,11 @@ UPLOAD_MAX_BYTES = 2 * 1024**3
 # whole file in one transaction, so the answer only comes when the last row is stored.
 # nginx ``proxy_read_timeout``/``proxy_send_timeout``, the gateway's upstream read timeout.
 UPLOAD_READ_TIMEOUT_SECONDS = 600
+
+# How deep a JSON body may nest (objects and arrays), in every service and at the gateway.
+JSON_MAX_DEPTH = 32
+
+# How long a JSON body may take to arrive once its headers have: a client that trickles bytes
+# holds a connection and a worker's attention for nothing (nginx ``client_body_timeout`` is the
+# same guard at the edge, between two reads).
+BODY_READ_TIMEOUT_SECONDS = 15.0

@@ -7,8 +7,11 @@ Middleware order (outermost first) and why:
 2. ``request_context`` gives the request an id and trace before anything can log or fail, and
    writes the one access-log line per request after everything else has finished;
 3. ``metrics`` sees the final status, including problems rendered by the error middleware;
-4. ``errors`` is innermost so every exception a handler raises becomes a problem response that the
-   middlewares above can still observe.
+4. ``errors`` turns every exception below it into a problem response that the middlewares above
+   can still observe;
+5. ``json_guard`` (:mod:`common.json_guard`) refuses a body on a method that has none and a JSON
+   body declared too large before anything reads it, and closes the connection after a body cut
+   off while being read; the service's own middlewares come after it.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from common.encoding import dumps
 from common.errors import (
     BadRequest,
     ProblemError,
-    UnsupportedMediaType,
     problem_response,
     validation_errors,
 )
+from common.json_guard import BodyPolicy, json_guard, read_guarded_json
+from common.json_guard import is_json_content_type as is_json_content_type  # re-exported
 from common.logging import access_line, enter_context, leave_context
 from common.metrics import (
     ACTIVE_CONNECTIONS,
@@ -113,42 +117,24 @@ def json_response(
     )
 
 
-def is_json_content_type(content_type: str) -> bool:
-    return content_type == "application/json" or (
-        content_type.startswith("application/") and content_type.endswith("+json")
-    )
-
-
-def _require_json_content_type(request: web.Request) -> None:
-    if not is_json_content_type(request.content_type):
-        raise UnsupportedMediaType(
-            f"Expected Content-Type application/json, got {request.content_type!r}."
-        )
-
-
 async def read_json_value(request: web.Request) -> Any:
-    """The parsed JSON body: 415 unless the body is declared JSON, 400 if it does not parse."""
-    _require_json_content_type(request)
-    raw = await request.read()
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc.msg}.") from None
+    """The parsed JSON body under the request's :class:`~common.json_guard.BodyPolicy`: 415
+    unless declared JSON, 413/408 while reading, 400 if it does not parse or nests too deep,
+    422 for markup in a string."""
+    return (await read_guarded_json(request, orjson.loads))[1]
+
+
+def _decimal_json(raw: bytes) -> Any:
+    return json.loads(raw, parse_float=Decimal)
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:
-    """Parse and validate the body as ``model``: 415 if not JSON, 400 if malformed, 422 if invalid.
+    """Parse and validate the body as ``model``: as :func:`read_json_value`, then 422 if invalid.
 
     Non-integer numbers are parsed as ``Decimal`` from their text, so money keeps every digit
     (orjson and pydantic's own parser would go through ``float``).
     """
-    _require_json_content_type(request)
-    raw = await request.read()
-    try:
-        value = json.loads(raw, parse_float=Decimal)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"The body is not valid JSON: {type(exc).__name__}.") from None
-    return model.model_validate(value)
+    return model.model_validate((await read_guarded_json(request, _decimal_json))[1])
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
@@ -166,7 +152,11 @@ def parse_query(request: web.Request, model: type[M]) -> M:
     try:
         return refuse_unstorable(model.model_validate(values))
     except ValidationError as exc:
-        raise BadRequest("Invalid query parameters.", errors=validation_errors(exc)) from None
+        raise BadRequest(
+            "Invalid query parameters.",
+            errors=validation_errors(exc),
+            total_errors=exc.error_count(),
+        ) from None
 
 
 def route_template(request: web.Request) -> str:
@@ -283,7 +273,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except ProblemError as exc:
         return problem_response(
-            request, exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
+            request,
+            exc.status,
+            exc.detail,
+            slug=exc.slug,
+            errors=exc.errors,
+            headers=exc.headers,
+            total_errors=exc.total_errors,
         )
     except ValidationError as exc:
         return problem_response(
@@ -292,6 +288,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "The request has invalid values.",
             slug="validation-failed",
             errors=validation_errors(exc),
+            total_errors=exc.error_count(),
         )
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -342,8 +339,12 @@ def create_base_app(
     *,
     middlewares: tuple[Any, ...] = (),
     client_max_size: int = 10 * 1024 * 1024,
+    body_policy: BodyPolicy | None = None,
 ) -> web.Application:
     """An application with the shared middlewares, ``/metrics`` and ``/health/*`` routes.
+
+    JSON bodies are guarded by ``body_policy`` (default: at most ``client_max_size`` bytes,
+    :mod:`common.json_guard`'s depth, deadline and markup policy).
 
     ``app[ADMISSION].exempt`` lists the paths served beyond the in-flight bound; a service adds
     its long-lived streams there.
@@ -357,6 +358,7 @@ def create_base_app(
             request_context_middleware,
             metrics_middleware_for(settings.service_name),
             error_middleware,
+            json_guard(body_policy or BodyPolicy(max_bytes=client_max_size)),
             *middlewares,
         ],
         client_max_size=client_max_size,

@@ -80,15 +80,17 @@ class Credentials(BaseModel):
 async def _check_password(request: web.Request, credentials: Credentials) -> Principal:
     guard = request.app[LOGIN_GUARD]
     ip = request[CLIENT].ip
-    await guard.check(credentials.username, ip)
-    principal = await request.app[USERS].verify(credentials.username, credentials.password)
+    username = credentials.username
+    device = guard.device(request, username)
+    locked = await guard.check(username, ip, device)
+    principal = await request.app[USERS].verify(username, credentials.password)
     if principal is None:
-        await guard.failed(credentials.username, ip)
+        await guard.failed(username, ip, device)
         security_event("login_failed", request)
         raise Unauthorized(
             "Unknown user or wrong password.", headers={"WWW-Authenticate": LOGIN_CHALLENGE}
         )
-    await guard.succeeded(credentials.username, ip)
+    await guard.succeeded(username, locked=locked)
     return principal
 
 
@@ -106,6 +108,8 @@ async def login(request: web.Request) -> web.Response:
     session = await sessions.start(request, principal)
     response = json_response(session.public())
     sessions.set_cookie(request, response, session)
+    # This browser is now a known device of the user: an account lock does not hold it back.
+    request.app[LOGIN_GUARD].remember_device(request, response, principal.name)
     return response
 
 
@@ -137,5 +141,8 @@ async def issue_token(request: web.Request) -> web.Response:
         principal = await _check_password(request, await read_json(request, Credentials))
     elif principal.bearer:
         raise Forbidden("A bearer token cannot be exchanged for another token.")
-    token, ttl = request.app[TOKEN_ISSUER].issue(principal)
+    session = request.get(SESSION)
+    # The token lives only as long as what minted it: the session, else the key or the user.
+    origin = f"session:{session.ref}" if session is not None else None
+    token, ttl = request.app[TOKEN_ISSUER].issue(principal, origin)
     return json_response({"access_token": token, "token_type": "Bearer", "expires_in": ttl})

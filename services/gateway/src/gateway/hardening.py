@@ -2,17 +2,19 @@
 
 Cheap refusals first, before anything reads the body or touches Redis: TRACE-like methods,
 credentials in the query string, bodies declared too large or of the wrong media type.
-JSON bodies are small and must be inspected: they are read in bounded chunks (a chunked body
-over the limit is cut off, never buffered past it) and checked for depth and executable markup
+Each route's body limit becomes the request's :class:`~common.json_guard.BodyPolicy`, so the
+gateway's own handlers and the proxy read JSON through the same guard every service runs
+(:mod:`common.json_guard`): counted on the bytes actually read (a chunked body over the limit is
+cut off, never buffered past it), within a deadline, and checked for depth and executable markup
 before going upstream. Every other body (billing files) is never held: it is forwarded as it
-arrives and counted, and the upstream request is broken off at the limit.
+arrives and counted, and the upstream request is broken off at the limit or when the client
+stops sending for longer than the idle timeout.
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -21,11 +23,19 @@ from common.errors import (
     BadRequest,
     PayloadTooLarge,
     ProblemError,
+    RequestTimeout,
     UnsupportedMediaType,
-    ValidationFailed,
-    problem_response,
+    problem_from,
 )
-from common.web import Handler, is_json_content_type
+from common.json_guard import (
+    BODILESS_METHODS,
+    BODY_POLICY,
+    BodyPolicy,
+    close_after,
+    is_json_content_type,
+    read_guarded_json,
+)
+from common.web import Handler
 from gateway.network import CLIENT
 from gateway.routes import RouteSpec, route_spec
 from gateway.security_log import security_event
@@ -35,10 +45,6 @@ REFUSED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 QUERY_CREDENTIALS = frozenset(
     {"api_key", "apikey", "api-key", "key", "x-api-key", "token", "access_token", "jwt", "session"}
 )
-# Tags, comments, processing instructions, script URLs and inline handlers: what a browser could
-# execute if a plain-text field were ever rendered as HTML.
-MARKUP = re.compile(r"<\s*[a-zA-Z!/?]|javascript\s*:|\bon[a-z]+\s*=", re.IGNORECASE)
-CHUNK = 64 * 1024
 # Encoded separators and NULs let a path mean one thing to the router and another upstream.
 AMBIGUOUS_IN_RAW_PATH = ("%2f", "%5c", "%00", "\\")
 
@@ -93,12 +99,21 @@ def body_limit(spec: RouteSpec | None, settings: GatewaySettings) -> int:
     return settings.max_body_bytes
 
 
+def body_policy(spec: RouteSpec, settings: GatewaySettings) -> BodyPolicy:
+    """The JSON body policy of ``spec``'s route: its own limit, the gateway's depth and deadline."""
+    return BodyPolicy(
+        max_bytes=body_limit(spec, settings),
+        max_depth=settings.max_json_depth,
+        read_timeout_seconds=settings.body_read_timeout_seconds,
+    )
+
+
 def _check_declared_body(request: web.Request, spec: RouteSpec, limit: int) -> None:
+    if not request.body_exists or request.method in BODILESS_METHODS:
+        return  # a GET/HEAD/DELETE body is ignored, never read: common.json_guard
     length = request.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"The body may be at most {limit} bytes.")
-    if not request.body_exists:
-        return
     if request.content_type not in spec.body_types and not (
         "application/json" in spec.body_types and is_json_content_type(request.content_type)
     ):
@@ -133,14 +148,15 @@ async def hardening_middleware(request: web.Request, handler: Handler) -> web.St
         )
     spec = route_spec(request)
     if spec is not None:
+        policy = body_policy(spec, settings)
         try:
-            _check_declared_body(request, spec, body_limit(spec, settings))
+            _check_declared_body(request, spec, policy.max_bytes)
         except PayloadTooLarge as exc:
-            return _close_after(problem_response(request, exc.status, exc.detail, slug=exc.slug))
-    try:
-        return await handler(request)
-    except PayloadTooLarge as exc:
-        return _close_after(problem_response(request, exc.status, exc.detail, slug=exc.slug))
+            return close_after(problem_from(request, exc))
+        # The guard's reads (the handlers' read_json, the proxy's JSON bodies) apply it.
+        request[BODY_POLICY] = policy
+    # A body cut off while being read (413, 408) closes the connection: common.json_guard.
+    return await handler(request)
 
 
 def _ambiguous_path(request: web.Request) -> bool:
@@ -151,23 +167,19 @@ def _ambiguous_path(request: web.Request) -> bool:
     return any(segment in (".", "..") for segment in request.path.split("/"))
 
 
-def _close_after(response: web.Response) -> web.Response:
-    # The unread rest of the body must not be parsed as the next request on this connection.
-    response.force_close()
-    return response
-
-
 class StreamedBody:
     """A request body passed on chunk by chunk as it arrives, counted against the route's limit.
 
     Nothing is kept: each chunk goes upstream and is dropped. Past the limit the stream fails, so
     the upstream sees a broken body and keeps nothing; ``exceeded`` then tells the proxy to
-    answer 413. A stream that has ``started`` cannot be sent again.
+    answer 413. A client that sends nothing for ``idle_seconds`` fails the stream the same way
+    (``client_failed``). A stream that has ``started`` cannot be sent again.
     """
 
-    def __init__(self, request: web.Request, limit: int) -> None:
+    def __init__(self, request: web.Request, limit: int, idle_seconds: float) -> None:
         self._content = request.content
         self.limit = limit
+        self.idle_seconds = idle_seconds
         self.length = request.content_length  # as the client declared it, if it did
         self.sent = 0
         self.started = False
@@ -178,7 +190,14 @@ class StreamedBody:
         self.started = True
         while True:
             try:
-                chunk = await self._content.readany()
+                async with asyncio.timeout(self.idle_seconds):
+                    chunk = await self._content.readany()
+            except TimeoutError:
+                # Not a TimeoutError upward: the proxy would count a slow client as a slow service.
+                self.client_failed = True
+                raise RequestTimeout(
+                    f"The body stalled for more than {self.idle_seconds:g} seconds."
+                ) from None
             except Exception:
                 self.client_failed = True
                 raise
@@ -192,50 +211,13 @@ class StreamedBody:
 
 
 async def request_body(request: web.Request, spec: RouteSpec) -> bytes | StreamedBody | None:
-    """The body to forward: JSON read whole and checked, anything else streamed."""
-    if not request.body_exists:
+    """The body to forward: JSON read whole and checked, anything else streamed; none at all for
+    a method without body semantics, whatever the client sent."""
+    if not request.body_exists or request.method in BODILESS_METHODS:
         return None
     if is_json_content_type(request.content_type):
-        return await read_bounded_body(request, spec)
-    return StreamedBody(request, body_limit(spec, request.app[GATEWAY_SETTINGS]))
-
-
-async def read_bounded_body(request: web.Request, spec: RouteSpec) -> bytes | None:
-    """The request body, read in chunks and cut off (413) as soon as it passes the limit."""
-    if not request.body_exists:
-        return None
+        # Read and checked by the guard every service runs, under the route's policy.
+        raw, _ = await read_guarded_json(request, orjson.loads)
+        return raw
     settings = request.app[GATEWAY_SETTINGS]
-    limit = body_limit(spec, settings)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The body may be at most {limit} bytes.")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if is_json_content_type(request.content_type):
-        check_json(body, settings.max_json_depth)
-    return body
-
-
-def check_json(body: bytes, max_depth: int) -> None:
-    """400 unless ``body`` is JSON no deeper than ``max_depth``; 422 for markup in strings."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadRequest("The body is not valid JSON.") from None
-    errors: list[dict[str, str]] = []
-    stack: list[tuple[Any, str, int]] = [(value, "body", 1)]
-    while stack:
-        node, path, depth = stack.pop()
-        if depth > max_depth:
-            raise BadRequest(f"The JSON body is nested deeper than {max_depth} levels.")
-        if isinstance(node, dict):
-            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}.{i}", depth + 1) for i, v in enumerate(node))
-        elif isinstance(node, str) and MARKUP.search(node):
-            errors.append({"field": path, "message": "must not contain HTML or script markup"})
-    if errors:
-        raise ValidationFailed("Plain-text fields may not contain markup.", errors=errors)
+    return StreamedBody(request, body_limit(spec, settings), settings.upload_idle_seconds)

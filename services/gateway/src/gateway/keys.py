@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -20,39 +21,86 @@ from gateway.settings import GATEWAY_SETTINGS
 BOOTSTRAP_KEY_ID = "key_bootstrap"
 MAX_CACHED_KEYS = 10_000
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BriefCache(Generic[K, V]):
+    """Answers remembered for ``seconds``, at most ``MAX_CACHED_KEYS`` of them (then forgotten
+    all at once): what keeps PostgreSQL and Redis off the hot path of every credential check."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._answers: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> tuple[V] | None:
+        """``(answer,)`` while it is fresh, else None."""
+        found = self._answers.get(key)
+        if found is None or found[0] <= time.monotonic():
+            return None
+        return (found[1],)
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._answers) >= MAX_CACHED_KEYS:
+            self._answers.clear()
+        self._answers[key] = (time.monotonic() + self.seconds, value)
+
+    def forget(self, key: K) -> None:
+        self._answers.pop(key, None)
+
 
 class KeyRing:
     """Looks keys up by hash; remembers answers (hits and misses) for ``cache_seconds``.
 
     The cache keeps PostgreSQL off the hot path; a revocation is seen at once by the process
-    that made it and within ``cache_seconds`` by the others.
+    that made it and within ``cache_seconds`` by the others. ``lookups`` counts the queries.
     """
 
     def __init__(self, pool: asyncpg.Pool, cache_seconds: float) -> None:
         self._pool = pool
-        self._cache_seconds = cache_seconds
-        self._cache: dict[bytes, tuple[float, ApiKey | None]] = {}
+        self._cache: BriefCache[bytes, ApiKey | None] = BriefCache(cache_seconds)
+        self._usable_ids: BriefCache[str, bool] = BriefCache(cache_seconds)
+        self.lookups = 0
 
-    async def verify(self, presented: str) -> ApiKey | None:
-        """The usable key matching ``presented``, or None (unknown, revoked or expired)."""
+    async def verify(
+        self, presented: str, before_lookup: Callable[[], Awaitable[None]] | None = None
+    ) -> ApiKey | None:
+        """The usable key matching ``presented``, or None (unknown, revoked or expired).
+
+        ``before_lookup`` runs when the answer is not cached, before the database is asked: it
+        may refuse (raise) instead.
+        """
         digest = hash_key(presented)
-        key = await self._lookup(digest)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            key = cached[0]
+        else:
+            if before_lookup is not None:
+                await before_lookup()
+            key = await self._lookup(digest)
         # The lookup is by hash; the final comparison is constant time all the same.
         if key is None or not hmac.compare_digest(key.key_hash, digest):
             return None
         return key if key.usable(utcnow()) else None
 
     async def _lookup(self, digest: bytes) -> ApiKey | None:
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        self.lookups += 1
         async with self._pool.acquire() as conn:
             key = await storage.key_by_hash(conn, digest)
-        if len(self._cache) >= MAX_CACHED_KEYS:
-            self._cache.clear()
-        self._cache[digest] = (now + self._cache_seconds, key)
+        self._cache.put(digest, key)
         return key
+
+    async def usable(self, key_id: str) -> bool:
+        """Whether the key ``key_id`` exists and is neither revoked nor expired (cached)."""
+        cached = self._usable_ids.get(key_id)
+        if cached is not None:
+            return cached[0]
+        self.lookups += 1
+        async with self._pool.acquire() as conn:
+            key = await storage.key_by_id(conn, key_id)
+        usable = key is not None and key.usable(utcnow())
+        self._usable_ids.put(key_id, usable)
+        return usable
 
     async def create(self, request: KeyRequest) -> tuple[ApiKey, str]:
         try:
@@ -89,7 +137,8 @@ class KeyRing:
             key = await storage.revoke_key(conn, key_id, utcnow())
         if key is None:
             raise NotFound(f"No API key {key_id!r}.")
-        self._cache.pop(key.key_hash, None)
+        self._cache.forget(key.key_hash)
+        self._usable_ids.forget(key.id)
         return key
 
     async def bootstrap(self, secret: str) -> None:

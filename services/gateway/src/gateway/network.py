@@ -2,11 +2,17 @@
 
 ``X-Forwarded-For`` is client-controlled input: it is believed only when the direct peer is a
 configured trusted proxy (nginx), and then read right to left, skipping our own proxies, so a
-client cannot prepend a forged address.
+client cannot prepend a forged address. With an edge secret configured
+(``CLOUDOPS_GATEWAY_EDGE_SECRET``), the forwarding headers are believed only on requests that
+carry it in ``X-CloudOps-Edge`` (which nginx sets on everything it sends the gateway), never
+because of where the connection comes from: a local process on the gateway's port cannot pick
+its address, and with it its anonymous quota or honeypot flag. The header never goes upstream
+(the proxy drops every ``X-CloudOps-*`` a request brought).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -33,6 +39,7 @@ class Client:
 
 
 CLIENT = web.RequestKey("client", Client)
+EDGE_HEADER = "X-CloudOps-Edge"
 
 
 def _parse(value: str) -> Address | None:
@@ -46,15 +53,27 @@ def _within(address: Address, networks: Iterable[Network]) -> bool:
     return any(address.version == n.version and address in n for n in networks)
 
 
+def from_edge(request: web.Request, secret: bytes) -> bool:
+    """The request carries the edge secret (compared in constant time)."""
+    sent = request.headers.get(EDGE_HEADER)
+    return sent is not None and hmac.compare_digest(sent.encode(errors="replace"), secret)
+
+
 def resolve_client(request: web.Request, settings: GatewaySettings) -> Client:
     scheme = request.scheme  # from the socket; cheaper than request.secure, which builds the URL
-    if not settings.trusted_proxies and request.remote:
+    edge_secret = settings.edge_secret
+    if edge_secret is None and not settings.trusted_proxies and request.remote:
         return Client(request.remote, scheme)  # the socket's own peer address: no parsing
     peer = _parse(request.remote or "") or ip_address("0.0.0.0")  # noqa: S104 - unknown peer
-    if not _within(peer, settings.trusted_proxies):
+    if edge_secret is not None:
+        if not from_edge(request, edge_secret.get_secret_value().encode()):
+            return Client(str(peer), scheme)
+    elif not _within(peer, settings.trusted_proxies):
         return Client(str(peer), scheme)
     address = peer
-    hops = [h for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    headers = request.headers
+    forwarded = headers.get("X-Forwarded-For") or headers.get("X-Real-IP") or ""
+    hops = [h for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
         parsed = _parse(hop)
         if parsed is None:

@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import ProblemError
 from common.web import READINESS, Handler, json_response, read_json, route_template
+from gateway.principal import PRINCIPAL, Permission
 from gateway.proxy import UPSTREAMS
+from gateway.routes import ROUTES
 from gateway.settings import GATEWAY_SETTINGS
 
 SAMPLES_PER_ROUTE = 2048
@@ -101,8 +103,29 @@ async def stats_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
+def _visible_routes(request: web.Request) -> set[tuple[str, str]] | None:
+    """The (method, route) rows the caller may see: None for all (admin), otherwise the routes
+    it may call itself. Admin routes, unmatched paths and operator routes are admin-only: which
+    admin calls were made, and how often, is not a reader's business."""
+    principal = request[PRINCIPAL]
+    if principal.may(Permission.ADMIN):
+        return None
+    return {
+        (route.method, route.resource.canonical)
+        for route, spec in request.app[ROUTES].items()
+        if route.resource is not None
+        and (spec.permission is None or principal.may(spec.permission))
+        and not spec.admin_network
+    }
+
+
 async def stats_handler(request: web.Request) -> web.Response:
-    return json_response({"routes": request.app[STATS].report()})
+    """Per-route statistics of this process, scoped to the routes the caller may call."""
+    report = request.app[STATS].report()
+    visible = _visible_routes(request)
+    if visible is not None:
+        report = [r for r in report if (r["method"], r["route"]) in visible]
+    return json_response({"routes": report})
 
 
 async def _upstream_health(session: aiohttp.ClientSession, url: str) -> str:

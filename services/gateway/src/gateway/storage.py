@@ -55,6 +55,11 @@ async def key_by_hash(conn: Connection, key_hash: bytes) -> ApiKey | None:
     return _key(row) if row is not None else None
 
 
+async def key_by_id(conn: Connection, key_id: str) -> ApiKey | None:
+    row = await conn.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+    return _key(row) if row is not None else None
+
+
 async def list_keys(conn: Connection, limit: int, offset: int) -> tuple[list[ApiKey], int]:
     rows = await conn.fetch(
         f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT $1 OFFSET $2",
