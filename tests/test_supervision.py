@@ -211,6 +211,32 @@ def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
     assert restarts["costs"]["restarts"] == 1
 
 
+def test_a_killed_nginx_is_restarted_with_the_same_configuration(
+    platform: tuple[Platform, str],
+) -> None:
+    """Its orphaned workers go too (they would hold the port), and the new nginx serves."""
+    running, _ = platform
+    before = _pids(running)
+    os.kill(before["nginx"], signal.SIGKILL)
+    _wait_for(lambda: _pids(running)["nginx"] != before["nginx"], 30, "the restart of nginx")
+
+    def serving() -> bool:
+        try:
+            return request(f"{running.api}/api/health")[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    _wait_for(serving, 30, "nginx to serve")
+    status, _, _ = request(f"{running.api}/api/resources?limit=1", key=ADMIN_KEY)
+    assert status == 200
+    restarts = json.loads((running.run_dir / "restarts.json").read_text())
+    assert restarts["nginx"]["restarts"] == 1
+    after = _pids(running)
+    assert {n: p for n, p in after.items() if n != "nginx"} == {
+        n: p for n, p in before.items() if n != "nginx"
+    }
+
+
 def test_a_crash_loop_stops_the_platform_naming_the_process_and_why(
     platform: tuple[Platform, str],
 ) -> None:
