@@ -39,6 +39,8 @@ SECRET_KEYS = re.compile(
     r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|session|credential)", re.I
 )
 REDACTED = "[redacted]"
+#: Libraries whose DEBUG lines hold raw wire data; they log from INFO up whatever the level.
+WIRE_LOGGERS = ("aiormq", "aio_pika")
 #: The fields every line starts with, in this order.
 STANDARD_FIELDS = ("time", "level", "message", "service", "request_id", "trace_id", "span_id")
 _CONTEXT_FIELDS = ("request_id", "trace_id", "span_id")
@@ -238,3 +240,6 @@ def setup_logging(service: str, level: str = "INFO", sink: Any = None) -> None:
     logging.basicConfig(handlers=[_InterceptHandler()], level=threshold, force=True)
     # aiohttp's own access log would be a second, unstructured line per request.
     logging.getLogger("aiohttp.access").disabled = True
+    # At DEBUG these dump every AMQP frame, message bodies included: data that is not theirs to log.
+    for wire_logger in WIRE_LOGGERS:
+        logging.getLogger(wire_logger).setLevel(max(threshold, logging.INFO))
