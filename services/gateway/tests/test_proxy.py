@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from gateway.app import create_app
 from gateway.breaker import BreakerState
 from gateway.proxy import UPSTREAMS
 from gateway.settings import GatewaySettings
@@ -173,6 +176,7 @@ class LiveAlerts:
 
         app = web.Application()
         app.router.add_get("/api/alerts/stream", stream)
+        app.router.add_get("/api/alerts/drip", stream)  # the same, on an ordinary route
         app.router.add_get("/api/alerts", feed)
         app.router.add_get("/api/alerts/slow", feed)
         return app
@@ -184,6 +188,22 @@ async def until(probe: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
+class ServedAsInProduction(TestServer):
+    """The gateway as ``common.serve`` runs it: a handler goes on when its client leaves (the
+    test server cancels it instead, which would hide what the handler does then)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return await super()._make_runner(**(kwargs | {"handler_cancellation": False}))
+
+
+@pytest.fixture
+def served(aiohttp_client: Callable[[TestServer], Awaitable[Client]]) -> MakeClient:
+    async def make(settings: GatewaySettings) -> Client:
+        return await aiohttp_client(ServedAsInProduction(create_app(settings)))
+
+    return make
+
+
 @pytest.fixture
 async def live_alerts(aiohttp_server: ServerFactory) -> tuple[LiveAlerts, str]:
     stand_in = LiveAlerts()
@@ -191,12 +211,12 @@ async def live_alerts(aiohttp_server: ServerFactory) -> tuple[LiveAlerts, str]:
 
 
 async def test_one_callers_streams_neither_starve_ordinary_requests_nor_open_the_breaker(
-    make_client: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
+    served: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
 ) -> None:
     # 200 streams of one read key once took the whole pool to alerts; the overflow timed out,
     # the timeouts opened the breaker, and /api/alerts was a 503 for everyone.
     stand_in, url = live_alerts
-    client = await make_client(
+    client = await served(
         settings.model_copy(
             update={"alerts_url": url, "upstream_pool_size": 4, "upstream_connect_timeout": 0.3}
         )
@@ -218,10 +238,10 @@ async def test_one_callers_streams_neither_starve_ordinary_requests_nor_open_the
 
 
 async def test_a_timeout_waiting_for_our_own_pool_is_a_503_not_an_upstream_failure(
-    make_client: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
+    served: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
 ) -> None:
     stand_in, url = live_alerts
-    client = await make_client(
+    client = await served(
         settings.model_copy(
             update={"alerts_url": url, "upstream_pool_size": 2, "upstream_connect_timeout": 0.2}
         )
@@ -235,3 +255,16 @@ async def test_a_timeout_waiting_for_our_own_pool_is_a_503_not_an_upstream_failu
     assert int(resp.headers["Retry-After"]) >= 1
     assert client.app[UPSTREAMS]["alerts"].breaker.consecutive_failures == 0
     assert [(await s).status for s in slow] == [200, 200]
+
+
+async def test_a_client_leaving_mid_body_is_not_an_upstream_failure(
+    served: MakeClient, settings: GatewaySettings, live_alerts: tuple[LiveAlerts, str]
+) -> None:
+    stand_in, url = live_alerts
+    client = await served(settings.model_copy(update={"alerts_url": url}))
+    resp = await client.get("/api/alerts/drip", headers=ADMIN)
+    assert resp.status == 200
+    assert await resp.content.readline()
+    resp.close()
+    await until(lambda: stand_in.streams == 0)  # the gateway let go of the upstream too
+    assert client.app[UPSTREAMS]["alerts"].breaker.consecutive_failures == 0
