@@ -31,7 +31,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 # No ``*_created`` series: multiprocess mode has none, and both modes export the same catalogue.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -139,23 +139,20 @@ class WorkerProcessCollector(Collector):
             cpu.add_metric(label, (float(fields[11]) + float(fields[12])) / self._ticks)
             fds.add_metric(label, float(open_fds))
             started.add_metric(label, float(fields[19]) / self._ticks + self._boot)
-        return [rss, cpu, fds, started]
+        return [family for family in (rss, cpu, fds, started) if family.samples]
 
 
 def live_worker_pids() -> list[int]:
-    """This process and, in multiprocess mode, every worker with live-gauge files.
+    """This process or, in multiprocess mode, every worker with live-gauge files.
 
     Each worker writes ``active_connections`` (a live gauge) as soon as its app is built, and the
     server deletes a dead worker's live-gauge files (``mark_process_dead``).
     """
-    pids = {os.getpid()}
     directory = multiprocess_dir()
-    if directory:
-        for path in Path(directory).glob("gauge_live*_*.db"):
-            pid = path.stem.rsplit("_", 1)[-1]
-            if pid.isdigit():
-                pids.add(int(pid))
-    return sorted(pids)
+    if not directory:
+        return [os.getpid()]
+    stems = (path.stem.rsplit("_", 1)[-1] for path in Path(directory).glob("gauge_live*_*.db"))
+    return sorted({int(pid) for pid in stems if pid.isdigit()})
 
 
 #: A service's own collectors (values computed at scrape time), rendered in both modes.
