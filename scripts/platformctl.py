@@ -973,7 +973,10 @@ class Platform:
                 self._restart(name, record, now)
 
     def _log_of(self, name: str) -> Path:
-        return RUN / "logs" / ("nginx.log" if name == "nginx" else f"{name}.{self.color}.log")
+        """Where a crashed process said why: nginx's error log, or the service's output."""
+        if name == "nginx":
+            return RUN / "nginx" / "error.log"
+        return RUN / "logs" / f"{name}.{self.color}.log"
 
     def _crashed(
         self, name: str, process: subprocess.Popen[bytes], record: Restarts, now: float
@@ -992,7 +995,9 @@ class Platform:
         self._write_restarts()
         if len(record.crashes) >= CRASH_LOOP_CRASHES:
             log = self._log_of(name)
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            tail = ""
+            with contextlib.suppress(OSError):
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise CrashLoop(
                 f"{name} crashed {len(record.crashes)} times within {CRASH_LOOP_SECONDS:g} s "
                 f"(last: {record.last_exit}); not restarting it again. The end of {log}:\n{tail}"
@@ -1013,8 +1018,8 @@ class Platform:
                 f"{name}.{self.color}", [sys.executable, "-m", name], self._stack_env[self.color]
             )
             self.stack = [(n, process if n == name else p) for n, p in self.stack]
-        self.write_pids()
         self._write_restarts()
+        self.write_pids()
         say(f"restarted {name} (pid {process.pid}, restart {record.restarts})")
 
     def _write_restarts(self) -> None:
@@ -1028,7 +1033,10 @@ class Platform:
             }
             for name, r in self.restarts.items()
         }
-        (RUN / "restarts.json").write_text(json.dumps(state, indent=2) + "\n")
+        # Replaced in one step: an operator (or a script) never reads half a file.
+        temporary = RUN / f".restarts.json.{os.getpid()}"
+        temporary.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(temporary, RUN / "restarts.json")
 
     def write_pids(self) -> None:
         pids = {"platform": os.getpid(), **{n: p.pid for n, p in self.stack}}
