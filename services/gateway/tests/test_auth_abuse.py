@@ -130,3 +130,16 @@ async def test_the_account_lock_doubles_with_each_further_failure(
         waits.append(int(resp.headers["Retry-After"]))
         await redis_client.delete(lock)  # as if the lock had run out
     assert waits[0] <= 10 < waits[1] <= 20 < waits[2] <= 40
+
+
+async def test_a_wrong_key_answered_from_the_cache_counts_once(
+    make_client: MakeClient, settings: GatewaySettings
+) -> None:
+    # nginx's edge decision and the gateway rendering the 401 see the same key twice.
+    client = await make_client(settings.model_copy(update={"auth_max_failures_per_ip": 3}))
+    ring = client.app[KEY_RING]
+    before = ring.lookups
+    for _ in range(10):
+        resp = await client.get("/api/resources", headers={"X-API-Key": "ck_same_guess"})
+        assert resp.status == 401
+    assert ring.lookups - before == 1

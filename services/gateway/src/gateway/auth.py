@@ -8,8 +8,9 @@ A change authenticated by the cookie must also carry the session's CSRF token
 
 A bearer token is honoured only while what minted it (key, session or user, see
 :mod:`gateway.tokens`) is still valid. Failed key and token checks are counted per client
-address (:class:`gateway.users.AuthThrottle`): past the limit, a key that is not already known
-to this process is refused with 429 before the database is asked.
+address (:class:`gateway.users.AuthThrottle`; a wrong key answered from the cache costs nothing
+and is not counted again): past the limit, a key that is not already known to this process is
+refused with 429 before the database is asked.
 """
 
 from __future__ import annotations
@@ -70,9 +71,14 @@ async def authenticate(request: web.Request) -> Principal | None:
     if api_key is not None:
         if not api_key or len(api_key) > MAX_CREDENTIAL_LENGTH:
             raise await _failed(request, "malformed api key", KEY_CHALLENGE)
-        key = await request.app[KEY_RING].verify(api_key, partial(_throttle, request))
+        key, looked_up = await request.app[KEY_RING].check(api_key, partial(_throttle, request))
         if key is None:
-            raise await _failed(request, "unknown, revoked or expired api key", KEY_CHALLENGE)
+            reason = "unknown, revoked or expired api key"
+            if not looked_up:
+                # Answered from the cache: it cost nothing, and it is often the same request
+                # decided twice (nginx's edge decision, then the gateway rendering the 401).
+                raise _unauthorized(request, reason, KEY_CHALLENGE)
+            raise await _failed(request, reason, KEY_CHALLENGE)
         return key_principal(key)
     authorization = request.headers.get("Authorization")
     if authorization is not None:

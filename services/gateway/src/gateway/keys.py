@@ -62,16 +62,21 @@ class KeyRing:
         self._usable_ids: BriefCache[str, bool] = BriefCache(cache_seconds)
         self.lookups = 0
 
-    async def verify(
+    async def verify(self, presented: str) -> ApiKey | None:
+        """The usable key matching ``presented``, or None (unknown, revoked or expired)."""
+        return (await self.check(presented))[0]
+
+    async def check(
         self, presented: str, before_lookup: Callable[[], Awaitable[None]] | None = None
-    ) -> ApiKey | None:
-        """The usable key matching ``presented``, or None (unknown, revoked or expired).
+    ) -> tuple[ApiKey | None, bool]:
+        """As :meth:`verify`, and whether the database was asked (the answer was not cached).
 
         ``before_lookup`` runs when the answer is not cached, before the database is asked: it
         may refuse (raise) instead.
         """
         digest = hash_key(presented)
         cached = self._cache.get(digest)
+        looked_up = cached is None
         if cached is not None:
             key = cached[0]
         else:
@@ -80,8 +85,8 @@ class KeyRing:
             key = await self._lookup(digest)
         # The lookup is by hash; the final comparison is constant time all the same.
         if key is None or not hmac.compare_digest(key.key_hash, digest):
-            return None
-        return key if key.usable(utcnow()) else None
+            return None, looked_up
+        return (key if key.usable(utcnow()) else None), looked_up
 
     async def _lookup(self, digest: bytes) -> ApiKey | None:
         self.lookups += 1
