@@ -5,8 +5,9 @@ request context (request id, access log), metrics (final status), errors (every 
 below becomes problem+json that the two above still observe). Then the gateway's, cheapest
 refusal first, so that nothing expensive runs for a request that is refused anyway:
 
-4. ``edge``: answers nginx's ``/_edge/auth`` subrequest itself, running 6-10 below on the
-   original request it describes (:mod:`gateway.edge`), never on the subrequest;
+4. ``edge`` (installed by ``setup_edge`` ahead of all, the common ones too): answers nginx's
+   ``/_edge/auth`` subrequest itself, running 6-10 below on the original request it describes
+   (:mod:`gateway.edge`), never on the subrequest;
 5. ``stats``: per-route latency for /api/performance/stats, seeing every status below;
 6. ``network``: resolves the client IP (trusted proxy aware) that everything below logs and
    limits by, and refuses denied networks before any other work;
@@ -47,7 +48,7 @@ from common.web import create_base_app
 from gateway import handlers, openapi, performance
 from gateway.auth import auth_middleware
 from gateway.bots import BOT_PATTERNS, bot_middleware, compile_patterns
-from gateway.edge import edge_middleware, setup_edge
+from gateway.edge import setup_edge
 from gateway.hardening import hardening_middleware, security_headers
 from gateway.keys import key_ring_ctx
 from gateway.network import network_middleware
@@ -157,7 +158,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     )
     app = create_base_app(
         settings,
-        middlewares=(edge_middleware, stats_middleware, *decision_chain),
+        middlewares=(stats_middleware, *decision_chain),
         client_max_size=settings.max_body_bytes,
     )
     setup_edge(app, decision_chain)

@@ -16,6 +16,12 @@ very middleware functions of :mod:`gateway.app`) and always answers 204:
   closed. A refusal spends no quota here: the rate limiter records only what it allows.
 
 ``HEAD`` is decided as ``GET``, the route it reads.
+
+The decision runs for every API request, so its subrequest skips the common chain: it is answered
+by the first middleware, before the access log line (nginx logs the request, and the service or
+the gateway that serves it logs it too), the per-route metrics (``gateway_edge_decisions_total``
+counts the decisions) and the in-flight bound (nginx bounds the API requests in progress). It
+takes its request id and trace context as that chain would, and hands them on with the decision.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ from typing import Protocol
 
 from aiohttp import web
 from loguru import logger
+from prometheus_client import Counter
 from yarl import URL
 
+from common.context import REQUEST_ID, TRACE
 from common.errors import ProblemError
 from common.limits import API_MAX_BODY_BYTES
-from common.web import Handler, is_json_content_type
+from common.tracing import new_request_id, new_trace, parse_traceparent, valid_request_id
+from common.web import REQUEST_ID_HEADER, Handler, is_json_content_type
 from gateway.breaker import BreakerState
 from gateway.hardening import body_limit
 from gateway.network import CLIENT
@@ -38,6 +47,12 @@ from gateway.proxy import UPSTREAMS, identity_headers
 from gateway.ratelimit import DECISION
 from gateway.routes import RouteSpec, route_spec
 from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
+
+EDGE_DECISIONS = Counter(
+    "gateway_edge_decisions_total",
+    "Edge decisions by the upstream named: a service, or the gateway for the whole request.",
+    ["upstream"],
+)
 
 
 class Middleware(Protocol):
@@ -72,6 +87,13 @@ class EdgeDecider:
         for middleware in reversed(chain):
             handler = partial(middleware, handler=handler)
         self._chain = handler
+        self._counted: dict[str, Counter] = {}
+
+    def count(self, upstream: str) -> None:
+        counter = self._counted.get(upstream)
+        if counter is None:
+            counter = self._counted[upstream] = EDGE_DECISIONS.labels(upstream)
+        counter.inc()
 
     async def upstream(self, original: web.Request) -> str | None:
         """The service that may serve ``original`` directly; None sends it to the gateway."""
@@ -140,10 +162,21 @@ async def _original_request(request: web.Request) -> web.Request | None:
     return original
 
 
+def _request_context(request: web.Request) -> None:
+    """The request id and trace context, taken as common.web's request context takes them."""
+    request_id = valid_request_id(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID] = request_id or new_request_id()
+    parent = parse_traceparent(request.headers.get("traceparent"))
+    request[TRACE] = parent.child() if parent else new_trace()
+
+
 async def edge_auth(request: web.Request) -> web.Response:
     """``GET /_edge/auth``: 204 with the upstream that may serve the original request."""
+    _request_context(request)
     original = await _original_request(request)
-    upstream = None if original is None else await request.app[EDGE].upstream(original)
+    edge = request.app[EDGE]
+    upstream = None if original is None else await edge.upstream(original)
+    edge.count(upstream or GATEWAY)
     if original is None or upstream is None:
         return web.Response(status=204, headers=_TO_GATEWAY)
     headers = identity_headers(original, original[CLIENT])
@@ -156,11 +189,11 @@ async def edge_auth(request: web.Request) -> web.Response:
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answers the edge decision before the gateway's chain runs on the subrequest itself.
+    """Answers the edge decision before any chain runs on the subrequest itself.
 
-    The chain belongs to the original request: run on the subrequest it would judge nginx's
-    call instead (a denied User-Agent would make the subrequest 403, which nginx turns into
-    its own error page).
+    The gateway's chain belongs to the original request: run on the subrequest it would judge
+    nginx's call instead (a denied User-Agent would make the subrequest 403, which nginx turns
+    into its own error page). The common chain's work is done by the request it serves.
     """
     if request.match_info.handler is edge_auth:
         return await edge_auth(request)
@@ -168,6 +201,8 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def setup_edge(app: web.Application, chain: Sequence[Middleware]) -> None:
-    """Serve the edge decision with ``chain``: the gateway's decision middlewares, in order."""
+    """Serve the edge decision with ``chain``, the gateway's decision middlewares in order, from
+    the outermost middleware."""
     app[EDGE] = EdgeDecider(chain)
     app.router.add_get(EDGE_PATH, edge_auth)
+    app.middlewares.insert(0, edge_middleware)
