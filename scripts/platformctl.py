@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import pwd
+import re
 import resource
 import secrets
 import shlex
@@ -845,6 +846,12 @@ class Restarts:
     last_crash: str = ""
 
 
+def _without_queries(lines: list[str]) -> str:
+    """Log lines to show on the terminal, with every URL's query cut off: a request line in
+    nginx's error log may carry a credential a client put in its query string."""
+    return "\n".join(re.sub(r"\?[^\s\"']+", "?...", line) for line in lines)
+
+
 def _exit_reason(returncode: int) -> str:
     if returncode < 0:
         with contextlib.suppress(ValueError):
@@ -997,7 +1004,7 @@ class Platform:
             log = self._log_of(name)
             tail = ""
             with contextlib.suppress(OSError):
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                tail = _without_queries(log.read_text(errors="replace").splitlines()[-15:])
             raise CrashLoop(
                 f"{name} crashed {len(record.crashes)} times within {CRASH_LOOP_SECONDS:g} s "
                 f"(last: {record.last_exit}); not restarting it again. The end of {log}:\n{tail}"

@@ -23,7 +23,7 @@ import pytest
 
 from common.testing import scratch_database
 
-from .conftest import ADMIN_KEY, Platform, request, running_platform
+from .conftest import ADMIN_KEY, Platform, load_platformctl, request, running_platform
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,17 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platfor
         ) as running,
     ):
         yield running, database_url
+
+
+def test_a_crash_report_shows_no_query_string() -> None:
+    """The end of a log shown on the terminal: a key a client put in a URL's query is cut off."""
+    line = '[error] connect() failed, request: "GET /api/resources?api_key=co_secret HTTP/1.1"'
+    shown = load_platformctl()._without_queries([line, "Address already in use? yes"])
+    assert "co_secret" not in shown
+    assert shown.splitlines() == [
+        '[error] connect() failed, request: "GET /api/resources?... HTTP/1.1"',
+        "Address already in use? yes",
+    ]
 
 
 def _pids(platform: Platform) -> dict[str, int]:
