@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import Client, feed, v2_alert, wait_for
+from alerts.settings import AlertsSettings
+from common.testing import truncate_schema
+
+from .conftest import Client, ClientFactory, feed, start_app, v2_alert, wait_for
 
 
 def later(seconds: float) -> str:
@@ -137,3 +140,18 @@ async def test_a_regex_re2_cannot_compile_is_a_problem_naming_the_matcher(client
     assert error["field"] == "matchers.0"
     assert "'team'" in error["message"]
     assert "RE2" in error["message"]
+
+
+async def test_silences_active_or_pending_at_once_are_bounded(
+    aiohttp_client: ClientFactory, settings: AlertsSettings, pg_url: str
+) -> None:
+    await truncate_schema(pg_url, "alerts")
+    client = await start_app(aiohttp_client, settings.model_copy(update={"max_silences": 2}))
+    first = await create_silence(client, matcher("team", "a"))
+    await create_silence(client, matcher("team", "b"), startsAt=later(600))  # pending counts
+    body = {"matchers": [matcher("team", "c")], "endsAt": later(60), "comment": "one more"}
+    resp = await client.post("/api/alerts/silences", json=body)
+    assert resp.status == 409
+    assert resp.content_type == "application/problem+json"
+    assert (await client.delete(f"/api/alerts/silences/{first['id']}")).status == 200
+    await create_silence(client, matcher("team", "c"))  # an expired one no longer counts

@@ -690,11 +690,25 @@ class AlertBook:
 
     # -- silences -------------------------------------------------------------------------------
 
-    async def create_silence(self, silence: SilenceIn, creator: str) -> Silence:
+    async def create_silence(
+        self, silence: SilenceIn, creator: str, *, max_unexpired: int | None = None
+    ) -> Silence:
         """Store ``silence`` as created by ``creator``, the caller: a ``createdBy`` in the body
-        (Alertmanager clients send one) is never trusted for it."""
+        (Alertmanager clients send one) is never trusted for it.
+
+        Every ingest checks every active silence, so at most ``max_unexpired`` silences may be
+        active or pending at once (as Alertmanager's ``--silences.max-silences``).
+        """
 
         async def change(conn: Connection, changes: Changes) -> Silence:
+            if (
+                max_unexpired is not None
+                and await storage.count_unexpired_silences(conn) >= max_unexpired
+            ):
+                raise Conflict(
+                    f"At most {max_unexpired} silences may be active or pending at once; "
+                    "expire one first."
+                )
             created = await storage.insert_silence(conn, silence, creator)
             await self._reevaluate(conn, await storage.open_alerts(conn), changes, lock=False)
             return created

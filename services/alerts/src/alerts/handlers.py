@@ -232,7 +232,11 @@ async def list_silences(request: web.Request) -> web.Response:
 
 async def create_silence(request: web.Request) -> web.Response:
     body = await read_json(request, SilenceIn)
-    silence = await request.config_dict[ALERT_BOOK].create_silence(body, _principal(request))
+    silence = await request.config_dict[ALERT_BOOK].create_silence(
+        body,
+        _principal(request),
+        max_unexpired=request.config_dict[ALERTS_SETTINGS].max_silences,
+    )
     return json_response(
         silence.public(datetime.now(UTC)),
         status=201,

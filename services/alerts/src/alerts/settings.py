@@ -41,6 +41,8 @@ class AlertsSettings(ServiceSettings):
     rules_file: Path = DEFAULT_RULES_FILE
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_alerts_per_request: int = Field(default=1000, ge=1)
+    #: Silences active or pending at once (every ingest checks every active one).
+    max_silences: int = Field(default=1000, ge=1)
     #: Alertmanager's resolve_timeout: an HTTP alert without endsAt resolves after this long.
     resolve_timeout_seconds: float = Field(default=300.0, gt=0)
     #: How often expired alerts are resolved, silences re-applied and gauges refreshed.

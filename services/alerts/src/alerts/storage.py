@@ -331,6 +331,12 @@ async def silence_window_crossed(conn: Connection, since: datetime) -> bool:
     )
 
 
+async def count_unexpired_silences(conn: Connection) -> int:
+    """Active and pending silences; serialised with other creations (transaction lock)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('alerts.silences'))")
+    return int(await conn.fetchval("SELECT count(*) FROM silences WHERE ends_at > now()"))
+
+
 async def active_silences(conn: Connection) -> list[Silence]:
     rows = await conn.fetch(
         f"SELECT {SILENCE_COLUMNS} FROM silences WHERE starts_at <= now() AND ends_at > now()"

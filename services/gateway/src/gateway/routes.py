@@ -233,7 +233,7 @@ def upstream_routes() -> list[RouteSpec]:
                     op("POST", "Alertmanager webhook (version 4)", path="/webhook",
                        body=ALERT_HANDLERS + "WebhookPayload", data=f"[{alert}]", errors=(413,)),
                     op("POST", "Create a silence", path="/silences", body=ALERTS + "SilenceIn",
-                       data=silence, status=201),
+                       data=silence, status=201, errors=(409,)),
                     op("PUT", "Replace a silence", path="/silences/{id}",
                        body=ALERTS + "SilenceIn", data=silence, errors=(409,)),
                     op("DELETE", "Expire a silence", path="/silences/{id}", data=silence),
