@@ -9,6 +9,7 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -24,6 +25,9 @@ from common.testing import (
     scratch_exchange,
 )
 
+from .conftest import running_nginx
+
+ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "co_logs_admin_key_0123456789abcdefghijklmnopq"
 JWT_SECRET = "logs-test-jwt-secret-0123456789abcdefghijkl"
 # Held only in request bytes and in an event's data: never in an exception message.
@@ -182,5 +186,32 @@ async def test_every_kind_of_line_is_flat_json_without_credentials(
     assert "on_resource_event" in error["exception.stacktrace"]
 
     output = gateway.output() + costs.output()
+    request_lines = [line for line in output.splitlines() if '"message":"request"' in line]
+    assert max(len(line.encode()) for line in request_lines) < 400
     for secret in (ADMIN_KEY, JWT_SECRET, STOLEN_KEY, EVENT_SECRET):
         assert secret not in output
+
+
+def test_compose_nginx_logs_paths_without_their_query(tmp_path: Path) -> None:
+    """The compose edge's access log: a key sent in the URL never reaches it."""
+    port = free_port()
+    conf = (ROOT / "compose" / "nginx.conf").read_text()
+    for old, new in [
+        ("pid /var/run/nginx.pid;", f"pid {tmp_path}/nginx.pid;\ndaemon off;"),
+        ("error_log /dev/stderr warn;", f"error_log {tmp_path}/error.log warn;"),
+        ("access_log /dev/stdout cloudops;", f"access_log {tmp_path}/access.log cloudops;"),
+        ("server gateway:8100;", f"server 127.0.0.1:{free_port()};"),  # nothing listens
+        ("listen 8080 backlog=4096;", f"listen 127.0.0.1:{port};"),
+    ]:
+        assert conf.count(old) == 1, old
+        conf = conf.replace(old, new)
+    (tmp_path / "nginx.conf").write_text(conf)
+    with running_nginx(tmp_path / "nginx.conf", port):
+        status = get(
+            f"http://127.0.0.1:{port}/api/resources?limit=5&api_key={STOLEN_KEY}",
+            {"X-API-Key": STOLEN_KEY, "X-Request-ID": "edge-log-1"},
+        )
+    assert status in (502, 503)
+    log = (tmp_path / "access.log").read_text()
+    assert '"GET /api/resources HTTP/1.1"' in log
+    assert STOLEN_KEY not in log
