@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -90,4 +90,28 @@ async def test_a_scrape_reads_the_snapshot_until_a_write_makes_it_stale(client: 
     # Nothing billed this month in the test data: the budget is at 0 of its amount.
     assert after["cloudops_budget_utilization_ratio"] == {
         (("budget", "Data team"), ("scope", "team:data")): 0.0
+    }
+
+
+async def test_anomalies_of_the_current_month_are_counted_per_currency(client: Client) -> None:
+    today = datetime.now(UTC).date()
+    async with client.app[DB_POOL].acquire() as conn:
+        for dimension in ("provider=AWS:USD", "provider=GCP:USD", "all:EUR"):
+            await conn.execute(
+                """INSERT INTO anomalies (day, dimension, basis, actual, expected, score)
+                   VALUES ($1, $2, 'billed', 10, 1, 9)""",
+                today,
+                dimension,
+            )
+        await conn.execute(  # last year's: not this month
+            """INSERT INTO anomalies (day, dimension, basis, actual, expected, score)
+               VALUES ($1, 'all:USD', 'billed', 10, 1, 9)""",
+            today - timedelta(days=400),
+        )
+
+    found = await scrape(client)
+
+    assert found["cloudops_cost_anomalies"] == {
+        (("currency", "EUR"),): 1.0,
+        (("currency", "USD"),): 2.0,
     }
