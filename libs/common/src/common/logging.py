@@ -1,7 +1,7 @@
 """Flat JSON log lines through loguru, stdlib logging routed in, credentials scrubbed.
 
 One JSON object per line, with the field names of the OpenTelemetry log data model as its
-"Trace Context in non-OTLP log formats" spec writes them flat (docs/metrics.md, "Logs"):
+"Trace Context in non-OTLP log formats" spec writes them flat (docs/metrics.md, "Log lines"):
 
 ``time`` (RFC 3339, UTC), ``level``, ``message``, ``service``, ``request_id``, ``trace_id``,
 ``span_id``, then the event's own fields, then ``logger`` (the emitting module) and, for errors,
