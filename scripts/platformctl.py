@@ -528,7 +528,7 @@ def _write_edge_secret(conf_dir: Path, edge_secret: str) -> None:
 #: a saturated event loop. On two cores, 1,000 connections offering 2,000 req/s got 503s back with
 #: p99 26 ms at 128 and 670 ms at 256; at 2,048 the gateway shed them itself, p99 several seconds.
 NGINX_API_MAX_CONNECTIONS = 128
-#: Seconds a client may pause between two reads of its headers or of an API body.
+#: Seconds a client's API body may pause between two reads.
 NGINX_CLIENT_TIMEOUT_SECONDS = 10
 #: Descriptors one nginx worker wants: 10,000 clients, as many upstream sockets, and room.
 NGINX_WORKER_NOFILE = 65536
@@ -574,7 +574,7 @@ def render_nginx(
     allowed requests to directly; any other goes through the gateway. ``edge_secret`` is sent
     to the gateway as ``X-CloudOps-Edge`` (CLOUDOPS_GATEWAY_EDGE_SECRET); empty, nothing is.
     CLOUDOPS_NGINX_CLIENT_TIMEOUT (seconds, default NGINX_CLIENT_TIMEOUT_SECONDS) cuts off a
-    client that sends its headers or an API body slower than that between two reads.
+    client whose API body pauses longer than that between two reads.
     """
     conf_dir = run_dir / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -846,6 +846,13 @@ class Restarts:
     last_crash: str = ""
 
 
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` in one step: ``down``, ``deploy`` or an operator never read half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 def _without_queries(lines: list[str]) -> str:
     """Log lines to show on the terminal, with every URL's query cut off: a request line in
     nginx's error log may carry a credential a client put in its query string."""
@@ -1040,16 +1047,13 @@ class Platform:
             }
             for name, r in self.restarts.items()
         }
-        # Replaced in one step: an operator (or a script) never reads half a file.
-        temporary = RUN / f".restarts.json.{os.getpid()}"
-        temporary.write_text(json.dumps(state, indent=2) + "\n")
-        os.replace(temporary, RUN / "restarts.json")
+        _replace(RUN / "restarts.json", json.dumps(state, indent=2) + "\n")
 
     def write_pids(self) -> None:
         pids = {"platform": os.getpid(), **{n: p.pid for n, p in self.stack}}
         if self.nginx is not None:
             pids["nginx"] = self.nginx.pid
-        (RUN / "pids.json").write_text(json.dumps({"color": self.color, "pids": pids}))
+        _replace(RUN / "pids.json", json.dumps({"color": self.color, "pids": pids}))
 
     @staticmethod
     def _stop_stack(stack: list[tuple[str, subprocess.Popen[bytes]]]) -> None:

@@ -165,61 +165,97 @@ async def _exactly_once(database_url: str, resource_ids: list[str]) -> dict[str,
     }
 
 
+async def _kill_while_consuming(database_url: str, prefix: str, pid: int) -> int:
+    """SIGKILL ``pid`` as soon as the costs consumer has handled some of the resources named
+    ``prefix``*; returns how many it had handled by then."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                handled: int = await conn.fetchval(
+                    "SELECT count(*) FROM costs.inventory WHERE external_id LIKE $1", f"{prefix}%"
+                )
+                if handled:
+                    os.kill(pid, signal.SIGKILL)
+                    return handled
+                await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+
+
 def test_a_consumer_killed_mid_stream_loses_and_doubles_nothing(
     platform: tuple[Platform, str],
 ) -> None:
-    """Resources are created and broken while the costs process (a consumer of their events) is
-    killed: once it is back, every event was handled once, and each side effect is there once."""
+    """A burst of 1,000 new resources, and the costs process (a consumer of their events) killed
+    while it works through them; more changes while it is away. Once it is back, every event was
+    handled once, and each side effect is there once."""
     running, database_url = platform
     before = _pids(running)
-    count = 120
-    resource_ids: list[str] = []
-    failed: list[int] = []
-
-    def change_resources() -> None:
-        for _ in range(count):
-            status, _, body = request(
-                f"{running.api}/api/resources", key=ADMIN_KEY, method="POST", body=_new_resource()
-            )
-            if status != 201:
-                failed.append(status)
-                continue
-            resource_id = json.loads(body)["data"]["id"]
-            resource_ids.append(resource_id)
-            status, _, _ = request(
-                f"{running.api}/api/resources/{resource_id}",
-                key=ADMIN_KEY,
-                method="PATCH",
-                body=b'{"status": "error"}',
-            )
-            if status != 200:
-                failed.append(status)
-
-    writer = threading.Thread(target=change_resources)
-    writer.start()
-    _wait_for(lambda: len(resource_ids) >= count // 3, 60, "the first changes")
-    os.kill(before["costs"], signal.SIGKILL)
-    writer.join(timeout=90)
-    assert not writer.is_alive()
-    assert failed == [], "the resources service kept serving while costs was away"
-    assert len(resource_ids) == count
+    total, broken = 1000, 60
+    prefix = f"burst-{uuid.uuid4().hex[:8]}-"
+    fleet = [
+        {
+            "external_id": f"{prefix}{i}",
+            "name": f"{prefix}{i}",
+            "provider": "aws",
+            "type": "compute",
+            "region": "eu-west-1",
+            "account": "1",
+            "status": "running",
+        }
+        for i in range(total)
+    ]
+    status, _, body = request(
+        f"{running.api}/api/resources/bulk",
+        key=ADMIN_KEY,
+        method="POST",
+        body=json.dumps({"resources": fleet}).encode(),
+    )
+    assert status == 200, body
+    handled_at_kill = asyncio.run(_kill_while_consuming(database_url, prefix, before["costs"]))
+    assert handled_at_kill < total, "the consumer finished before it could be killed mid-stream"
+    resource_ids = asyncio.run(_resource_ids(database_url, prefix))
+    assert len(resource_ids) == total
+    for resource_id in resource_ids[:broken]:  # while costs is away
+        status, _, _ = request(
+            f"{running.api}/api/resources/{resource_id}",
+            key=ADMIN_KEY,
+            method="PATCH",
+            body=b'{"status": "error"}',
+        )
+        assert status == 200
     _wait_for(lambda: _pids(running)["costs"] != before["costs"], 30, "the restart of costs")
 
     def all_handled() -> bool:
         state = asyncio.run(_exactly_once(database_url, resource_ids))
-        return (
-            bool(state["costs_seen"] == state["events"] and state["alerts_seen"] == count)
-            and len(state["raised"]) == count
+        return bool(
+            state["costs_seen"] == state["events"]
+            and state["alerts_seen"] == broken
+            and len(state["raised"]) == broken
         )
 
     _wait_for(all_handled, 60, "every event to be handled")
     state = asyncio.run(_exactly_once(database_url, resource_ids))
-    assert state["events"] >= 2 * count  # created and status_changed for each
-    assert state["status_changes"] == count
-    assert state["inventory"] == ["error"] * count  # one mirrored row each, in its last state
+    assert state["events"] >= total + broken  # created for each, status_changed for the broken
+    assert state["status_changes"] == broken
+    # One mirrored row per resource, in its last state, and one alert raised once per breakage.
+    assert state["inventory"] == ["error"] * broken + ["running"] * (total - broken)
     assert set(state["raised"].values()) == {1}, "an alert was raised twice"
     restarts = json.loads((running.run_dir / "restarts.json").read_text())
     assert restarts["costs"]["restarts"] == 1
+
+
+async def _resource_ids(database_url: str, prefix: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT id::text FROM resources.resources WHERE external_id LIKE $1
+               ORDER BY external_id""",
+            f"{prefix}%",
+        )
+    finally:
+        await conn.close()
+    return [r["id"] for r in rows]
 
 
 def test_a_killed_nginx_is_restarted_with_the_same_configuration(
