@@ -233,3 +233,15 @@ async def test_a_service_cuts_a_chunked_body_at_its_limit(
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 16 * 1024 * 1024  # 5 MiB read, some in socket buffers, not the 30 MiB offered
     assert seconds < 3
+
+
+async def test_a_password_may_hold_what_looks_like_markup(client: Client) -> None:
+    password = "<script>onload=javascript:1</script>"
+    created = await client.post(
+        "/api/admin/users",
+        json={"username": "ivy", "password": password, "permissions": ["read"]},
+        headers=ADMIN,
+    )
+    assert created.status == 201, await created.text()
+    login = await client.post("/api/auth/login", json={"username": "ivy", "password": password})
+    assert login.status == 200, await login.text()

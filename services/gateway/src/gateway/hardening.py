@@ -100,11 +100,16 @@ def body_limit(spec: RouteSpec | None, settings: GatewaySettings) -> int:
 
 
 def body_policy(spec: RouteSpec, settings: GatewaySettings) -> BodyPolicy:
-    """The JSON body policy of ``spec``'s route: its own limit, the gateway's depth and deadline."""
+    """The JSON body policy of ``spec``'s route: its own limit, the gateway's depth and deadline.
+
+    The markup policy guards what services store and show; the gateway's own routes validate
+    every field with their models instead, and a password may hold any character.
+    """
     return BodyPolicy(
         max_bytes=body_limit(spec, settings),
         max_depth=settings.max_json_depth,
         read_timeout_seconds=settings.body_read_timeout_seconds,
+        reject_markup=spec.upstream is not None,
     )
 
 
