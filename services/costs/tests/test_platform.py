@@ -5,6 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from common.costtracker import UsageMeter
+from common.redis import create_redis
+from costs.settings import CostsSettings
+
 from .conftest import Client
 
 ADMIN = {"X-CloudOps-Principal": "root", "X-CloudOps-Permissions": "admin,read,write"}
@@ -57,3 +61,37 @@ async def test_a_caller_without_admin_sees_only_its_own_usage(client: Client) ->
     assert {"alice", "key-42", "bob", "anonymous"} <= {u["principal"] for u in everyone["per_user"]}
     # The platform's totals name nobody: every caller sees all requests counted.
     assert own["requests"] >= 4
+
+
+async def test_the_report_covers_every_service_per_route(
+    client: Client, settings: CostsSettings
+) -> None:
+    """Another service's meter (as the resources service's would) flushes to Redis; the report
+    drains it: per service, per route (admins only) and in the principal's row."""
+    resources = UsageMeter("resources")
+    for _ in range(4):
+        resources.record("alice", "/api/resources", 0.002, 1000)
+    redis = create_redis(settings.redis_url)
+    try:
+        await resources.flush(redis, settings.redis_prefix)
+    finally:
+        await redis.aclose()
+    assert (await client.get("/api/costs/budgets", headers={"X-CloudOps-Principal": "alice"})).ok
+    report = await platform_report(client, ADMIN)
+    services = {s["service"]: s for s in report["per_service"]}
+    assert services["resources"]["requests"] == 4
+    assert services["resources"]["bytes_out"] == 4000
+    assert services["costs"]["requests"] >= 1
+    routes = {(r["service"], r["route"]): r for r in report["per_route"]}
+    assert routes[("resources", "/api/resources")]["requests"] == 4
+    assert routes[("costs", "/api/costs/budgets")]["requests"] == 1
+    alice = next(u for u in report["per_user"] if u["principal"] == "alice")
+    assert alice["requests"] == 5
+    prices = report["unit_prices"]
+    assert Decimal(report["breakdown"]["requests"]) == report["requests"] * Decimal(
+        prices["per_request"]
+    )
+    reader = {"X-CloudOps-Principal": "alice", "X-CloudOps-Permissions": "read"}
+    own = await platform_report(client, reader)
+    assert own["per_route"] == []
+    assert {s["service"] for s in own["per_service"]} >= {"resources", "costs"}

@@ -7,6 +7,7 @@ Middleware order (outermost first) and why:
 2. ``request_context`` gives the request an id and trace before anything can log or fail, and
    writes the one access-log line per request after everything else has finished;
 3. ``metrics`` sees the final status, including problems rendered by the error middleware;
+   ``usage`` (:mod:`common.costtracker`) then charges the request to its principal and route;
 4. ``errors`` turns every exception below it into a problem response that the middlewares above
    can still observe;
 5. ``json_guard`` (:mod:`common.json_guard`) refuses a body on a method that has none and a JSON
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from common.admission import ADMISSION, Admission
 from common.config import ServiceSettings
 from common.context import REQUEST_ID, TRACE
+from common.costtracker import USAGE_METER, UsageMeter, usage_ctx, usage_middleware
 from common.encoding import dumps
 from common.errors import (
     BadRequest,
@@ -42,6 +44,7 @@ from common.errors import (
 from common.json_guard import BodyPolicy, json_guard, read_guarded_json
 from common.json_guard import is_json_content_type as is_json_content_type  # re-exported
 from common.logging import access_line, enter_context, leave_context
+from common.memory import MEMORY_PATH, memory_ctx, memory_handler
 from common.metrics import (
     ACTIVE_CONNECTIONS,
     APPLICATION_ERRORS,
@@ -341,7 +344,9 @@ def create_base_app(
     client_max_size: int = 10 * 1024 * 1024,
     body_policy: BodyPolicy | None = None,
 ) -> web.Application:
-    """An application with the shared middlewares, ``/metrics`` and ``/health/*`` routes.
+    """An application with the shared middlewares, ``/metrics`` and ``/health/*`` routes
+    (``/health/memory``: this worker's :mod:`common.memory` leak detector), and the worker's
+    platform usage meter (:mod:`common.costtracker`).
 
     JSON bodies are guarded by ``body_policy`` (default: at most ``client_max_size`` bytes,
     :mod:`common.json_guard`'s depth, deadline and markup policy).
@@ -357,6 +362,7 @@ def create_base_app(
             admission.middleware,
             request_context_middleware,
             metrics_middleware_for(settings.service_name),
+            usage_middleware(route_template),
             error_middleware,
             json_guard(body_policy or BodyPolicy(max_bytes=client_max_size)),
             *middlewares,
@@ -366,8 +372,11 @@ def create_base_app(
     app[SETTINGS] = settings
     app[READINESS] = Readiness()
     app[ADMISSION] = admission
+    app[USAGE_METER] = UsageMeter(settings.service_name)
+    app.cleanup_ctx.extend([memory_ctx, usage_ctx(settings.redis_url, settings.redis_prefix)])
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/health/live", live_handler)
     app.router.add_get("/health/ready", ready_handler)
+    app.router.add_get(MEMORY_PATH, memory_handler)
     return app

@@ -12,18 +12,21 @@ import asyncpg
 from aiohttp import web
 from loguru import logger
 
+from common.costtracker import PlatformPrices
 from common.db import DB_POOL, postgres_ctx
 from common.messaging import declare_subscriptions, messaging_ctx
 from common.metrics import SCRAPE_HOOKS, ScrapeHook
+from common.redis import REDIS, redis_ctx
 from common.web import create_base_app
 from costs.budgets import Budgets
-from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
+from costs.cache import HOLDER, CostAwareCache
+from costs.context import BUDGETS, COST_CACHE, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
 from costs.domain import ForecastQuery
 from costs.events import CONSUMERS
 from costs.handlers import add_routes
 from costs.importer import Importer
 from costs.optimization import Thresholds
-from costs.platform import TRACKER, CostTracker, cost_tracking_middleware
+from costs.platform import LEDGER, PlatformLedger
 from costs.reports import Reports
 from costs.settings import CostsSettings
 from costs.signals import COLLECTOR, COST_SIGNALS, CostSignals, invalidate_on_write
@@ -59,14 +62,18 @@ async def use_cases_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[BUDGETS] = Budgets(pool, team_tag_key=settings.team_tag_key)
     app[THRESHOLDS] = thresholds_from(settings)
-    tracker = CostTracker(
-        pool,
+    cache = CostAwareCache(
+        app[REDIS],
+        prefix=settings.redis_prefix,
         service=settings.service_name,
-        compute_per_cpu_second=settings.platform_compute_per_cpu_second,
-        network_per_gb=settings.platform_network_per_gb,
-        storage_per_gb_month=settings.platform_storage_per_gb_month,
+        ttl_per_miss_second=settings.cache_ttl_per_miss_second,
+        min_ttl=settings.cache_min_ttl_seconds,
+        max_ttl=settings.cache_max_ttl_seconds,
     )
-    app[TRACKER] = tracker
+    app[COST_CACHE] = HOLDER.cache = cache
+    app[LEDGER] = PlatformLedger(
+        pool, app[REDIS], prefix=settings.redis_prefix, prices=PlatformPrices()
+    )
     signals = CostSignals(pool, app[BUDGETS], refresh_seconds=settings.metrics_refresh_seconds)
     app[COST_SIGNALS] = signals
     hooks: list[ScrapeHook] = [signals.refresh_if_stale]
@@ -75,8 +82,8 @@ async def use_cases_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     if COLLECTOR.source is signals:
         COLLECTOR.source = None
-    with contextlib.suppress(Exception):
-        await tracker.flush()
+    if HOLDER.cache is cache:
+        HOLDER.cache = None
 
 
 async def periodic_checks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -89,7 +96,7 @@ async def periodic_checks_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 await app[BUDGETS].evaluate(datetime.now(UTC))
                 await app[REPORTS].detect_anomalies(ForecastQuery())
-                await app[TRACKER].flush()
+                await app[LEDGER].drain()
             except Exception:  # keep checking; the next round may succeed
                 logger.exception("periodic cost checks failed")
 
@@ -111,13 +118,14 @@ def create_app(settings: CostsSettings | None = None) -> web.Application:
     app = create_base_app(
         settings,
         client_max_size=settings.max_body_bytes,
-        middlewares=(cost_tracking_middleware, invalidate_on_write),
+        middlewares=(invalidate_on_write,),
     )
     app[SETTINGS_KEY] = settings
     # Order matters: each context may use what the ones before it opened.
     app.cleanup_ctx.extend(
         [
             postgres_ctx(MIGRATIONS),
+            redis_ctx,
             messaging_ctx(CONSUMERS),
             use_cases_ctx,
             periodic_checks_ctx,

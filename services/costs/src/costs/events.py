@@ -13,6 +13,7 @@ from common.db import Connection
 from common.encoding import dumps
 from common.messaging import CloudEvent, Consumer, each_event, enqueue_event, new_event
 from costs import storage
+from costs.cache import invalidate_after_events
 
 SOURCE = "/cloudops/costs"
 UTILIZATION_RECORDED = "resource.utilization_recorded"
@@ -116,6 +117,8 @@ RESOURCE_CONSUMER = Consumer(
         UTILIZATION_RECORDED,
     ],
     handler=each_event(on_resource_event),
+    # Cached answers built on the inventory or the samples miss once the batch has committed.
+    after_commit=invalidate_after_events,
 )
 
 #: Every consumer the service runs; ``make up`` declares their queues at deploy time from this too.

@@ -11,11 +11,13 @@ from uuid import UUID
 
 from aiohttp import web
 
+from common.costtracker import ANONYMOUS, flush_now
 from common.db import DB_POOL
 from common.errors import BadRequest, UnsupportedMediaType
 from common.web import json_response, parse_query, read_json
 from costs import savings
-from costs.context import BUDGETS, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
+from costs.cache import INVENTORY, LINE_ITEMS, UTILIZATION
+from costs.context import BUDGETS, COST_CACHE, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
 from costs.domain import (
     AtQuery,
     BudgetFields,
@@ -28,7 +30,7 @@ from costs.domain import (
     PlatformQuery,
     RealtimeQuery,
 )
-from costs.platform import ANONYMOUS, TRACKER
+from costs.platform import LEDGER
 
 PRINCIPAL_HEADER = "X-CloudOps-Principal"
 PERMISSIONS_HEADER = "X-CloudOps-Permissions"
@@ -78,6 +80,7 @@ async def create_import(request: web.Request) -> web.Response:
     result = await request.config_dict[IMPORTER].run(
         chunks(), filename=filename, created_by=principal(request)
     )
+    await request.config_dict[COST_CACHE].changed(LINE_ITEMS)
     return json_response(
         result, status=201, headers={"Location": f"/api/costs/imports/{result['id']}"}
     )
@@ -88,7 +91,15 @@ async def get_import(request: web.Request) -> web.Response:
 
 
 async def daily(request: web.Request) -> web.Response:
-    report = await request.config_dict[REPORTS].daily(parse_query(request, DailyQuery))
+    query = parse_query(request, DailyQuery)
+    today = datetime.now(UTC).date()
+    sources = (LINE_ITEMS, INVENTORY) if query.group_by == "resource" else (LINE_ITEMS,)
+    report = await request.config_dict[COST_CACHE].get_or_compute(
+        "costs_daily",
+        (query.model_dump(mode="json"), today),
+        sources,
+        lambda: request.config_dict[REPORTS].daily(query, today),
+    )
     return json_response(report["items"], meta=report["meta"])
 
 
@@ -132,8 +143,14 @@ async def realtime(request: web.Request) -> web.Response:
 
 
 async def forecast(request: web.Request) -> web.Response:
+    query = parse_query(request, ForecastQuery)
     return json_response(
-        await request.config_dict[REPORTS].forecast(parse_query(request, ForecastQuery))
+        await request.config_dict[COST_CACHE].get_or_compute(
+            "costs_forecast",
+            (query.model_dump(mode="json"), datetime.now(UTC).date()),
+            (LINE_ITEMS,),
+            lambda: request.config_dict[REPORTS].forecast(query),
+        )
     )
 
 
@@ -149,16 +166,25 @@ async def list_anomalies(request: web.Request) -> web.Response:
 
 
 async def optimization(request: web.Request) -> web.Response:
-    at = _at(request)
+    asked = parse_query(request, AtQuery).at
     pool, thresholds = request.config_dict[DB_POOL], request.config_dict[THRESHOLDS]
-    found = await savings.recommendations(pool, thresholds, at)
-    totals: dict[str, Any] = {}
-    for rec in found:
-        totals[rec.currency] = totals.get(rec.currency, 0) + rec.monthly_savings
-    return json_response(
-        [asdict(rec) for rec in found],
-        meta={"total": len(found), "monthly_savings": totals, "at": at},
+
+    async def compute() -> dict[str, Any]:
+        at = asked or datetime.now(UTC)
+        found = await savings.recommendations(pool, thresholds, at)
+        totals: dict[str, Any] = {}
+        for rec in found:
+            totals[rec.currency] = totals.get(rec.currency, 0) + rec.monthly_savings
+        return {
+            "items": [asdict(rec) for rec in found],
+            "meta": {"total": len(found), "monthly_savings": totals, "at": at},
+        }
+
+    # Without ``at``, "now": a cached answer says in ``meta.at`` when it was computed.
+    result = await request.config_dict[COST_CACHE].get_or_compute(
+        "costs_optimization", (asked,), (LINE_ITEMS, INVENTORY, UTILIZATION), compute
     )
+    return json_response(result["items"], meta=result["meta"])
 
 
 async def create_budget(request: web.Request) -> web.Response:
@@ -199,7 +225,8 @@ async def platform(request: web.Request) -> web.Response:
     """The platform's own cost; who else uses it (``per_user``) only an admin sees."""
     day = parse_query(request, PlatformQuery).day or datetime.now(UTC).date()
     only = None if is_admin(request) else principal(request) or ANONYMOUS
-    return json_response(await request.config_dict[TRACKER].report(day, only=only))
+    await flush_now(request.app)  # this worker's latest requests count too
+    return json_response(await request.config_dict[LEDGER].report(day, only=only))
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,93 +1,108 @@
-"""The platform's own running cost: a per-request estimate from configured unit prices.
+"""The platform's own running cost: every service's requests, from the ledger in PostgreSQL.
 
-Each request costs its CPU time times the compute price plus its response bytes times the network
-price; storage is the schema's size times the storage price, spread per day. Requests are counted
-in memory and flushed to PostgreSQL (so every worker and replica adds to one daily report).
+Each service measures its requests with :mod:`common.costtracker` (principal, route, wall time,
+bytes, a share of the process's CPU) and pushes the totals to a Redis list; :class:`PlatformLedger`
+drains that list into ``platform_usage`` (every costs worker may, each batch is taken once) and
+prices the day: requests x the base price, CPU x the compute price, bytes x the network price,
+plus the schema's size x the storage price, spread per day.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
-from prometheus_client import Counter
+from loguru import logger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from common.costtracker import GB, USAGE_LIST, PlatformPrices, request_cost
 from costs import storage
 
-PLATFORM_COST = Counter(
-    "platform_cost_usd_total",
-    "Estimated cost of serving requests, from configured unit prices.",
-    ["service", "component"],
-)
-GB = Decimal(1024**3)
-ANONYMOUS = "anonymous"
+#: Batches taken from the list per round trip.
+DRAIN_BATCHES = 500
 
 
-class CostTracker:
+class PlatformLedger:
     def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        service: str,
-        compute_per_cpu_second: Decimal,
-        network_per_gb: Decimal,
-        storage_per_gb_month: Decimal,
+        self, pool: asyncpg.Pool, redis: Redis, *, prefix: str, prices: PlatformPrices
     ) -> None:
         self.pool = pool
-        self.service = service
-        self.compute_per_cpu_second = compute_per_cpu_second
-        self.network_per_gb = network_per_gb
-        self.storage_per_gb_month = storage_per_gb_month
-        self._pending: dict[tuple[date, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), 0])
+        self.redis = redis
+        self.key = f"{prefix}{USAGE_LIST}"
+        self.prices = prices
 
-    def record(self, principal: str, cpu_seconds: Decimal, bytes_out: int) -> None:
-        entry = self._pending[(datetime.now(UTC).date(), principal)]
-        entry[0] += 1
-        entry[1] += cpu_seconds
-        entry[2] += bytes_out
-        PLATFORM_COST.labels(self.service, "compute").inc(
-            float(cpu_seconds * self.compute_per_cpu_second)
-        )
-        PLATFORM_COST.labels(self.service, "network").inc(
-            float(Decimal(bytes_out) / GB * self.network_per_gb)
-        )
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, defaultdict(lambda: [0, Decimal(0), 0])
-        rows = [(day, who, n, cpu, out) for (day, who), (n, cpu, out) in pending.items()]
-        if rows:
-            async with self.pool.acquire() as conn:
-                await storage.add_platform_usage(conn, rows)
+    async def drain(self) -> int:
+        """Move every waiting batch into PostgreSQL; returns the rows written. A batch that
+        cannot be stored is put back for the next drain."""
+        written = 0
+        while True:
+            try:
+                batches: list[bytes] | None = await self.redis.lpop(  # type: ignore[assignment]
+                    self.key, DRAIN_BATCHES
+                )
+            except (RedisError, OSError) as exc:
+                logger.warning("platform usage drain failed", error=type(exc).__name__)
+                return written
+            if not batches:
+                return written
+            rows = []
+            for raw in batches:
+                batch = orjson.loads(raw)
+                for day, who, route, n, cpu, wall, nbytes in batch["rows"]:
+                    rows.append((date.fromisoformat(day), who, batch["service"], route, n,
+                                 Decimal(cpu), Decimal(wall), nbytes))  # fmt: skip
+            try:
+                async with self.pool.acquire() as conn:
+                    await storage.add_platform_usage(conn, rows)
+            except BaseException:
+                await self.redis.lpush(self.key, *reversed(batches))
+                raise
+            written += len(rows)
 
     async def report(self, day: date, *, only: str | None = None) -> dict[str, Any]:
         """The day's cost; ``per_user`` lists every principal, or only the one named by ``only``.
 
-        Totals and the breakdown always cover the whole platform: they name nobody.
+        Totals, the breakdown and ``per_service`` always cover the whole platform: they name nobody;
+        ``per_route`` is left empty with ``only``.
         """
-        await self.flush()
+        await self.drain()
         async with self.pool.acquire() as conn:
             rows = await storage.platform_usage(conn, day)
             size = await storage.schema_bytes(conn)
-        per_user = []
-        compute = network = Decimal(0)
+        prices = self.prices
+        users: dict[Any, list[Any]] = {}
+        routes: dict[Any, list[Any]] = {}
+        services: dict[Any, list[Any]] = {}
+        compute = network = base = Decimal(0)
         for r in rows:
-            c = r["cpu_seconds"] * self.compute_per_cpu_second
-            n = Decimal(r["bytes_out"]) / GB * self.network_per_gb
-            compute += c
-            network += n
-            if only is None or r["principal"] == only:
-                per_user.append(
-                    {"principal": r["principal"], "requests": r["requests"], "cost": _usd(c + n)}
-                )
+            cost = request_cost(prices, r["requests"], r["cpu_seconds"], r["bytes_out"])
+            compute += r["cpu_seconds"] * prices.compute_per_cpu_second
+            network += Decimal(r["bytes_out"]) / GB * prices.network_per_gb
+            base += r["requests"] * prices.per_request
+            for table, key in ((users, r["principal"]), (routes, (r["service"], r["route"])),
+                               (services, r["service"])):  # fmt: skip
+                entry = table.setdefault(key, [0, Decimal(0), Decimal(0), Decimal(0), 0])
+                entry[0] += r["requests"]
+                entry[1] += cost
+                entry[2] += r["cpu_seconds"]
+                entry[3] += r["wall_seconds"]
+                entry[4] += r["bytes_out"]
+
+        def usage(entry: list[Any]) -> dict[str, Any]:
+            n, cost, cpu, wall, nbytes = entry
+            return {"requests": n, "cost": _usd(cost), "cpu_seconds": _usd(cpu),
+                    "wall_seconds": _usd(wall), "bytes_out": nbytes}  # fmt: skip
+
         breakdown = {
+            "requests": _usd(base),
             "compute": _usd(compute),
             "network": _usd(network),
-            "storage": _usd(Decimal(size) / GB * self.storage_per_gb_month / 30),
+            "storage": _usd(Decimal(size) / GB * prices.storage_per_gb_month / 30),
         }
         return {
             "date": day,
@@ -95,11 +110,23 @@ class CostTracker:
             "total": sum(breakdown.values()),
             "requests": sum(r["requests"] for r in rows),
             "breakdown": breakdown,
-            "per_user": per_user,
+            "per_service": [{"service": s, **usage(e)} for s, e in sorted(services.items())],
+            # Which routes were called, and how often, only an admin sees (as the gateway's stats).
+            "per_route": [
+                {"service": s, "route": route, **usage(e)}
+                for (s, route), e in sorted(routes.items(), key=lambda kv: -kv[1][1])
+                if only is None
+            ],
+            "per_user": [
+                {"principal": who, **usage(e)}
+                for who, e in sorted(users.items())
+                if only is None or who == only
+            ],
             "unit_prices": {
-                "compute_per_cpu_second": self.compute_per_cpu_second,
-                "network_per_gb": self.network_per_gb,
-                "storage_per_gb_month": self.storage_per_gb_month,
+                "per_request": prices.per_request,
+                "compute_per_cpu_second": prices.compute_per_cpu_second,
+                "network_per_gb": prices.network_per_gb,
+                "storage_per_gb_month": prices.storage_per_gb_month,
             },
         }
 
@@ -108,17 +135,4 @@ def _usd(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.0000000001"))
 
 
-TRACKER = web.AppKey("cost_tracker", CostTracker)
-
-
-@web.middleware
-async def cost_tracking_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Charge each request's CPU time and response size to the principal the gateway named."""
-    started = time.process_time()
-    response: web.StreamResponse = await handler(request)
-    tracker = request.config_dict.get(TRACKER)
-    if tracker is not None:
-        principal = request.headers.get("X-CloudOps-Principal") or ANONYMOUS
-        cpu = Decimal(repr(time.process_time() - started))
-        tracker.record(principal[:128], cpu, response.content_length or 0)
-    return response
+LEDGER = web.AppKey("platform_ledger", PlatformLedger)

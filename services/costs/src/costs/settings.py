@@ -57,7 +57,10 @@ class CostsSettings(ServiceSettings):
     unmanaged_min_monthly_cost: Decimal = Field(default=Decimal("1"), ge=0)
     commitment_min_monthly_savings: Decimal = Field(default=Decimal("1"), ge=0)
 
-    # Platform's own unit prices (USD) for the CostTracker.
-    platform_compute_per_cpu_second: Decimal = Decimal("0.0000133")
-    platform_network_per_gb: Decimal = Decimal("0.09")
-    platform_storage_per_gb_month: Decimal = Decimal("0.115")
+    # The platform's own unit prices are common.costtracker.PlatformPrices (CLOUDOPS_PLATFORM_*).
+
+    # Cost-aware cache (costs.cache): an entry lives its miss's compute time x this factor,
+    # bounded by the minimum and maximum.
+    cache_ttl_per_miss_second: float = Field(default=600.0, gt=0)
+    cache_min_ttl_seconds: int = Field(default=30, ge=1)
+    cache_max_ttl_seconds: int = Field(default=900, ge=1)

@@ -758,13 +758,17 @@ async def list_anomalies(
 
 
 async def add_platform_usage(
-    conn: Connection, rows: Sequence[tuple[date, str, int, Decimal, int]]
+    conn: Connection, rows: Sequence[tuple[date, str, str, str, int, Decimal, Decimal, int]]
 ) -> None:
+    """Add (day, principal, service, route, requests, cpu, wall, bytes) rows to the totals."""
     await conn.executemany(
-        """INSERT INTO platform_usage (day, principal, requests, cpu_seconds, bytes_out)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (day, principal) DO UPDATE SET
+        """INSERT INTO platform_usage
+               (day, principal, service, route, requests, cpu_seconds, wall_seconds, bytes_out)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (day, principal, service, route) DO UPDATE SET
                requests = platform_usage.requests + EXCLUDED.requests,
                cpu_seconds = platform_usage.cpu_seconds + EXCLUDED.cpu_seconds,
+               wall_seconds = platform_usage.wall_seconds + EXCLUDED.wall_seconds,
                bytes_out = platform_usage.bytes_out + EXCLUDED.bytes_out""",
         rows,
     )
@@ -772,8 +776,8 @@ async def add_platform_usage(
 
 async def platform_usage(conn: Connection, day: date) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT principal, requests, cpu_seconds, bytes_out FROM platform_usage
-           WHERE day = $1 ORDER BY principal""",
+        """SELECT principal, service, route, requests, cpu_seconds, wall_seconds, bytes_out
+           FROM platform_usage WHERE day = $1 ORDER BY principal, service, route""",
         day,
     )
 

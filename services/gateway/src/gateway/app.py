@@ -42,6 +42,7 @@ from typing import Any
 from aiohttp import web
 
 from common.admission import ADMISSION
+from common.costtracker import USAGE_PRINCIPAL
 from common.db import postgres_ctx
 from common.redis import redis_ctx
 from common.web import create_base_app
@@ -53,7 +54,7 @@ from gateway.hardening import hardening_middleware, security_headers
 from gateway.keys import key_ring_ctx
 from gateway.network import network_middleware
 from gateway.performance import STATS, PerformanceStats, stats_middleware
-from gateway.principal import Permission
+from gateway.principal import PRINCIPAL, Permission
 from gateway.proxy import proxy_handler, upstreams_ctx
 from gateway.ratelimit import rate_limit_headers, rate_limit_middleware, rate_limiter_ctx
 from gateway.routes import (
@@ -144,6 +145,13 @@ def gateway_routes() -> list[RouteSpec]:
                  body="gateway.performance:LoadTestRequest"), **admin),
         local("/api/performance/gc", ADMIN, performance.gc_handler,
               op("POST", "Run the garbage collector"), **admin),
+        local("/api/performance/memory", ADMIN, performance.memory_handler,
+              op("GET", "Memory leak detection: this gateway's worker and one of each service's",
+                 data="gateway.performance:MemoryReport"), **admin),
+        local("/api/performance/scaling", ADMIN, performance.scaling_handler,
+              op("GET", "Replicas per service for the next hours, forecast from request rates",
+                 query="gateway.performance:ScalingQuery",
+                 data="gateway.performance:ScalingAdvice"), **admin),
     ]  # fmt: skip
 
 
@@ -166,6 +174,7 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     # A live stream lasts as long as its viewer: it must not hold an in-flight slot meanwhile.
     app[ADMISSION].exempt.add("/api/alerts/stream")
     app[STATS] = PerformanceStats()
+    app[USAGE_PRINCIPAL] = principal_name  # platform cost: the authenticated caller, not a header
     app[BOT_PATTERNS] = compile_patterns(settings)
     app[TOKEN_ISSUER] = TokenIssuer(
         secret=(settings.jwt_secret.get_secret_value() if settings.jwt_secret else _dev_secret()),
@@ -194,6 +203,12 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
     )
     register(app, table, proxy_handler)
     return app
+
+
+def principal_name(request: web.Request) -> str | None:
+    """Who a request's platform cost is charged to: its key id or user name, once authenticated."""
+    principal = request.get(PRINCIPAL)
+    return principal.name if principal is not None else None
 
 
 def _dev_secret() -> str:
