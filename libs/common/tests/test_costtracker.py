@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -71,7 +72,21 @@ async def test_concurrent_requests_are_not_charged_each_others_cpu() -> None:
     """Two requests overlap: one burns 0.2 s of CPU, one only waits. Timing process_time()
     across each request would charge the burn to both (0.4 s and more for what used little over
     0.2 s); the shared interval charges exactly the CPU the process used, once."""
-    app = create_base_app(make_settings(ServiceSettings, service_name="svc"))
+    # The old way, measured alongside: process_time() before and after each request.
+    old_way: list[float] = []
+
+    @web.middleware
+    async def process_time_across_await(request: web.Request, handler: Any) -> web.StreamResponse:
+        started = time.process_time()
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        finally:
+            old_way.append(time.process_time() - started)
+
+    app = create_base_app(
+        make_settings(ServiceSettings, service_name="svc"), middlewares=(process_time_across_await,)
+    )
 
     async def busy(request: web.Request) -> web.Response:
         await asyncio.sleep(0.05)
@@ -89,6 +104,7 @@ async def test_concurrent_requests_are_not_charged_each_others_cpu() -> None:
         meter = client.app[USAGE_METER]
         meter.close_interval()
         meter.pending.clear()
+        old_way.clear()
         started = time.process_time()
         await asyncio.gather(
             client.get("/busy", headers={"X-CloudOps-Principal": "alice"}),
@@ -101,6 +117,7 @@ async def test_concurrent_requests_are_not_charged_each_others_cpu() -> None:
     charged = float(sum(row[1] for row in rows.values()))
     assert charged >= 0.2, "the burn is charged"
     assert abs(charged - process_used) < 0.02, "what the process used, once: never the sum"
+    assert sum(old_way) > process_used + 0.15, "timing across an await counts the burn twice"
 
 
 async def test_flush_pushes_usage_and_request_rate(redis_prefix: str) -> None:
