@@ -35,8 +35,9 @@ class FakeCpu:
 
 
 def test_interval_cpu_is_shared_by_wall_time_and_adds_up() -> None:
-    cpu = FakeCpu()
-    meter = UsageMeter("svc", cpu=cpu, clock=lambda: 1_700_000_000.0)
+    cpu, now = FakeCpu(), [1_700_000_000.0]
+    meter = UsageMeter("svc", cpu=cpu, clock=lambda: now[0])
+    now[0] += 1.0
     meter.record("alice", "/a", 0.1, 100)
     meter.record("bob", "/b", 0.3, 50)
     cpu.seconds = 0.8
@@ -47,12 +48,27 @@ def test_interval_cpu_is_shared_by_wall_time_and_adds_up() -> None:
     # An interval without requests charges nobody; the next one starts from its reading.
     cpu.seconds = 5.0
     assert meter.close_interval() == 0.0
+    now[0] += 1.0
     meter.record("alice", "/a", 0.0, 0)
     cpu.seconds = 5.5
     meter.close_interval()
     alice = next(row for (_, who, _), row in meter.pending.items() if who == "alice")
     assert alice[0] == 2
     assert abs(alice[1] - Decimal("0.7")) < Decimal("1e-9")
+
+
+def test_a_long_stream_weighs_only_its_time_within_the_interval() -> None:
+    cpu, now = FakeCpu(), [1_700_000_000.0]
+    meter = UsageMeter("svc", cpu=cpu, clock=lambda: now[0])
+    now[0] += 1.0  # one second into the interval
+    meter.record("viewer", "/stream", 3600.0, 10)  # open for an hour, ends now
+    meter.record("alice", "/a", 0.5, 10)
+    cpu.seconds = 0.3
+    meter.close_interval()
+    rows = {who: row for (_, who, _), row in meter.pending.items()}
+    assert abs(rows["viewer"][1] - Decimal("0.2")) < Decimal("1e-9")
+    assert abs(rows["alice"][1] - Decimal("0.1")) < Decimal("1e-9")
+    assert rows["viewer"][2] == Decimal("3600.0"), "its wall time is reported whole"
 
 
 def test_request_cost_has_a_base_price() -> None:

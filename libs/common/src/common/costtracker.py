@@ -6,7 +6,8 @@ principal, route template, wall time and response bytes in this worker's :class:
 CPU is not timed per request: ``process_time()`` across an ``await`` would also count every other
 task the event loop ran meanwhile. Instead, once a second the meter reads the process's CPU time
 used since the last reading and shares it among that second's requests in proportion to their
-wall time. CPU of a second without requests (timers, consumers) is charged to nobody.
+wall time within the interval (a stream open for an hour weighs one interval's worth, not an
+hour's). CPU of a second without requests (timers, consumers) is charged to nobody.
 
 Each request costs ``per_request`` (the base price) + its CPU share x ``compute_per_cpu_second`` +
 its bytes x ``network_per_gb``. Every ``flush_seconds`` the meter pushes its totals per (day,
@@ -111,8 +112,10 @@ class UsageMeter:
         self._cpu = cpu
         self._clock = clock
         self._cpu_mark = cpu()
-        # (principal, route) -> [requests, wall seconds, bytes] since the last CPU reading
+        # (principal, route) -> [requests, wall seconds, bytes, weight] since the last CPU
+        # reading; the weight is the wall time within the interval
         self._interval: dict[tuple[str, str], list[Any]] = {}
+        self._interval_started = clock()
         # (day, principal, route) -> [requests, cpu seconds, wall seconds, bytes]
         self.pending: dict[tuple[str, str, str], list[Any]] = {}
         # minute (Unix time // 60) -> requests
@@ -124,11 +127,13 @@ class UsageMeter:
     def record(self, principal: str, route: str, wall: float, nbytes: int) -> None:
         entry = self._interval.get((principal, route))
         if entry is None:
-            entry = self._interval[(principal, route)] = [0, 0.0, 0]
+            entry = self._interval[(principal, route)] = [0, 0.0, 0, 0.0]
+        now = self._clock()
         entry[0] += 1
         entry[1] += wall
         entry[2] += nbytes
-        minute = int(self._clock() // 60)
+        entry[3] += min(wall, max(now - self._interval_started, 0.0))
+        minute = int(now // 60)
         self.minutes[minute] = self.minutes.get(minute, 0) + 1
 
     def close_interval(self) -> float:
@@ -137,13 +142,14 @@ class UsageMeter:
         now = self._cpu()
         used, self._cpu_mark = max(now - self._cpu_mark, 0.0), now
         interval, self._interval = self._interval, {}
+        self._interval_started = self._clock()
         if not interval:
             return 0.0
-        total_wall = sum(e[1] for e in interval.values())
+        total_weight = sum(e[3] for e in interval.values())
         total_requests = sum(e[0] for e in interval.values())
-        day = datetime.fromtimestamp(self._clock(), UTC).date().isoformat()
-        for (principal, route), (n, wall, nbytes) in interval.items():
-            share = wall / total_wall if total_wall > 0 else n / total_requests
+        day = datetime.fromtimestamp(self._interval_started, UTC).date().isoformat()
+        for (principal, route), (n, wall, nbytes, weight) in interval.items():
+            share = weight / total_weight if total_weight > 0 else n / total_requests
             row = self.pending.get((day, principal, route))
             if row is None:
                 row = self.pending[(day, principal, route)] = [0, Decimal(0), Decimal(0), 0]
