@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from common.config import ServiceSettings
 from common.errors import MAX_PROBLEM_ERRORS
-from common.json_guard import BodyPolicy
+from common.json_guard import BodyPolicy, check_json_value
 from common.testing import make_settings
 from common.web import create_base_app, json_response, read_json, read_json_value
 
@@ -208,3 +209,15 @@ async def test_plain_json_within_the_limits_reaches_the_handler(client: Client) 
     resp = await client.post("/echo", json=value)
     assert resp.status == 200
     assert (await resp.json())["data"] == value
+
+
+def test_checking_a_wide_body_allocates_nothing_per_item() -> None:
+    # A 10 MiB body can hold 5 million items; a path string per item once cost ~650 MiB.
+    value = [0, "plain", {"a": 1}] * 100_000
+    tracemalloc.start()
+    try:
+        check_json_value(value, BodyPolicy())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024, f"{peak / 1024:.0f} KiB"

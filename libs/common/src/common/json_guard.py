@@ -139,27 +139,40 @@ async def read_body(request: web.Request) -> bytes:
 def check_json_value(value: Any, policy: BodyPolicy) -> None:
     """400 when ``value`` is nested deeper than the policy allows; 422 for markup in a string.
 
-    Iterative, so a deep value costs no recursion; markup findings stop being collected at the
-    problem's bound, but all are counted.
+    Recursion is bounded by ``max_depth`` (checked before going deeper), each container's items
+    are visited in one loop with no per-item allocation, and a field's path (``tags.env``,
+    ``items.0.name``; ``body`` for a top-level string) is only spelled out for a finding.
+    Findings stop being collected at the problem's bound, but all are counted.
     """
     errors: list[dict[str, str]] = []
     found = 0
-    # Field paths as validation errors name them ("tags.env", "items.0.name"; "body" for a
-    # top-level string).
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
-    while stack:
-        node, path, depth = stack.pop()
-        if depth > policy.max_depth:
-            raise BadRequest(f"The JSON body is nested deeper than {policy.max_depth} levels.")
-        if isinstance(node, dict):
-            stack.extend((v, f"{path}{k}.", depth + 1) for k, v in node.items())
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}{i}.", depth + 1) for i, v in enumerate(node))
-        elif policy.reject_markup and isinstance(node, str) and MARKUP.search(node):
-            found += 1
-            if len(errors) < MAX_PROBLEM_ERRORS:
-                field = path[:-1] or "body"
-                errors.append({"field": field, "message": "must not contain HTML or script markup"})
+    max_depth = policy.max_depth
+
+    search = MARKUP.search if policy.reject_markup else None
+
+    def markup_at(path: tuple[str | int, ...]) -> None:
+        nonlocal found
+        found += 1
+        if len(errors) < MAX_PROBLEM_ERRORS:
+            field = ".".join(map(str, path)) or "body"
+            errors.append({"field": field, "message": "must not contain HTML or script markup"})
+
+    def walk(node: dict[str, Any] | list[Any], depth: int, path: tuple[str | int, ...]) -> None:
+        # Its items are one level deeper: a non-empty container at the limit is too deep.
+        if depth > max_depth or (depth == max_depth and node):
+            raise BadRequest(f"The JSON body is nested deeper than {max_depth} levels.")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if isinstance(child, str):
+                if search is not None and search(child):
+                    markup_at((*path, key))
+            elif isinstance(child, dict | list):
+                walk(child, depth + 1, (*path, key))
+
+    if isinstance(value, dict | list):
+        walk(value, 1, ())
+    elif isinstance(value, str) and search is not None and search(value):
+        markup_at(())
     if found:
         raise ValidationFailed(
             "Plain-text fields may not contain markup.", errors=errors, total_errors=found
