@@ -307,3 +307,18 @@ def public_path(
             yield PublicPath(url, gateway, database_url)
     finally:
         gateway.close()
+
+
+@pytest.fixture(scope="session")
+def api_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """One platform for the API contract tests (the document, fuzzing, the client), its admin
+    key's quota big enough for a fuzzing run."""
+    with (
+        scratch_database() as database_url,
+        running_platform(
+            database_url,
+            tmp_path_factory.mktemp("api-run"),
+            extra_env={"CLOUDOPS_GATEWAY_RATE_LIMIT": "1000000"},
+        ) as running,
+    ):
+        yield running

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,14 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from alerts.handlers import add_routes as alerts_routes
-from common.testing import scratch_database
+from common.apicheck import ContractViolation, check_response
 from costs.handlers import add_routes as costs_routes
 from gateway.app import gateway_routes
 from gateway.openapi import build_document, documented
 from gateway.routes import RouteSpec, upstream_routes
 from resources.handlers import add_routes as resources_routes
 
-from .conftest import ROOT, Platform, load_platformctl, request, running_platform
+from .conftest import ROOT, Platform, load_platformctl, request
 
 TABLE = [*gateway_routes(), *upstream_routes()]
 DOCUMENT = build_document(TABLE)
@@ -128,16 +127,84 @@ def test_document_names_every_security_scheme() -> None:
     assert schemes["csrf"]["name"] == "X-CSRF-Token"
 
 
+# --- the check every service's test responses go through (common.apicheck) ----------------
+
+RESOURCE: dict[str, Any] = {
+    "id": "6f1c1f55-0a8e-4a43-9d1c-5b0f1d1d9a10",
+    "external_id": "i-1",
+    "name": "web-1",
+    "provider": "aws",
+    "type": "compute",
+    "region": "eu-west-1",
+    "account": "123",
+    "status": "running",
+    "hourly_cost": "0.0416",
+    "currency": "USD",
+    "tags": {},
+    "owner": None,
+    "team": None,
+    "cpu_utilization": None,
+    "memory_utilization": None,
+    "status_since": None,
+    "provisioned_at": None,
+    "created_at": "2026-01-01T00:00:00+00:00",
+    "updated_at": "2026-01-01T00:00:00+00:00",
+}
+PATH = "/api/resources/6f1c1f55-0a8e-4a43-9d1c-5b0f1d1d9a10"
+
+
+def _body(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_a_response_of_the_documented_shape_passes_the_check() -> None:
+    body = _body({"success": True, "data": RESOURCE})
+    check_response("resources", "GET", PATH, 200, "application/json", body)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "why"),
+    [
+        (
+            200,
+            "application/json",
+            {"success": True, "data": {**RESOURCE, "colour": "red"}},
+            "colour",
+        ),
+        (
+            200,
+            "application/json",
+            {"success": True, "data": {**RESOURCE, "hourly_cost": 1}},
+            "hourly_cost",
+        ),
+        (200, "application/json", {"data": RESOURCE}, "success"),
+        (202, "application/json", {"success": True, "data": RESOURCE}, "202 is not documented"),
+        (404, "application/problem+json", {"status": 404, "title": "Not Found"}, "type"),
+    ],
+)
+def test_a_shape_the_document_does_not_describe_fails_the_check(
+    status: int, content_type: str, body: Any, why: str
+) -> None:
+    with pytest.raises(ContractViolation, match=why):
+        check_response("resources", "GET", PATH, status, content_type, _body(body))
+
+
+def test_problems_are_checked_on_paths_outside_the_document_too() -> None:
+    with pytest.raises(ContractViolation):
+        check_response("costs", "GET", "/nowhere", 404, "application/problem+json", b"{}")
+
+
+def test_an_operation_is_held_only_in_the_app_that_serves_it() -> None:
+    """The gateway's tests put stand-ins behind the proxy: their bodies are theirs."""
+    check_response("gateway", "GET", PATH, 200, "application/json", b'{"anything": 1}')
+
+
 # --- served through nginx ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with (
-        scratch_database() as database_url,
-        running_platform(database_url, tmp_path_factory.mktemp("run")) as running,
-    ):
-        yield running
+@pytest.fixture
+def platform(api_platform: Platform) -> Platform:
+    return api_platform
 
 
 def test_document_is_public_through_nginx_and_is_the_generated_one(platform: Platform) -> None:

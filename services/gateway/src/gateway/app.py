@@ -139,7 +139,8 @@ def gateway_routes() -> list[RouteSpec]:
         local("/api/performance/stats", READ, performance.stats_handler,
               op("GET", "Per-route latency of this gateway process")),
         local("/api/performance/health", READ, performance.health_handler,
-              op("GET", "Deep health: dependencies, upstreams and their breakers")),
+              op("GET", "Deep health: dependencies, upstreams and their breakers",
+                 also=(503,))),
         local("/api/performance/loadtest", ADMIN, performance.loadtest_handler,
               op("POST", "A bounded load test of a service's liveness endpoint",
                  body="gateway.performance:LoadTestRequest"), **admin),
@@ -182,8 +183,8 @@ def create_app(settings: GatewaySettings | None = None) -> web.Application:
         ttl_seconds=settings.jwt_ttl_seconds,
         leeway_seconds=settings.jwt_leeway_seconds,
     )
-    # The API reference page runs Swagger UI: its own CSP, set after the API's default one.
-    app.on_response_prepare.extend([security_headers, rate_limit_headers, openapi.docs_headers])
+    app.on_response_prepare.extend([security_headers, rate_limit_headers])
+    openapi.setup_api_document(app)  # after the headers above: the docs page sets its own CSP
     # Order matters: each context may use what the ones before it opened.
     app.cleanup_ctx.extend(
         [

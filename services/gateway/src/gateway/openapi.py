@@ -87,7 +87,7 @@ SHAPES: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
     },
     "NewApiKey": {
-        "allOf": [{"$ref": COMPONENT.format(model="ApiKey")}],
+        "x-extends": {"$ref": COMPONENT.format(model="ApiKey")},
         "required": ["key"],
         "properties": {"key": {"type": "string", "description": "Shown only this once."}},
     },
@@ -103,12 +103,32 @@ SHAPES: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
     },
     "SilenceWithState": {
-        "allOf": [{"$ref": "model:alerts.domain:Silence"}],
+        "x-extends": {"$ref": "model:alerts.domain:Silence"},
         "required": ["state"],
         "properties": {"state": {"type": "string", "enum": ["pending", "active", "expired"]}},
     },
+    "BudgetDetail": {
+        "x-extends": {"$ref": "model:costs.domain:Budget"},
+        "required": ["crossings"],
+        "properties": {
+            "crossings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kind", "percent", "period", "value", "crossed_at"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["actual", "forecast"]},
+                        "percent": {"type": "string"},
+                        "period": {"type": "string"},
+                        "value": {"type": "string"},
+                        "crossed_at": _TIME,
+                    },
+                },
+            }
+        },
+    },
     "AlertDetail": {
-        "allOf": [{"$ref": "model:alerts.domain:Alert"}],
+        "x-extends": {"$ref": "model:alerts.domain:Alert"},
         "required": ["history"],
         "properties": {
             "history": {"type": "array", "items": {"$ref": "model:alerts.domain:HistoryEntry"}}
@@ -121,7 +141,7 @@ SHAPES: dict[str, dict[str, Any]] = {
     "Problem": {
         "type": "object",
         "description": "RFC 9457 problem details, as every error of this API is answered.",
-        "required": ["type", "title", "status", "detail", "instance", "success"],
+        "required": ["type", "title", "status", "detail", "success"],
         "properties": {
             "type": {"type": "string", "format": "uri"},
             "title": {"type": "string"},
@@ -151,6 +171,7 @@ PROBLEMS: dict[int, str] = {
     404: "Nothing has this id.",
     409: "The change conflicts with the current state.",
     413: "The body is larger than this operation accepts.",
+    414: "The path and query are longer than the front door accepts.",
     415: "The body's media type is not one this operation accepts.",
     422: "The body parses but has invalid values; ``errors`` names each field.",
     429: "The caller's rate limit is used up; retry after ``Retry-After`` seconds.",
@@ -311,7 +332,7 @@ def _envelope(data: dict[str, Any] | None, paged: bool) -> dict[str, Any]:
 
 
 def _errors(spec: RouteSpec, operation: Operation, path: str) -> list[int]:
-    codes = {400, 401, 403, 503, *operation.errors}
+    codes = {400, 401, 403, 414, 503, *operation.errors}
     if spec.rate_limited:
         codes.add(429)
     if "{" in path:
@@ -350,13 +371,20 @@ def _operation(spec: RouteSpec, operation: Operation, path: str, models: _Models
     success: dict[str, Any] = {"description": HTTPStatus(operation.status).phrase,
                                "headers": headers}  # fmt: skip
     if operation.media is not None:
-        success["content"] = {operation.media: {"schema": {"type": "string"}}}
+        raw = _OBJECT if operation.media == "application/json" else {"type": "string"}
+        success["content"] = {operation.media: {"schema": raw}}
     elif operation.data is not None:
         data = models.ref(operation.data, "serialization")
         success["content"] = {"application/json": {"schema": _envelope(data, operation.paged)}}
     responses: dict[str, Any] = {str(operation.status): success}
     for code in _errors(spec, operation, path):
         responses[str(code)] = {"$ref": f"#/components/responses/{code}"}
+    for code in operation.also:
+        problem = {"schema": {"$ref": COMPONENT.format(model="Problem")}}
+        responses[str(code)] = {
+            "description": PROBLEMS.get(code, HTTPStatus(code).phrase),
+            "content": {**success.get("content", {}), PROBLEM: problem},
+        }
     parameters = _path_parameters(path)
     query: dict[str, str] = {}
     if operation.query is not None:
@@ -372,6 +400,7 @@ def _operation(spec: RouteSpec, operation: Operation, path: str, models: _Models
         "description": needs,
         "tags": [path.split("/")[2]],
         "x-permission": permission,
+        "x-upstream": spec.upstream or "gateway",
         "security": _security(spec, method),
         "parameters": parameters,
         **body,
@@ -445,6 +474,7 @@ def build_document(
     shapes = models.shapes(SHAPES)
     refs, defs = models.build()
     _expand_queries(paths, refs, defs)
+    _link_created_items(paths)
     clash = set(defs) & set(shapes)
     if clash:
         raise ValueError(f"shapes named like models: {sorted(clash)}")
@@ -465,24 +495,80 @@ def build_document(
         "components": _components(schemas, session_cookie),
     }
     resolved: dict[str, Any] = _resolve(document, refs)
+    _extend(resolved["components"]["schemas"])
     return resolved
+
+
+def _extend(schemas: dict[str, Any]) -> None:
+    """A shape that ``x-extends`` a schema is that schema plus its own fields.
+
+    Written out rather than as ``allOf``: a closed base (``additionalProperties: false``) would
+    reject the added fields.
+    """
+    for name, shape in list(schemas.items()):
+        base_ref = shape.pop("x-extends", {}).get("$ref")
+        if base_ref is None:
+            continue
+        base = schemas[base_ref.rsplit("/", 1)[-1]]
+        schemas[name] = {
+            **{k: v for k, v in base.items() if k != "title"},
+            "properties": {**base.get("properties", {}), **shape.get("properties", {})},
+            "required": [*base.get("required", []), *shape.get("required", [])],
+            "type": "object",
+        }
+
+
+def _link_created_items(paths: dict[str, dict[str, Any]]) -> None:
+    """Links from a create (``POST P`` -> 201) to what can be done with ``P/{id}`` next.
+
+    Clients and stateful fuzzers follow them: create, then read, change and delete that item.
+    """
+    for path, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201")
+        follow = paths.get(path + "/{id}")
+        if created is None or follow is None or "content" not in created:
+            continue
+        created["links"] = {
+            operation["operationId"]: {
+                "operationId": operation["operationId"],
+                "parameters": {"path.id": "$response.body#/data/id"},
+            }
+            for operation in follow.values()
+        }
 
 
 def _openapi_path(path: str) -> str:
     return re.sub(r"{([^}:]+):[^}]+}", r"{\1}", path)
 
 
-OPENAPI_BODY = web.AppKey("openapi_body", bytes)
+class ApiDocument:
+    """The served document, built on first use: it imports the models it describes, which
+    routing never needs."""
+
+    def __init__(self) -> None:
+        self.body: bytes | None = None
+
+    def get(self, app: web.Application) -> bytes:
+        if self.body is None:
+            specs = list(dict.fromkeys(app[ROUTES].values()))
+            cookie = app[GATEWAY_SETTINGS].session_cookie
+            self.body = dumps(build_document(specs, session_cookie=cookie))
+        return self.body
+
+
+API_DOCUMENT = web.AppKey("api_document", ApiDocument)
+
+
+def setup_api_document(app: web.Application) -> None:
+    """The document's cache, and the docs page's own headers (after the API's, which it
+    replaces)."""
+    app[API_DOCUMENT] = ApiDocument()
+    app.on_response_prepare.append(docs_headers)
 
 
 async def document_handler(request: web.Request) -> web.Response:
-    """``GET /api/openapi.json``: built on first use (it imports the models it describes)."""
-    body = request.app.get(OPENAPI_BODY)
-    if body is None:
-        specs = list(dict.fromkeys(request.app[ROUTES].values()))
-        cookie = request.app[GATEWAY_SETTINGS].session_cookie
-        body = dumps(build_document(specs, session_cookie=cookie))
-        request.app[OPENAPI_BODY] = body
+    """``GET /api/openapi.json``."""
+    body = request.app[API_DOCUMENT].get(request.app)
     return web.Response(body=body, content_type="application/json")
 
 

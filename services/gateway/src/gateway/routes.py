@@ -53,6 +53,8 @@ class Operation:
     paged: bool = False
     media: str | None = None
     errors: tuple[int, ...] = ()
+    #: Statuses that may carry the success body too (a deep health check that is degraded).
+    also: tuple[int, ...] = ()
 
 
 def op(method: str, summary: str, **kw: Any) -> Operation:
@@ -193,7 +195,8 @@ def upstream_routes() -> list[RouteSpec]:
                        query=COSTS + "AtQuery", data="[object]"),
                     op("GET", "Budgets", path="/budgets", query=COSTS + "ListQuery",
                        data=f"[{budget}]", paged=True),
-                    op("GET", "Get a budget", path="/budgets/{id}", data=budget),
+                    op("GET", "Get a budget and its threshold crossings", path="/budgets/{id}",
+                       data="BudgetDetail"),
                     op("GET", "What the platform itself costs", path="/platform",
                        query=COSTS + "PlatformQuery"),
                 ]),
