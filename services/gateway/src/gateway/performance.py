@@ -5,6 +5,7 @@ scaling advice from the platform's request-rate history)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import math
 import resource
@@ -478,13 +479,16 @@ async def rate_history(redis: Redis, prefix: str, now: datetime, days: int) -> R
     return history
 
 
-SCALING_SETTINGS = web.AppKey("scaling_settings", ScalingSettings)
+@functools.cache
+def scaling_settings() -> ScalingSettings:
+    """Read from the environment once per process."""
+    return ScalingSettings()
 
 
 async def scaling_handler(request: web.Request) -> web.Response:
     """Forecast request rates and the replicas that serve them, from the platform's history."""
     query = parse_query(request, ScalingQuery)
-    settings = request.app.get(SCALING_SETTINGS) or ScalingSettings()
+    settings = scaling_settings()
     now = datetime.now(UTC)
     gateway = request.app[GATEWAY_SETTINGS]
     try:
