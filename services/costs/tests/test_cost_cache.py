@@ -77,6 +77,29 @@ async def test_a_repeated_breakdown_is_a_hit_and_an_import_makes_it_a_miss(clien
     assert totals != {k: Decimal(v) for k, v in first["meta"]["totals"].items()}
 
 
+def moved_to_march(name: str) -> bytes:
+    """The file's charges and billing period a month later (February is too short for every
+    day): another month of the same accounts, which replaces nothing of January's."""
+    body = focus_bytes(name).replace(b"2024-02-01", b"2024-04-01")
+    return body.replace(b"2024-01-", b"2024-03-")
+
+
+async def test_another_months_bill_leaves_the_breakdown_cached(client: Client) -> None:
+    await imported(client, focus_bytes(FIRST), filename=FIRST)
+    january = await daily(client)
+    hits = counted("cache_hits_total", "costs_daily")
+    march = await imported(client, moved_to_march(FIRST), filename="march.csv")
+    assert march["rows_replaced"] == 0
+    assert await daily(client) == january
+    assert counted("cache_hits_total", "costs_daily") == hits + 1
+    # A bill that replaces January's rows (the same file again) changes January: a miss.
+    misses = counted("cache_misses_total", "costs_daily")
+    again = await imported(client, focus_bytes(FIRST), filename="again.csv")
+    assert again["rows_replaced"] > 0
+    assert await daily(client) == january  # the same totals, recomputed
+    assert counted("cache_misses_total", "costs_daily") == misses + 1
+
+
 async def test_forecast_and_recommendations_are_cached_too(client: Client) -> None:
     await imported(client, focus_bytes(FIRST), filename=FIRST)
     for path, cache in (("/api/costs/forecast", "costs_forecast"),

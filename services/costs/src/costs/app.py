@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 from aiohttp import web
 from loguru import logger
+from redis.asyncio import Redis
 
 from common.costtracker import PlatformPrices
 from common.db import DB_POOL, postgres_ctx
@@ -34,7 +35,11 @@ from costs.signals import COLLECTOR, COST_SIGNALS, CostSignals, invalidate_on_wr
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def make_importer(pool: asyncpg.Pool, settings: CostsSettings) -> Importer:
+def make_importer(
+    pool: asyncpg.Pool,
+    settings: CostsSettings,
+    changed: Callable[[set[str]], Awaitable[None]] | None = None,
+) -> Importer:
     return Importer(
         pool,
         max_line_bytes=settings.import_max_line_bytes,
@@ -43,6 +48,18 @@ def make_importer(pool: asyncpg.Pool, settings: CostsSettings) -> Importer:
         chunk_bytes=settings.import_chunk_bytes,
         max_stored_rejections=settings.import_max_stored_rejections,
         service=settings.service_name,
+        changed=changed,
+    )
+
+
+def cost_cache(redis: Redis, settings: CostsSettings) -> CostAwareCache:
+    return CostAwareCache(
+        redis,
+        prefix=settings.redis_prefix,
+        service=settings.service_name,
+        ttl_per_miss_second=settings.cache_ttl_per_miss_second,
+        min_ttl=settings.cache_min_ttl_seconds,
+        max_ttl=settings.cache_max_ttl_seconds,
     )
 
 
@@ -53,7 +70,6 @@ def thresholds_from(settings: CostsSettings) -> Thresholds:
 
 async def use_cases_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, pool = app[SETTINGS_KEY], app[DB_POOL]
-    app[IMPORTER] = make_importer(pool, settings)
     app[REPORTS] = Reports(
         pool,
         horizon_days=settings.forecast_horizon_days,
@@ -62,15 +78,9 @@ async def use_cases_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[BUDGETS] = Budgets(pool, team_tag_key=settings.team_tag_key)
     app[THRESHOLDS] = thresholds_from(settings)
-    cache = CostAwareCache(
-        app[REDIS],
-        prefix=settings.redis_prefix,
-        service=settings.service_name,
-        ttl_per_miss_second=settings.cache_ttl_per_miss_second,
-        min_ttl=settings.cache_min_ttl_seconds,
-        max_ttl=settings.cache_max_ttl_seconds,
-    )
+    cache = cost_cache(app[REDIS], settings)
     app[COST_CACHE] = HOLDER.cache = cache
+    app[IMPORTER] = make_importer(pool, settings, cache.imported)
     app[LEDGER] = PlatformLedger(
         pool, app[REDIS], prefix=settings.redis_prefix, prices=PlatformPrices()
     )

@@ -10,22 +10,25 @@ Invalidation is by *source*, with the generation scheme of :mod:`common.cache`: 
 embeds the current generation of every source it was computed from, and a change bumps only the
 generations of what it changed, after its commit:
 
-- an import bumps ``line_items`` (breakdowns, forecasts and recommendations read them);
+- an import bumps ``line_items`` (forecasts and recommendations read them) and
+  ``line_items:<YYYY-MM>`` for each UTC month whose charges it added or replaced: a breakdown
+  depends on the months of its window only, so importing March's bill leaves January's cached;
 - a resource event bumps ``inventory`` (resource-grouped breakdowns, recommendations);
 - a utilisation event bumps ``utilization`` (recommendations only);
 - a budget change bumps nothing cached.
 
-So an import makes the next breakdown a miss with the new totals, while a budget change or a
-utilisation batch leaves breakdowns cached. Hits, misses (``cache_hits_total`` and
-``cache_misses_total``, ``cache`` = ``costs_daily``, ``costs_forecast``,
-``costs_optimization``) and the compute time hits saved (``cache_saved_seconds_total``) are
-exported. Redis errors degrade to computing the answer.
+So an import makes the next breakdown of its months a miss with the new totals, while a budget
+change, a utilisation batch or another month's bill leaves breakdowns cached. Hits, misses
+(``cache_hits_total`` and ``cache_misses_total``, ``cache`` = ``costs_daily``,
+``costs_forecast``, ``costs_optimization``) and the compute time hits saved
+(``cache_saved_seconds_total``) are exported. Redis errors degrade to computing the answer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from typing import Any
 
 from loguru import logger
@@ -59,6 +62,20 @@ for i, key in ipairs(KEYS) do generations[i] = redis.call('GET', key) or '0' end
 local key = ARGV[1] .. ':' .. table.concat(generations, '.')
 return {key, redis.call('GET', key)}
 """
+
+
+def months_of(start: date, end: date) -> list[str]:
+    """The ``line_items:<YYYY-MM>`` sources of the days ``[start, end]``."""
+    months, year, month = [], start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        months.append(f"{LINE_ITEMS}:{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def import_sources(months: set[str]) -> list[str]:
+    """What an import that charged ``months`` (``YYYY-MM``) changed."""
+    return [LINE_ITEMS, *(f"{LINE_ITEMS}:{m}" for m in sorted(months))]
 
 
 class CostAwareCache:
@@ -123,6 +140,10 @@ class CostAwareCache:
         except (RedisError, OSError) as exc:
             logger.warning("cache store failed", error=type(exc).__name__)
         return loads(body)
+
+    async def imported(self, months: set[str]) -> None:
+        """After an import committed charges in ``months`` (``YYYY-MM``)."""
+        await self.changed(*import_sources(months))
 
     async def changed(self, *sources: str) -> None:
         """After a commit that changed ``sources``: later reads of entries built on them miss.

@@ -11,7 +11,8 @@ from pathlib import Path
 from common.db import create_pool, migrate
 from common.encoding import dumps
 from common.errors import ProblemError
-from costs.app import MIGRATIONS, make_importer
+from common.redis import create_redis
+from costs.app import MIGRATIONS, cost_cache, make_importer
 from costs.settings import CostsSettings
 
 
@@ -26,8 +27,9 @@ async def import_file(path: Path, settings: CostsSettings) -> int:
     pool = await create_pool(
         settings.database_url, schema=settings.db_schema, min_size=1, max_size=2
     )
+    redis = create_redis(settings.redis_url)  # the service's cached answers on these months
     try:
-        importer = make_importer(pool, settings)
+        importer = make_importer(pool, settings, cost_cache(redis, settings).imported)
         try:
             result = await importer.run(
                 file_chunks(path, settings.import_chunk_bytes), filename=path.name
@@ -39,6 +41,7 @@ async def import_file(path: Path, settings: CostsSettings) -> int:
         return 0
     finally:
         await pool.close()
+        await redis.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from common.db import DB_POOL
 from common.errors import BadRequest, UnsupportedMediaType
 from common.web import json_response, parse_query, read_json
 from costs import savings
-from costs.cache import INVENTORY, LINE_ITEMS, UTILIZATION
+from costs.cache import INVENTORY, LINE_ITEMS, UTILIZATION, months_of
 from costs.context import BUDGETS, COST_CACHE, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
 from costs.domain import (
     AtQuery,
@@ -80,7 +80,6 @@ async def create_import(request: web.Request) -> web.Response:
     result = await request.config_dict[IMPORTER].run(
         chunks(), filename=filename, created_by=principal(request)
     )
-    await request.config_dict[COST_CACHE].changed(LINE_ITEMS)
     return json_response(
         result, status=201, headers={"Location": f"/api/costs/imports/{result['id']}"}
     )
@@ -93,7 +92,9 @@ async def get_import(request: web.Request) -> web.Response:
 async def daily(request: web.Request) -> web.Response:
     query = parse_query(request, DailyQuery)
     today = datetime.now(UTC).date()
-    sources = (LINE_ITEMS, INVENTORY) if query.group_by == "resource" else (LINE_ITEMS,)
+    sources = months_of(*query.window(today))
+    if query.group_by == "resource":
+        sources.append(INVENTORY)
     report = await request.config_dict[COST_CACHE].get_or_compute(
         "costs_daily",
         (query.model_dump(mode="json"), today),

@@ -91,8 +91,12 @@ class Importer:
         progress_seconds: float = 0.5,
         service: str = "costs",
         load_rows: RowLoader = storage.load_rows,
+        changed: Callable[[set[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.load_rows = load_rows
+        #: Called after a committed import with the UTC months (``YYYY-MM``) whose charges it
+        #: added or replaced (the cost-aware cache invalidates exactly those).
+        self.changed = changed
         self.progress_seconds = progress_seconds
         self.pool = pool
         self.max_line_bytes = max_line_bytes
@@ -114,9 +118,10 @@ class Importer:
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._load(conn, _hashing(chunks, digest, self.max_upload_bytes), progress)
                 reconciliation = await self._reconcile(conn, progress)
-                replaced = await storage.replace_overlapping(
+                replaced, months = await storage.replace_overlapping(
                     conn, progress.import_id, digest.hexdigest()
                 )
+                months |= await storage.import_months(conn, progress.import_id)
                 await storage.store_rejections(conn, progress.import_id, progress.rejections)
                 await storage.finish_import(
                     conn,
@@ -149,6 +154,8 @@ class Importer:
             # Shielded: a cancelled upload must still be recorded as failed.
             await asyncio.shield(self._fail(progress, exc))
             raise
+        if self.changed is not None:
+            await self.changed(months)
         IMPORT_ROWS.labels(self.service, "accepted").inc(progress.rows_accepted)
         IMPORT_ROWS.labels(self.service, "rejected").inc(progress.rows_rejected)
         IMPORT_ROWS.labels(self.service, "with_findings").inc(progress.findings.rows_with_findings)

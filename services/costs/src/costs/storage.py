@@ -141,8 +141,11 @@ async def load_rows(conn: Connection, import_id: UUID, rows: Sequence[Sequence[A
     await conn.execute(f"TRUNCATE {_STAGED}")
 
 
-async def replace_overlapping(conn: Connection, import_id: UUID, sha256: str) -> int:
-    """Delete rows of other imports this file supersedes; returns how many.
+async def replace_overlapping(
+    conn: Connection, import_id: UUID, sha256: str
+) -> tuple[int, set[str]]:
+    """Delete rows of other imports this file supersedes; returns how many, and the UTC months
+    (``YYYY-MM``) of their charges.
 
     Superseded: the same file imported before, or the same billing account with an overlapping
     billing period. Accounts are locked in sorted order first, so two imports touching the same
@@ -159,27 +162,45 @@ async def replace_overlapping(conn: Connection, import_id: UUID, sha256: str) ->
            FROM unnest($1::text[]) AS a""",
         [p["account"] for p in periods],
     )
-    same_file = await conn.fetchval(
-        """WITH gone AS (DELETE FROM line_items WHERE import_id IN (
-               SELECT id FROM imports WHERE sha256 = $2 AND id <> $1) RETURNING 1)
-           SELECT count(*) FROM gone""",
+    same_file = await conn.fetchrow(
+        f"""WITH gone AS (DELETE FROM line_items WHERE import_id IN (
+               SELECT id FROM imports WHERE sha256 = $2 AND id <> $1)
+               RETURNING {_CHARGE_MONTH} AS month)
+           SELECT count(*) AS n, array_agg(DISTINCT month) AS months FROM gone""",
         import_id,
         sha256,
     )
-    overlapping = await conn.fetchval(
-        """WITH p AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
+    overlapping = await conn.fetchrow(
+        f"""WITH p AS (SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[])
                       AS t(account, start_at, end_at)),
                 gone AS (DELETE FROM line_items li USING p
                          WHERE li.import_id <> $1 AND li.billing_account_id = p.account
                            AND li.billing_period_start < p.end_at
-                           AND li.billing_period_end > p.start_at RETURNING 1)
-           SELECT count(*) FROM gone""",
+                           AND li.billing_period_end > p.start_at
+                         RETURNING {_CHARGE_MONTH} AS month)
+           SELECT count(*) AS n, array_agg(DISTINCT month) AS months FROM gone""",
         import_id,
         [p["account"] for p in periods],
         [p["start"] for p in periods],
         [p["end"] for p in periods],
     )
-    return int(same_file) + int(overlapping)
+    if same_file is None or overlapping is None:  # an aggregate always returns one row
+        raise RuntimeError("replace_overlapping: no aggregate row")
+    months = {*(same_file["months"] or ()), *(overlapping["months"] or ())}
+    return int(same_file["n"]) + int(overlapping["n"]), months
+
+
+#: The UTC month of a line item's charge, as the daily breakdown days it (``YYYY-MM``).
+_CHARGE_MONTH = "to_char(charge_period_start AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+
+async def import_months(conn: Connection, import_id: UUID) -> set[str]:
+    """The UTC months (``YYYY-MM``) of an import's charges."""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT {_CHARGE_MONTH} AS month FROM line_items WHERE import_id = $1",
+        import_id,
+    )
+    return {r["month"] for r in rows}
 
 
 async def get_import(
