@@ -180,6 +180,50 @@ async def test_markup_in_a_string_is_422_naming_the_field(
     assert "<" not in await resp.text()
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": "we\x00b"}, "name", "must not contain the NUL character"),
+        ({"tags": {"env": "\x00"}}, "tags.env", "must not contain the NUL character"),
+        ({"items": [{"note": "a\x00"}]}, "items.0.note", "must not contain the NUL character"),
+        ({"labels": {"te\x00am": "web"}}, "labels", "keys must not contain the NUL character"),
+        ({"n\x00": 1}, "body", "keys must not contain the NUL character"),
+        ("\x00", "body", "must not contain the NUL character"),
+    ],
+)
+async def test_a_nul_character_anywhere_in_a_body_is_422_naming_the_field(
+    client: Client, body: Any, field: str, message: str
+) -> None:
+    resp = await client.post("/echo", json=body)
+    assert resp.status == 422
+    assert resp.content_type == "application/problem+json"
+    problem_body = await resp.json()
+    assert problem_body["errors"] == [{"field": field, "message": message}]
+    assert "NUL" in problem_body["detail"]
+
+
+async def test_a_nul_character_is_refused_even_where_markup_is_allowed(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await aiohttp_client(guarded_app(BodyPolicy(reject_markup=False)))
+    assert (await client.post("/echo", json={"password": "<b>"})).status == 200
+    resp = await client.post("/echo", json={"password": "a\x00", "note": "<b>"})
+    assert resp.status == 422
+    assert [e["field"] for e in (await resp.json())["errors"]] == ["password"]
+
+
+async def test_nul_and_markup_findings_are_both_named(client: Client) -> None:
+    resp = await client.post("/echo", json={"a": "x\x00", "b": "<b>"})
+    assert resp.status == 422
+    body = await resp.json()
+    assert {e["field"]: e["message"] for e in body["errors"]} == {
+        "a": "must not contain the NUL character",
+        "b": "must not contain HTML or script markup",
+    }
+    assert "NUL" in body["detail"]
+    assert "markup" in body["detail"]
+
+
 async def test_markup_errors_are_bounded_with_a_total(client: Client) -> None:
     resp = await client.post("/echo", json=["<b>"] * 300)
     assert resp.status == 422

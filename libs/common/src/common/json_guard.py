@@ -1,6 +1,7 @@
 """JSON request bodies, guarded: size counted on the bytes actually read, a read deadline, nesting
-depth and a markup policy. Every service gets the guard from ``common.web.create_base_app``; the
-gateway applies the same code, with its per-route limits, to what it reads itself.
+depth, no NUL character and a markup policy. Every service gets the guard from
+``common.web.create_base_app``; the gateway applies the same code, with its per-route limits, to
+what it reads itself.
 
 A body sent with a method that has none (``GET``, ``HEAD``, ``DELETE``, ``OPTIONS``) is ignored:
 never read, parsed or forwarded, and the connection is closed after the answer. The middleware
@@ -9,8 +10,10 @@ the request's :class:`BodyPolicy`; a JSON body is read
 only by a handler that uses it, through :func:`read_guarded_json` (``read_json`` and
 ``read_json_value`` in :mod:`common.web`), which enforces the policy while reading: a chunked
 body is cut off as soon as it passes the limit, a body that trickles in slower than the deadline
-is answered 408, and a parsed value deeper than ``max_depth`` (400) or holding markup in a string
-(422) never reaches the handler. Both refusals close the connection: the unread rest of the
+is answered 408, and a parsed value deeper than ``max_depth`` (400), holding the NUL character
+in a string or an object's key (422, whatever the policy: PostgreSQL's text and jsonb refuse it,
+and this is where every body is refused it) or markup in a string (422) never reaches the
+handler. Both refusals close the connection: the unread rest of the
 body must not be parsed as the next request.
 """
 
@@ -35,6 +38,7 @@ from common.errors import (
     problem_from,
 )
 from common.limits import API_MAX_BODY_BYTES, BODY_READ_TIMEOUT_SECONDS, JSON_MAX_DEPTH
+from common.validation import NUL_REFUSED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,6 +47,8 @@ BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 # Tags, comments, processing instructions, script URLs and inline handlers: what a browser could
 # execute if a plain-text field were ever rendered as HTML.
 MARKUP = re.compile(r"<\s*[a-zA-Z!/?]|javascript\s*:|\bon[a-z]+\s*=", re.IGNORECASE)
+MARKUP_REFUSED = "must not contain HTML or script markup"
+NUL_KEY_REFUSED = "keys must not contain the NUL character"
 CHUNK = 64 * 1024
 
 
@@ -137,25 +143,35 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def check_json_value(value: Any, policy: BodyPolicy) -> None:
-    """400 when ``value`` is nested deeper than the policy allows; 422 for markup in a string.
+    """400 when ``value`` is nested deeper than the policy allows; 422 for the NUL character in a
+    string or an object's key (always: PostgreSQL's text and jsonb refuse it, and any body a
+    service reads may be stored) and for markup in a string.
 
     Recursion is bounded by ``max_depth`` (checked before going deeper), each container's items
     are visited in one loop with no per-item allocation, and a field's path (``tags.env``,
-    ``items.0.name``; ``body`` for a top-level string) is only spelled out for a finding.
-    Findings stop being collected at the problem's bound, but all are counted.
+    ``items.0.name``; ``body`` for a top-level string; the object's own path for a key) is only
+    spelled out for a finding. Findings stop being collected at the problem's bound, but all are
+    counted.
     """
     errors: list[dict[str, str]] = []
     found = 0
+    kinds: set[str] = set()
     max_depth = policy.max_depth
 
     search = MARKUP.search if policy.reject_markup else None
 
-    def markup_at(path: tuple[str | int, ...]) -> None:
+    def finding(path: tuple[str | int, ...], message: str) -> None:
         nonlocal found
         found += 1
+        kinds.add(message)
         if len(errors) < MAX_PROBLEM_ERRORS:
-            field = ".".join(map(str, path)) or "body"
-            errors.append({"field": field, "message": "must not contain HTML or script markup"})
+            errors.append({"field": ".".join(map(str, path)) or "body", "message": message})
+
+    def text(value: str, path: tuple[str | int, ...]) -> None:
+        if "\x00" in value:
+            finding(path, NUL_REFUSED)
+        elif search is not None and search(value):
+            finding(path, MARKUP_REFUSED)
 
     def walk(node: dict[str, Any] | list[Any], depth: int, path: tuple[str | int, ...]) -> None:
         # Its items are one level deeper: a non-empty container at the limit is too deep.
@@ -163,20 +179,24 @@ def check_json_value(value: Any, policy: BodyPolicy) -> None:
             raise BadRequest(f"The JSON body is nested deeper than {max_depth} levels.")
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, child in items:
+            if isinstance(key, str) and "\x00" in key:
+                finding(path, NUL_KEY_REFUSED)
             if isinstance(child, str):
-                if search is not None and search(child):
-                    markup_at((*path, key))
+                text(child, (*path, key))
             elif isinstance(child, dict | list):
                 walk(child, depth + 1, (*path, key))
 
     if isinstance(value, dict | list):
         walk(value, 1, ())
-    elif isinstance(value, str) and search is not None and search(value):
-        markup_at(())
+    elif isinstance(value, str):
+        text(value, ())
     if found:
-        raise ValidationFailed(
-            "Plain-text fields may not contain markup.", errors=errors, total_errors=found
-        )
+        details = []
+        if kinds - {MARKUP_REFUSED}:
+            details.append("Text may not contain the NUL character.")
+        if MARKUP_REFUSED in kinds:
+            details.append("Plain-text fields may not contain markup.")
+        raise ValidationFailed(" ".join(details), errors=errors, total_errors=found)
 
 
 def require_json_content_type(request: web.Request) -> None:

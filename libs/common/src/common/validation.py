@@ -26,6 +26,8 @@ BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 #: The days a :data:`Day` or :data:`Instant` may name: every billing date, with room for the
 #: arithmetic on them (windows, look-backs, horizons) inside Python's and PostgreSQL's calendars.
 MIN_DAY, MAX_DAY = date(1900, 1, 1), date(2999, 12, 31)
+#: Why a text holding the NUL character is refused, wherever it comes from.
+NUL_REFUSED = "must not contain the NUL character"
 _DAY_RANGE = f"must be between {MIN_DAY.isoformat()} and {MAX_DAY.isoformat()}"
 
 
@@ -47,11 +49,13 @@ def _bounded_instant(value: datetime) -> datetime:
 
 def _without_nul(value: str) -> str:
     if "\x00" in value:
-        raise ValueError("must not contain the NUL character")
+        raise ValueError(NUL_REFUSED)
     return value
 
 
-#: Add to a ``str`` field that reaches a text column: PostgreSQL's text refuses NUL.
+#: Add to a ``str`` field that reaches a text column from elsewhere than a JSON body (a CSV
+#: cell, a query): PostgreSQL's text refuses NUL. JSON bodies never bring one to a model:
+#: ``common.json_guard`` refuses a NUL anywhere in a body first, for every service.
 NoNul = AfterValidator(_without_nul)
 #: A calendar day between :data:`MIN_DAY` and :data:`MAX_DAY`.
 Day = Annotated[date, AfterValidator(_bounded_day)]
@@ -74,7 +78,7 @@ def refuse_nul(values: Mapping[str, Any]) -> None:
     Called before the model validates, so no validator ever sees such a value.
     """
     errors = [
-        {"field": name, "message": "must not contain the NUL character"}
+        {"field": name, "message": NUL_REFUSED}
         for name, value in values.items()
         if "\x00" in name or any("\x00" in v for v in _texts(value))
     ]
