@@ -1,5 +1,6 @@
 """Log lines of running services: every kind is one flat JSON object with the standard fields, and
-no line holds a credential, even for a malformed request or an exception in a consumer."""
+no line holds a credential, even for a malformed request, an exception in a consumer or a
+validation error over data that holds one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from common.logging import STANDARD_FIELDS
@@ -33,6 +35,8 @@ JWT_SECRET = "logs-test-jwt-secret-0123456789abcdefghijkl"
 # Held only in request bytes and in an event's data: never in an exception message.
 STOLEN_KEY = "co_stolen_key_NEVER_LOGGED_0123456789abcdefgh"
 EVENT_SECRET = "event-secret-NEVER-LOGGED-0123456789"
+# Held only in a value a model refuses: a validation error's text would quote it.
+VALIDATION_SECRET = "validation-secret-NEVER-LOGGED-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +66,12 @@ def services() -> Iterator[dict[str, Any]]:
         try:
             gateway.start(timeout=90)
             costs.start(timeout=90)
-            yield {"gateway": gateway, "costs": costs, "exchange": exchange}
+            yield {
+                "gateway": gateway,
+                "costs": costs,
+                "exchange": exchange,
+                "database_url": database_url,
+            }
         finally:
             gateway.close()
             costs.close()
@@ -126,6 +135,21 @@ async def publish_bad_events(exchange_name: str) -> None:
         await connection.close()
 
 
+async def plant_unreadable_outbox_row(database_url: str) -> asyncpg.Connection:
+    """An event in costs' outbox whose time is a secret: the relay's model refuses it.
+
+    Returns the connection that wrote it, to take it away again.
+    """
+    conn = await asyncpg.connect(database_url)
+    payload = {"id": "planted", "source": "/tests", "type": "x", "time": VALIDATION_SECRET}
+    await conn.execute(
+        "INSERT INTO costs.outbox (id, type, payload, headers, created_at)"
+        " VALUES (gen_random_uuid(), 'x', $1::jsonb, '{}'::jsonb, clock_timestamp())",
+        json.dumps(payload),
+    )
+    return conn
+
+
 def lines_of(process: ServiceProcess) -> list[dict[str, Any]]:
     parsed = []
     for line in process.output().splitlines():
@@ -158,6 +182,12 @@ async def test_every_kind_of_line_is_flat_json_without_credentials(
     await publish_bad_events(services["exchange"])
     await wait_for(costs, "event dead-lettered")
     await wait_for(costs, "event handling failed, will retry")
+    conn = await plant_unreadable_outbox_row(services["database_url"])
+    try:
+        await wait_for(costs, "outbox relay failed, starting over")
+    finally:
+        await conn.execute("DELETE FROM costs.outbox WHERE payload->>'id' = 'planted'")
+        await conn.close()
 
     records = lines_of(gateway) + lines_of(costs)
     for record in records:
@@ -179,16 +209,21 @@ async def test_every_kind_of_line_is_flat_json_without_credentials(
     consumer = kinds["consumer"][0]
     assert consumer["request_id"] == "log-kinds-1"
     assert len(consumer["trace_id"]) == 32
+    assert len(consumer["span_id"]) == 16  # its handling's own span in the event's trace
     assert consumer["event_id"]
     [error] = [r for r in kinds["error"] if r["message"] == "event dead-lettered"]
     assert error["request_id"] == "log-kinds-5"
     assert error["exception.type"] == "ValueError"
     assert "on_resource_event" in error["exception.stacktrace"]
+    assert len(error["span_id"]) == 16
+    relay = next(r for r in records if r["message"] == "outbox relay failed, starting over")
+    assert relay["exception.type"] == "RedactedValidationError"
+    assert "time [" in relay["exception.message"]
 
     output = gateway.output() + costs.output()
     request_lines = [line for line in output.splitlines() if '"message":"request"' in line]
     assert max(len(line.encode()) for line in request_lines) < 400
-    for secret in (ADMIN_KEY, JWT_SECRET, STOLEN_KEY, EVENT_SECRET):
+    for secret in (ADMIN_KEY, JWT_SECRET, STOLEN_KEY, EVENT_SECRET, VALIDATION_SECRET):
         assert secret not in output
 
 

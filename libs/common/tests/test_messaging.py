@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from loguru import logger
 from prometheus_client import REGISTRY
+from pydantic import BaseModel
 
 from common.config import ServiceSettings
 from common.db import DB_POOL, Connection, postgres_ctx
@@ -43,6 +44,7 @@ from common.web import READINESS, create_base_app, json_response
 
 SERVICE = "msg-test"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 Client = TestClient[web.Request, web.Application]
 
 
@@ -866,6 +868,112 @@ async def test_consumer_logs_carry_the_events_request_and_trace_ids(
         "trace_id": TRACE_ID,
         "event_id": event.id,
     }
+
+
+class Republishing(Handled):
+    """Fails its first call, and creates a follow-up event on each, as a consumer may."""
+
+    def __init__(self) -> None:
+        super().__init__(fail_times=1)
+        self.follow_ups: list[CloudEvent] = []
+
+    async def __call__(self, event: CloudEvent, conn: Connection) -> str | None:
+        self.follow_ups.append(new_event("thing.followed", source="/t", data={}))
+        return await super().__call__(event, conn)
+
+
+async def test_each_handling_of_a_consumed_event_logs_under_its_own_span_in_the_events_trace(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]],
+    broker: Broker,
+    log_lines: list[str],
+) -> None:
+    handler = Republishing()
+    await start_consumer(handler)
+    publisher = TraceContext(TRACE_ID, "00f067aa0ba902b7")
+    event = new_event("thing.created", source="/t", data={}, trace=publisher)
+    published_span = parse_traceparent(event.traceparent)
+    assert published_span is not None
+
+    await broker.publish(event, headers={"x-request-id": "req-from-api"})
+    await eventually(lambda: sum('"handled"' in x for x in log_lines) == 2)
+
+    lines = [orjson.loads(x) for x in log_lines]
+    mine = [line for line in lines if line.get("event_id") == event.id]
+    assert {line["message"] for line in mine} >= {"handled", "event handling failed, will retry"}
+    assert {line["trace_id"] for line in mine} == {TRACE_ID}
+    assert {line["request_id"] for line in mine} == {"req-from-api"}
+    spans = [line["span_id"] for line in mine]
+    assert all(isinstance(span, str) and len(span) == 16 for span in spans), spans
+    assert published_span.span_id not in spans
+    first, retry, second = (
+        next(line for line in mine if line["message"] == "handled" and line["attempt"] == 1),
+        next(line for line in mine if line["message"] == "event handling failed, will retry"),
+        next(line for line in mine if line["message"] == "handled" and line["attempt"] == 2),
+    )
+    # One span per handling: the consumer's own line shares the handler's; a redelivery is new.
+    assert first["span_id"] == retry["span_id"] != second["span_id"]
+    # What a handler publishes continues the trace of the event it handles.
+    assert {parse_traceparent(e.traceparent).trace_id for e in handler.follow_ups} == {TRACE_ID}  # type: ignore[union-attr]
+
+
+async def test_a_poison_messages_line_carries_the_trace_of_its_traceparent_header(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]],
+    broker: Broker,
+    channel: AbstractChannel,
+    log_lines: list[str],
+) -> None:
+    runner = await start_consumer(Handled())
+    assert broker.exchange is not None
+    await broker.exchange.publish(
+        aio_pika.Message(
+            b"{not json", message_id="poison-traced", headers={"traceparent": TRACEPARENT}
+        ),
+        routing_key="thing.created",
+    )
+    await dead_letters(channel, runner, 1)
+    [line] = [orjson.loads(x) for x in log_lines if '"poison message dead-lettered"' in x]
+    assert line["trace_id"] == TRACE_ID
+    assert len(line["span_id"]) == 16
+    assert line["span_id"] != "00f067aa0ba902b7"
+
+
+PLANTED_SECRET = "co_planted_in_event_data_0123456789abcdef"
+
+
+class Order(BaseModel):
+    quantity: int
+    note: str
+
+
+class Validating(Handled):
+    """Validates the event's data with a model, as a consumer of a typed event does."""
+
+    async def __call__(self, event: CloudEvent, conn: Connection) -> str | None:
+        Order.model_validate(event.data)
+        return await super().__call__(event, conn)
+
+
+async def test_a_validation_error_over_event_data_is_logged_without_the_data(
+    start_consumer: Callable[..., Awaitable[ConsumerRunner]],
+    broker: Broker,
+    channel: AbstractChannel,
+    log_lines: list[str],
+) -> None:
+    runner = await start_consumer(Validating(), max_attempts=2)
+    event = new_event(
+        "thing.created", source="/t", data={"quantity": PLANTED_SECRET, "note": [PLANTED_SECRET]}
+    )
+    await broker.publish(event)
+    await dead_letters(channel, runner, 1)
+
+    lines = [orjson.loads(x) for x in log_lines]
+    [dead] = [line for line in lines if line["message"] == "event dead-lettered"]
+    assert dead["exception.type"] == "RedactedValidationError"
+    assert dead["exception.message"] == (
+        "2 validation errors for Order: quantity [int_parsing]; note [string_type]"
+    )
+    assert "Order.model_validate(event.data)" in dead["exception.stacktrace"]
+    assert not [x for x in log_lines if PLANTED_SECRET in x]
 
 
 # --- the cleanup_ctx ----------------------------------------------------------------------------

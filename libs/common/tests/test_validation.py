@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -14,6 +15,8 @@ from common.validation import (
     MIN_DAY,
     Day,
     Instant,
+    RedactedValidationError,
+    loggable,
     refuse_nul,
     refuse_unstorable,
 )
@@ -81,3 +84,51 @@ def test_integers_beyond_bigint_and_instants_without_utc_are_refused() -> None:
         with pytest.raises(BadRequest) as caught:
             refuse_unstorable(page)
         assert caught.value.status == 400
+
+
+SECRET = "co_planted_secret_0123456789abcdef"
+
+
+class Credentials(BaseModel):
+    port: int
+    key: int
+    tags: dict[str, int] = {}
+
+
+def refused(values: dict[str, object]) -> ValidationError:
+    try:
+        Credentials.model_validate(values)
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("valid")
+
+
+def test_a_logged_validation_error_names_locations_and_types_never_inputs() -> None:
+    original = refused({"port": SECRET, "key": f"{SECRET}!", "tags": {"a": SECRET}})
+    assert SECRET in str(original)  # what a log line would have shown
+    logged = loggable(original)
+    assert isinstance(logged, RedactedValidationError)
+    assert str(logged) == (
+        "3 validation errors for Credentials: port [int_parsing]; key [int_parsing]; "
+        "tags.a [int_parsing]"
+    )
+    assert logged.__traceback__ is original.__traceback__
+
+
+def test_a_validation_error_in_an_exceptions_chain_is_redacted_in_the_chain() -> None:
+    try:
+        try:
+            Credentials.model_validate({"port": SECRET, "key": 1})
+        except ValidationError as exc:
+            raise RuntimeError("event handling failed") from exc
+    except RuntimeError as exc:
+        outer = exc
+    logged = loggable(outer)
+    assert logged is outer
+    assert isinstance(logged.__cause__, RedactedValidationError)
+    assert SECRET not in "".join(traceback.format_exception(logged))
+
+
+def test_an_exception_without_a_validation_error_is_logged_as_it_is() -> None:
+    plain = KeyError("resource")
+    assert loggable(plain) is plain

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common import errors
 from common.config import ServiceSettings
@@ -105,6 +105,18 @@ async def crash(request: web.Request) -> web.Response:
     raise RuntimeError("password=hunter2 in /srv/app/secret_module.py")
 
 
+# What a client sent, as a stored copy read back: the input a validation error would quote.
+PLANTED = {"name": "ok", "price": "planted-secret-in-a-body"}
+
+
+async def crash_over_invalid_data(request: web.Request) -> web.Response:
+    try:
+        Item.model_validate(PLANTED)
+    except ValidationError as exc:
+        raise RuntimeError("stored item unreadable") from exc
+    raise AssertionError("unreachable")
+
+
 async def redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound("/health/live")
 
@@ -122,6 +134,7 @@ def build_app(settings: ServiceSettings, **kwargs: Any) -> web.Application:
     app.router.add_get("/problems/{slug}", raise_problem)
     app.router.add_post("/validate", raise_validation_error)
     app.router.add_get("/crash", crash)
+    app.router.add_get("/crash/invalid", crash_over_invalid_data)
     app.router.add_get("/redirect", redirect)
     app.router.add_get("/gone", gone)
     return app
@@ -241,6 +254,21 @@ async def test_unknown_exception_becomes_500_problem_without_internals(
     assert error_line["exception.type"] == "RuntimeError"
     assert "Traceback" in error_line["exception.stacktrace"]
     assert 'raise RuntimeError("password=hunter2' in error_line["exception.stacktrace"]
+
+
+async def test_a_validation_error_behind_a_500_is_logged_without_its_input(
+    client: Client, log_lines: list[str]
+) -> None:
+    response = await client.get("/crash/invalid")
+
+    assert response.status == 500
+    [error_line] = [orjson.loads(line) for line in log_lines if '"unhandled error"' in line]
+    assert error_line["exception.type"] == "RuntimeError"
+    assert (
+        "RedactedValidationError: 1 validation error for Item: price [decimal_parsing]"
+        in error_line["exception.stacktrace"]
+    )
+    assert not [line for line in log_lines if "planted-secret" in line]
 
 
 async def test_each_request_writes_one_access_line_with_path_but_no_query(

@@ -10,6 +10,8 @@
   only after that commit, skips ids it has seen, retries failures with growing delays through a
   per-queue retry queue, and dead-letters poison messages. A batch whose transaction fails is
   handled again one message at a time, so one bad event neither fails nor holds back the others.
+  Each handling of an event is a span of its own in the event's trace (its ``traceparent``): its
+  log lines carry that trace and span id, and the events it creates continue the trace.
 - :func:`declare_queues` is the one description of a consumer's queues and bindings: a starting
   consumer declares from it, and so does deploy time (:func:`declare_subscriptions`), before any
   consumer has run, so an event published first waits in its queue instead of being dropped.
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +52,8 @@ from common.metrics import (
     OUTBOX_LAG,
     OUTBOX_PENDING,
 )
-from common.tracing import TraceContext, new_trace
+from common.tracing import TraceContext, new_trace, parse_traceparent
+from common.validation import loggable
 from common.web import READINESS, SETTINGS, is_unavailable
 
 ATTEMPT_HEADER = "x-cloudops-attempt"
@@ -83,8 +87,10 @@ def new_event(
     subject: str | None = None,
     trace: TraceContext | None = None,
 ) -> CloudEvent:
-    """An event whose ``traceparent`` continues the caller's trace (or starts a new one)."""
-    span = trace.child() if trace else new_trace()
+    """An event whose ``traceparent`` continues the caller's trace: ``trace``, else that of the
+    event being handled in this task (:func:`handling_span`), else a new one."""
+    parent = trace or handling_span()
+    span = parent.child() if parent else new_trace()
     return CloudEvent(
         source=source, type=type_, subject=subject, data=data, traceparent=span.traceparent
     )
@@ -275,7 +281,7 @@ class OutboxRelay:
             except Exception as exc:
                 # The relay outlives whatever else went wrong: a dead one strands every event.
                 APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
-                logger.opt(exception=exc).error("outbox relay failed, starting over")
+                logger.opt(exception=loggable(exc)).error("outbox relay failed, starting over")
                 await asyncio.sleep(self.poll_seconds)
             finally:
                 with contextlib.suppress(Exception):
@@ -356,8 +362,7 @@ def each_event(
     async def handler(events: Sequence[CloudEvent], conn: Connection) -> list[Any]:
         results = []
         for event in events:
-            trace_id = event.traceparent.split("-")[1] if event.traceparent else None
-            with logger.contextualize(event_id=event.id, trace_id=trace_id):
+            with _handling(event):
                 results.append(await handle(event, conn))
         return results
 
@@ -592,7 +597,7 @@ class ConsumerRunner:
                 await self.handle_batch([message for message, _ in batch])
             except Exception as exc:
                 # Unsettled messages stay unacked and the broker redelivers them.
-                logger.opt(exception=exc).error(
+                logger.opt(exception=loggable(exc)).error(
                     "batch handling failed", consumer=self.consumer.name
                 )
             finally:
@@ -630,10 +635,13 @@ class ConsumerRunner:
         try:
             return CloudEvent.model_validate_json(message.body)
         except ValueError:
+            span = _event_span(None, message)
             logger.error(
                 "poison message dead-lettered",
                 consumer=self.consumer.name,
                 message_id=message.message_id,
+                trace_id=span.trace_id,
+                span_id=span.span_id,
             )
             EVENTS_CONSUMED.labels(self.broker.service, self.consumer.name, "dead_lettered").inc()
             await message.reject(requeue=False)
@@ -642,13 +650,13 @@ class ConsumerRunner:
     async def on_message(self, message: AbstractIncomingMessage, event: CloudEvent) -> None:
         """Handle one message in its own transaction, retrying or dead-lettering a failure."""
         attempt = _attempt(message)
-        try:
-            handled, result = await self._handle([(message, event)])
-        except Exception as exc:
-            with _log_context(message, event):
+        with _handling(event, message):
+            try:
+                handled, result = await self._handle([(message, event)])
+            except Exception as exc:
                 await self._retry_or_dead_letter(message, event, attempt, exc)
-            return
-        await self._settle([message], handled, result)
+                return
+            await self._settle([message], handled, result)
 
     async def _settle(
         self,
@@ -702,7 +710,7 @@ class ConsumerRunner:
             if not fresh:
                 return fresh, None
             if len(parsed) == 1:
-                with _log_context(*parsed[0]):
+                with _handling(parsed[0][1], parsed[0][0]):
                     result = await self.consumer.handler(fresh, conn)
             else:
                 with logger.contextualize(event_count=len(fresh)):
@@ -716,7 +724,7 @@ class ConsumerRunner:
             await self.consumer.after_commit(events, result)
         except Exception as exc:
             APPLICATION_ERRORS.labels(self.broker.service, type(exc).__name__).inc()
-            logger.opt(exception=exc).warning(
+            logger.opt(exception=loggable(exc)).warning(
                 "after-commit step failed", consumer=self.consumer.name
             )
 
@@ -729,7 +737,9 @@ class ConsumerRunner:
         # lasts, without spending its attempts, rather than dead-lettered with the outage.
         unavailable = is_unavailable(exc)
         if attempt >= self.consumer.max_attempts and not unavailable:
-            logger.opt(exception=exc).error("event dead-lettered", consumer=name, attempt=attempt)
+            logger.opt(exception=loggable(exc)).error(
+                "event dead-lettered", consumer=name, attempt=attempt
+            )
             EVENTS_CONSUMED.labels(service, name, "dead_lettered").inc()
             await message.reject(requeue=False)
             return
@@ -786,13 +796,54 @@ def _attempt(message: AbstractIncomingMessage) -> int:
         return 1
 
 
-def _log_context(
-    message: AbstractIncomingMessage, event: CloudEvent
-) -> contextlib.AbstractContextManager[None]:
-    """Log lines about ``event`` carry its id, trace id and the originating request id."""
-    request_id = message.headers.get("x-request-id")
-    trace_id = event.traceparent.split("-")[1] if event.traceparent else None
-    return logger.contextualize(request_id=request_id, trace_id=trace_id, event_id=event.id)
+#: The event being handled in this task, and the span of its handling.
+_HANDLING: contextvars.ContextVar[tuple[str, TraceContext] | None] = contextvars.ContextVar(
+    "cloudops_event_handling", default=None
+)
+
+
+def handling_span() -> TraceContext | None:
+    """The span of the event being handled in this task, if one is: what it publishes continues
+    that trace."""
+    handling = _HANDLING.get()
+    return handling[1] if handling else None
+
+
+def _event_span(event: CloudEvent | None, message: AbstractIncomingMessage | None) -> TraceContext:
+    """A new span for handling ``event``, a child of the span that published it: its
+    ``traceparent``, which the relay also writes into the message's headers (the envelope is
+    read first; the header serves a message whose envelope did not parse)."""
+    header = message.headers.get("traceparent") if message is not None else None
+    parent = parse_traceparent(event.traceparent if event else None) or (
+        parse_traceparent(header) if isinstance(header, str) else None
+    )
+    return parent.child() if parent else new_trace()
+
+
+@contextlib.contextmanager
+def _handling(event: CloudEvent, message: AbstractIncomingMessage | None = None) -> Iterator[None]:
+    """While ``event`` is handled, log lines carry its id, its trace, the span of its handling and
+    (given the ``message``) the originating request's id.
+
+    One handling has one span: nested for the same event (the consumer's retry and dead-letter
+    lines around a handler's own), the span of the outer one is kept.
+    """
+    current = _HANDLING.get()
+    span = current[1] if current and current[0] == event.id else _event_span(event, message)
+    fields: dict[str, Any] = {
+        "event_id": event.id,
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+    }
+    request_id = message.headers.get("x-request-id") if message is not None else None
+    if isinstance(request_id, str):
+        fields["request_id"] = request_id
+    token = _HANDLING.set((event.id, span))
+    try:
+        with logger.contextualize(**fields):
+            yield
+    finally:
+        _HANDLING.reset(token)
 
 
 BROKER = web.AppKey("broker", Broker)
@@ -841,7 +892,7 @@ def messaging_ctx(
                     task = asyncio.current_task()
                     if task is not None and task.cancelling():
                         raise asyncio.CancelledError from exc
-                    logger.opt(exception=exc).error(
+                    logger.opt(exception=loggable(exc)).error(
                         "consumer could not attach, retrying", consumer=pending[0].consumer.name
                     )
                     await asyncio.sleep(delay)

@@ -7,6 +7,9 @@ has no UTC form. :func:`refuse_nul` and :func:`refuse_unstorable` refuse these w
 shared query parser (``common.web.parse_query``) runs them for every model it parses.
 Fields that feed day arithmetic (a window's end plus a day, a forecast's horizon) use :data:`Day`
 and :data:`Instant`, bounded well inside the calendar.
+
+A pydantic ``ValidationError``'s text quotes the input it refused (an event's data, a body's
+secret); :func:`loggable` gives the exception a log line may show instead.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from common.errors import BadRequest
 
@@ -122,3 +125,48 @@ def _unstorable(value: Any) -> list[str]:
             except OverflowError:
                 out.append("is outside the calendar once converted to UTC")
     return out
+
+
+class RedactedValidationError(ValueError):
+    """A pydantic ``ValidationError`` as a log line shows it: its title, each error's field
+    location and type, never the input it refused."""
+
+
+def loggable(exc: BaseException) -> BaseException:
+    """``exc`` fit for a log line: a ``ValidationError`` in it, or in the chain of exceptions it
+    was raised from or while handling, becomes a :class:`RedactedValidationError` with the same
+    traceback (a chained one is replaced in the chain, where a traceback would print it).
+    """
+    seen: set[int] = set()
+
+    def redacted(link: BaseException | None) -> BaseException | None:
+        if link is None or id(link) in seen:
+            return link
+        seen.add(id(link))
+        if isinstance(link, ValidationError):
+            stand_in = RedactedValidationError(_summary(link)).with_traceback(link.__traceback__)
+            stand_in.__cause__ = redacted(link.__cause__)
+            stand_in.__context__ = redacted(link.__context__)
+            stand_in.__suppress_context__ = link.__suppress_context__
+            return stand_in
+        cause, context = redacted(link.__cause__), redacted(link.__context__)
+        if cause is not link.__cause__:
+            link.__cause__ = cause
+        if context is not link.__context__:
+            link.__context__ = context
+        return link
+
+    return redacted(exc) or exc
+
+
+def _summary(exc: ValidationError, shown: int = 20) -> str:
+    """``2 validation errors for Budget: amount [decimal_parsing]; name [string_too_long]``.
+
+    The error types only: a message may quote the input (a validator's own ``ValueError``).
+    """
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    parts = [f"{'.'.join(map(str, e['loc'])) or '(root)'} [{e['type']}]" for e in errors[:shown]]
+    more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
+    count = exc.error_count()
+    noun = "error" if count == 1 else "errors"
+    return f"{count} validation {noun} for {exc.title}: {'; '.join(parts)}{more}"

@@ -59,7 +59,7 @@ from common.tracing import (
     parse_traceparent,
     valid_request_id,
 )
-from common.validation import refuse_nul, refuse_unstorable
+from common.validation import loggable, refuse_nul, refuse_unstorable
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -310,7 +310,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
         service = request.config_dict[SETTINGS].service_name
         APPLICATION_ERRORS.labels(service, type(exc).__name__).inc()
-        logger.opt(exception=exc).error("unhandled error", error=type(exc).__name__)
+        logger.opt(exception=loggable(exc)).error("unhandled error", error=type(exc).__name__)
         return problem_response(
             request,
             500,
