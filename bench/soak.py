@@ -5,7 +5,8 @@ error ratio; writes a PNG of the curves and prints a summary.
     .venv/bin/python -m bench.soak --minutes 30 --rate 40 --plot soak.png
 
 What a healthy run shows: RSS flat after warm-up (the summary gives each process group's growth
-over the second half), queue depths back to zero after the load stops, and an error ratio of 0.
+over the second half), queue depths back to zero after the load stops, and an error ratio of 0;
+it exits non-zero when there was an error or a message is left queued.
 The load mixes list reads, cost and alert reads, creations, status flips (which raise and resolve
 alerts) and deletions, keeping the inventory near a fixed size so that memory has no reason to
 grow with the data. Everything it creates lives in a database, Redis prefix and exchange of its
@@ -173,6 +174,8 @@ class Series:
     rate: list[float] = field(default_factory=list)
     error_ratio: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
+    #: Answers that were not 2xx (or no answer at all), over the whole run.
+    errors: int = 0
 
 
 @dataclass
@@ -332,6 +335,7 @@ async def soak(platform: Platform, minutes: float, rate: float, every: float) ->
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     series_summary(series, tally, load_ended)
+    series.errors = tally.errors
     return series
 
 
@@ -414,6 +418,9 @@ def main() -> None:
             stop_platform(platform)
     plot(series, args.plot, f"CloudOps soak: {args.minutes:g} min at {args.rate:g} req/s")
     print(f"plot written to {args.plot}")
+    undrained = sum(depths[-1] for depths in series.queues.values() if depths)
+    if series.errors or undrained:
+        raise SystemExit(f"not steady: {series.errors} errors, {undrained} messages left queued")
 
 
 if __name__ == "__main__":
