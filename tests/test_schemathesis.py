@@ -68,7 +68,9 @@ def test_every_operation_survives_schemathesis(platform: Platform, tmp_path: Pat
         "--report-dir",
         str(tmp_path),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
     assert re.search(r"\d+ generated, \d+ passed", output), output[-5000:]

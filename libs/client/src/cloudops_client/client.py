@@ -25,7 +25,7 @@ Progress = Callable[[int, int], None]
 DEFAULT_URL = "http://127.0.0.1:8080"
 MAX_PAGE = 100
 UPLOAD_CHUNK = 1024 * 1024
-UPLOAD_TYPES = {".gz": "application/gzip", ".csv": "text/csv"}
+MEDIA_BY_SUFFIX = {".gz": "application/gzip", ".csv": "text/csv"}
 
 
 class CloudOps:
@@ -186,7 +186,7 @@ class Costs:
         """
         path = Path(path)
         total = path.stat().st_size
-        media = UPLOAD_TYPES.get(path.suffix.lower(), "text/csv")
+        media = MEDIA_BY_SUFFIX.get(path.suffix.lower(), "text/csv")
 
         def chunks() -> Iterator[bytes]:
             sent = 0

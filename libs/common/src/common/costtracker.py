@@ -37,14 +37,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from common.caller import ANONYMOUS, caller
+
 PLATFORM_COST = Counter(
     "platform_cost_usd_total",
     "Estimated cost of serving requests, from configured unit prices (USD).",
     ["service", "component"],
 )
 GB = Decimal(1024**3)
-ANONYMOUS = "anonymous"
-PRINCIPAL_HEADER = "X-CloudOps-Principal"
 #: Batches of usage rows waiting for the costs service, bounded (oldest dropped beyond it).
 USAGE_LIST = "platform:usage"
 USAGE_LIST_MAX = 100_000
@@ -213,7 +213,7 @@ USAGE_PRINCIPAL: web.AppKey[PrincipalOf] = web.AppKey("usage_principal")
 
 
 def principal_header(request: web.Request) -> str | None:
-    return request.headers.get(PRINCIPAL_HEADER) or None
+    return caller(request).principal
 
 
 def usage_middleware(route_of: Callable[[web.Request], str]) -> Any:

@@ -14,6 +14,9 @@ API_MAX_BODY_BYTES = 10 * 1024**2
 
 # A billing file sent to ``POST /api/costs/imports``, counted as sent (gzip counts compressed).
 UPLOAD_MAX_BYTES = 2 * 1024**3
+# Its media types: a FOCUS CSV, or that CSV gzip-compressed (the gateway's 415 and the costs
+# service's are the same list).
+UPLOAD_TYPES = ("text/csv", "application/csv", "application/gzip", "application/x-gzip")
 
 # How long an upload's answer may take once its body has been sent: the import commits the
 # whole file in one transaction, so the answer only comes when the last row is stored.

@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from common.paging import Page
+
 MAX_LABELS = 64
 MAX_ANNOTATIONS = 64
 MAX_LABEL_NAME = 128
@@ -416,13 +418,9 @@ class InhibitionIndex:
 # -- queries ------------------------------------------------------------------------------------
 
 
-class AlertQuery(BaseModel):
+class AlertQuery(Page):
     """Filters and page of a feed request."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0, le=1_000_000)
     severity: list[Severity] = Field(default_factory=list, max_length=3)
     status: list[Status] = Field(default_factory=list, max_length=3)
     source: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None

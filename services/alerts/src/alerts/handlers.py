@@ -24,7 +24,7 @@ from alerts.stream import (
     Viewer,
     valid_stream_id,
 )
-from common.context import REQUEST_ID, TRACE
+from common.caller import caller, path_uuid
 from common.errors import (
     BadRequest,
     PayloadTooLarge,
@@ -32,10 +32,10 @@ from common.errors import (
     TooManyRequests,
     validation_errors,
 )
+from common.paging import Page
 from common.validation import refuse_nul, refuse_unstorable
 from common.web import json_response, parse_query, read_json, read_json_value
 
-PRINCIPAL_HEADER = "X-CloudOps-Principal"
 ALERTS_SETTINGS = web.AppKey("alerts_settings", AlertsSettings)
 ALERT_FEED = web.AppKey("alert_feed", AlertFeed)
 CLOSING = web.AppKey("closing", asyncio.Event)
@@ -72,36 +72,22 @@ class WebhookPayload(BaseModel):
     alerts: list[WebhookAlert]
 
 
-class AttemptQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AttemptQuery(Page):
     receiver: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0, le=1_000_000)
 
 
 def _principal(request: web.Request) -> str:
-    # Set by the gateway; bounded and printable because it ends up in history rows.
-    raw = request.headers.get(PRINCIPAL_HEADER, "").strip()
-    if not raw or len(raw) > 256 or any(ord(c) < 32 for c in raw):
-        return "anonymous"
-    return raw
+    # Bounded and printable (common.caller's policy) because it ends up in history rows.
+    return caller(request).actor
 
 
 def _caller(request: web.Request) -> Caller:
-    return Caller(
-        actor=_principal(request), trace=request.get(TRACE), request_id=request.get(REQUEST_ID)
-    )
+    who = caller(request)
+    return Caller(actor=who.actor, trace=who.trace, request_id=who.request_id)
 
 
 def _uuid(request: web.Request, what: str) -> UUID:
-    try:
-        return UUID(request.match_info["id"])
-    except ValueError:
-        raise BadRequest(
-            f"The {what} id in the path is not a UUID.",
-            errors=[{"field": "id", "message": "must be a UUID"}],
-        ) from None
+    return path_uuid(request, "id", what)
 
 
 def _query(request: web.Request) -> AlertQuery:

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from common.encoding import PlainDecimal
+from common.paging import Page
 from common.validation import Day, Instant, NoNul
 
 Basis = Literal["billed", "effective", "list", "contracted"]
@@ -96,14 +97,12 @@ class DailyQuery(CostFilter):
         return self.start or end - timedelta(days=29), end
 
 
-class InvoiceQuery(_Query):
+class InvoiceQuery(Page):
     """Invoices whose billing period starts in ``[start, end]`` (days, inclusive), paged."""
 
     start: Day | None = None
     end: Day | None = None
     billing_account_id: str | None = None
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _window(self) -> InvoiceQuery:
@@ -198,9 +197,8 @@ class ImportQuery(_Query):
     filename: str = "upload.csv"
 
 
-class ListQuery(_Query):
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0)
+class ListQuery(Page):
+    """A list without filters."""
 
 
 def month_bounds(at: datetime) -> tuple[datetime, datetime]:

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from aiohttp import web
 
-from common.costtracker import ANONYMOUS, flush_now
+from common.caller import caller, path_uuid
+from common.costtracker import flush_now
 from common.db import DB_POOL
-from common.errors import BadRequest, UnsupportedMediaType
+from common.errors import UnsupportedMediaType
+from common.limits import UPLOAD_TYPES
 from common.web import json_response, parse_query, read_json
 from costs import savings
 from costs.cache import INVENTORY, LINE_ITEMS, UTILIZATION, months_of
@@ -31,33 +32,6 @@ from costs.domain import (
     RealtimeQuery,
 )
 from costs.platform import LEDGER
-
-PRINCIPAL_HEADER = "X-CloudOps-Principal"
-PERMISSIONS_HEADER = "X-CloudOps-Permissions"
-UPLOAD_TYPES = frozenset(
-    {"text/csv", "application/csv", "application/gzip", "application/x-gzip",
-     "application/octet-stream", "text/plain"}
-)  # fmt: skip
-
-
-def path_uuid(request: web.Request, name: str = "id") -> UUID:
-    try:
-        return UUID(request.match_info[name])
-    except ValueError:
-        raise BadRequest(
-            f"The {name} in the path is not a UUID.",
-            errors=[{"field": name, "message": "must be a UUID"}],
-        ) from None
-
-
-def principal(request: web.Request) -> str | None:
-    return request.headers.get(PRINCIPAL_HEADER) or None
-
-
-def is_admin(request: web.Request) -> bool:
-    """Whether the gateway granted the caller ``admin`` (a comma-separated header)."""
-    granted = request.headers.get(PERMISSIONS_HEADER, "")
-    return "admin" in {p.strip() for p in granted.split(",")}
 
 
 def _at(request: web.Request) -> datetime:
@@ -78,7 +52,7 @@ async def create_import(request: web.Request) -> web.Response:
             yield chunk
 
     result = await request.config_dict[IMPORTER].run(
-        chunks(), filename=filename, created_by=principal(request)
+        chunks(), filename=filename, created_by=caller(request).principal
     )
     return json_response(
         result, status=201, headers={"Location": f"/api/costs/imports/{result['id']}"}
@@ -190,7 +164,7 @@ async def optimization(request: web.Request) -> web.Response:
 
 async def create_budget(request: web.Request) -> web.Response:
     fields = await read_json(request, BudgetFields)
-    budget = await request.config_dict[BUDGETS].create(fields, principal(request))
+    budget = await request.config_dict[BUDGETS].create(fields, caller(request).principal)
     return json_response(
         budget, status=201, headers={"Location": f"/api/costs/budgets/{budget.id}"}
     )
@@ -225,7 +199,8 @@ async def evaluate_budgets(request: web.Request) -> web.Response:
 async def platform(request: web.Request) -> web.Response:
     """The platform's own cost; who else uses it (``per_user``) only an admin sees."""
     day = parse_query(request, PlatformQuery).day or datetime.now(UTC).date()
-    only = None if is_admin(request) else principal(request) or ANONYMOUS
+    who = caller(request)
+    only = None if who.is_admin else who.actor
     await flush_now(request.app)  # this worker's latest requests count too
     return json_response(await request.config_dict[LEDGER].report(day, only=only))
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import Forbidden, Unauthorized
+from common.paging import Page
 from common.web import json_response, parse_query, read_json, read_json_value
 from gateway.bots import flag_client
 from gateway.domain import KeyRequest, UserRequest
@@ -27,13 +28,6 @@ LOGIN_CHALLENGE = 'Bearer realm="cloudops"'
 async def health(request: web.Request) -> web.Response:
     """Public liveness of the platform's front door."""
     return json_response({"status": "ok"})
-
-
-class Page(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0)
 
 
 async def create_key(request: web.Request) -> web.Response:

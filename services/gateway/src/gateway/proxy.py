@@ -23,6 +23,7 @@ from aiohttp import web
 from loguru import logger
 from multidict import CIMultiDict
 
+from common.caller import PERMISSIONS_HEADER, PRINCIPAL_HEADER
 from common.context import REQUEST_ID, TRACE
 from common.errors import BadRequest, PayloadTooLarge, ProblemError, ServiceUnavailable
 from gateway.breaker import CircuitBreaker, Guard, Unguarded
@@ -232,8 +233,8 @@ def identity_headers(request: web.Request, client: Client) -> dict[str, str]:
         headers["traceparent"] = trace.traceparent
     principal = request.get(PRINCIPAL)
     if principal is not None:
-        headers["X-CloudOps-Principal"] = principal.name
-        headers["X-CloudOps-Permissions"] = principal.permissions_header
+        headers[PRINCIPAL_HEADER] = principal.name
+        headers[PERMISSIONS_HEADER] = principal.permissions_header
     return headers
 
 

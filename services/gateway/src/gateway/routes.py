@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from common.limits import UPLOAD_MAX_BYTES, UPLOAD_READ_TIMEOUT_SECONDS
+from common.limits import UPLOAD_MAX_BYTES, UPLOAD_READ_TIMEOUT_SECONDS, UPLOAD_TYPES
 from gateway.principal import Permission
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,7 +26,6 @@ READ = Permission.READ
 WRITE = Permission.WRITE
 ADMIN = Permission.ADMIN
 JSON_TYPES = ("application/json",)
-UPLOAD_TYPES = ("text/csv", "application/csv", "application/gzip", "application/x-gzip")
 
 
 @dataclass(frozen=True, slots=True)

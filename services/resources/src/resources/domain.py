@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from common.encoding import PlainDecimal
+from common.paging import Page
 from common.tracing import TraceContext
 
 MAX_TAGS = 50
@@ -176,13 +177,9 @@ SORT_FIELDS = (
 )
 
 
-class ResourceQuery(BaseModel):
+class ResourceQuery(Page):
     """Filters, sort and page of a list request (from the query string)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(default=20, ge=1, le=100)
-    offset: int = Field(default=0, ge=0, le=1_000_000)
     status: Status | None = None
     type: ResourceType | None = None
     provider: Provider | None = None

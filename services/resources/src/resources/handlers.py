@@ -6,8 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from common.context import REQUEST_ID, TRACE
-from common.errors import BadRequest
+from common.caller import caller, path_uuid
 from common.web import json_response, parse_query, read_json
 from resources.domain import (
     BulkUpsert,
@@ -22,27 +21,15 @@ from resources.inventory import INVENTORY
 from resources.utilization import UTILIZATION
 
 JSON = "application/json"
-PRINCIPAL_HEADER = "X-CloudOps-Principal"
 
 
 def _resource_id(request: web.Request) -> UUID:
-    raw = request.match_info["id"]
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise BadRequest(
-            "The resource id in the path is not a UUID.",
-            errors=[{"field": "id", "message": "must be a UUID"}],
-        ) from None
+    return path_uuid(request, "id", "resource")
 
 
 def _caller(request: web.Request) -> Caller:
-    # Services listen only behind the gateway, which strips client-sent identity headers.
-    return Caller(
-        principal=request.headers.get(PRINCIPAL_HEADER),
-        trace=request.get(TRACE),
-        request_id=request.get(REQUEST_ID),
-    )
+    who = caller(request)
+    return Caller(principal=who.principal, trace=who.trace, request_id=who.request_id)
 
 
 async def list_resources(request: web.Request) -> web.Response:

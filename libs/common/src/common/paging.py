@@ -1,0 +1,31 @@
+"""Paged lists: the bounded page every list takes from its query string, and the ``meta`` every
+paged answer carries (``total``, ``limit``, ``offset``).
+
+A list's query model extends :class:`Page` with its filters and is read with
+``common.web.parse_query``; no aiohttp here, so domain modules may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+#: PostgreSQL's ``bigint``, what an OFFSET can hold: beyond it a request is a 400, not a 500 from
+#: the driver; up to it, an empty page.
+MAX_OFFSET = 2**63 - 1
+
+
+class Page(BaseModel):
+    """``?limit=&offset=``; list queries with filters extend it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+    def meta(self, total: int, **more: Any) -> dict[str, Any]:
+        """The answer's ``meta`` for this page of ``total`` items."""
+        return {"total": total, "limit": self.limit, "offset": self.offset, **more}
