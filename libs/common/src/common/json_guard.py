@@ -167,12 +167,6 @@ def check_json_value(value: Any, policy: BodyPolicy) -> None:
         if len(errors) < MAX_PROBLEM_ERRORS:
             errors.append({"field": ".".join(map(str, path)) or "body", "message": message})
 
-    def text(value: str, path: tuple[str | int, ...]) -> None:
-        if "\x00" in value:
-            finding(path, NUL_REFUSED)
-        elif search is not None and search(value):
-            finding(path, MARKUP_REFUSED)
-
     def walk(node: dict[str, Any] | list[Any], depth: int, path: tuple[str | int, ...]) -> None:
         # Its items are one level deeper: a non-empty container at the limit is too deep.
         if depth > max_depth or (depth == max_depth and node):
@@ -182,14 +176,20 @@ def check_json_value(value: Any, policy: BodyPolicy) -> None:
             if isinstance(key, str) and "\x00" in key:
                 finding(path, NUL_KEY_REFUSED)
             if isinstance(child, str):
-                text(child, (*path, key))
+                if "\x00" in child:
+                    finding((*path, key), NUL_REFUSED)
+                elif search is not None and search(child):
+                    finding((*path, key), MARKUP_REFUSED)
             elif isinstance(child, dict | list):
                 walk(child, depth + 1, (*path, key))
 
     if isinstance(value, dict | list):
         walk(value, 1, ())
     elif isinstance(value, str):
-        text(value, ())
+        if "\x00" in value:
+            finding((), NUL_REFUSED)
+        elif search is not None and search(value):
+            finding((), MARKUP_REFUSED)
     if found:
         details = []
         if kinds - {MARKUP_REFUSED}:
