@@ -73,7 +73,10 @@ def test_every_operation_survives_schemathesis(platform: Platform, tmp_path: Pat
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
-    assert re.search(r"\d+ generated, \d+ passed", output), output[-5000:]
+    summary = re.search(r"(\d+) generated, \d+ passed", output)
+    assert summary, output[-5000:]
+    # The run's figures (shown with pytest -s): operations tested and requests generated.
+    print(*re.findall(r"Tested: \d+|\d+ generated, \d+ passed|Scenarios: +\d+", output))
 
 
 # --- what Schemathesis found, pinned -------------------------------------------------------------
