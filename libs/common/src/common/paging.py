@@ -2,7 +2,8 @@
 paged answer carries (``total``, ``limit``, ``offset``).
 
 A list's query model extends :class:`Page` with its filters and is read with
-``common.web.parse_query``; no aiohttp here, so domain modules may use it.
+``common.web.parse_query``; its storage turns the filters into SQL with :class:`Where`. No aiohttp
+here, so domain modules may use it.
 """
 
 from __future__ import annotations
@@ -29,3 +30,24 @@ class Page(BaseModel):
     def meta(self, total: int, **more: Any) -> dict[str, Any]:
         """The answer's ``meta`` for this page of ``total`` items."""
         return {"total": total, "limit": self.limit, "offset": self.offset, **more}
+
+
+class Where:
+    """A parameterised WHERE clause: trusted SQL with ``$n`` placeholders, untrusted values in
+    ``args`` (never in the text)."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        """The placeholder of ``value``."""
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, clause: str) -> None:
+        self.clauses.append(clause)
+
+    def sql(self) -> str:
+        """`` WHERE a AND b``, or nothing without clauses."""
+        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""

@@ -22,6 +22,7 @@ from alerts.domain import (
     Status,
 )
 from common.db import Connection
+from common.paging import Where
 
 ALERT_COLUMNS = (
     "id, fingerprint, source, severity, status, labels, annotations, starts_at, ends_at, "
@@ -177,30 +178,27 @@ def _matcher_sql(matcher: Matcher, arg: Any) -> str:
 
 
 def _where(query: AlertQuery) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    where = Where()
+    arg = where.arg
     if query.severity:
-        clauses.append(f"severity = ANY({arg([s.value for s in query.severity])}::text[])")
+        where.add(f"severity = ANY({arg([s.value for s in query.severity])}::text[])")
     if query.status:
-        clauses.append(f"status = ANY({arg([s.value for s in query.status])}::text[])")
+        where.add(f"status = ANY({arg([s.value for s in query.status])}::text[])")
     if query.source is not None:
-        clauses.append(f"source = {arg(query.source)}")
+        where.add(f"source = {arg(query.source)}")
     if query.suppressed is not None:
-        clauses.append(f"suppressed = {arg(query.suppressed)}")
+        where.add(f"suppressed = {arg(query.suppressed)}")
     if query.since is not None:
-        clauses.append(f"starts_at >= {arg(query.since)}")
+        where.add(f"starts_at >= {arg(query.since)}")
     if query.until is not None:
-        clauses.append(f"starts_at < {arg(query.until)}")
+        where.add(f"starts_at < {arg(query.until)}")
     equality = query.equality_labels()
     if equality:
-        clauses.append(f"labels @> {arg(equality)}")  # uses the GIN index
-    clauses.extend(_matcher_sql(m, arg) for m in query.matcher if m.op != "=" or not m.value)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+        where.add(f"labels @> {arg(equality)}")  # uses the GIN index
+    for matcher in query.matcher:
+        if matcher.op != "=" or not matcher.value:
+            where.add(_matcher_sql(matcher, arg))
+    return where.sql(), where.args
 
 
 async def list_alerts(conn: Connection, query: AlertQuery) -> tuple[list[Alert], int]:

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from common.db import Connection
+from common.paging import Where
 from costs.domain import GROUPS, TAG_PREFIX, Budget, BudgetFields, BudgetPatch
 from costs.focus import COST_BASES, ROW_COLUMNS, STORED, Kind, Rejection
 
@@ -235,24 +236,6 @@ _FILTER_COLUMNS = {
     "resource": "resource_id",
     "currency": "billing_currency",
 }
-
-
-class Where:
-    """A parameterised WHERE clause built from trusted column names and untrusted values."""
-
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.args: list[Any] = []
-
-    def arg(self, value: Any) -> str:
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-    def add(self, clause: str) -> None:
-        self.clauses.append(clause)
-
-    def sql(self) -> str:
-        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""
 
 
 def cost_filter(where: Where, query: Any, start: datetime, end: datetime) -> None:

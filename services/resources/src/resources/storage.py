@@ -12,6 +12,7 @@ import asyncpg
 
 from common.db import Connection
 from common.errors import Conflict
+from common.paging import Where
 from resources.domain import Resource, ResourceFields, ResourceQuery, StoredSample
 
 COLUMNS = (
@@ -75,26 +76,20 @@ def _like(text: str) -> str:
 
 
 def _where(query: ResourceQuery) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
+    where = Where()
     for column in ("status", "type", "provider", "region", "team", "account"):
         value = getattr(query, column)
         if value is not None:
-            clauses.append(f"{column} = {arg(value)}")
+            where.add(f"{column} = {where.arg(value)}")
     for key, value in query.tag_filters():
         if value is None:
-            clauses.append(f"tags ? {arg(key)}")
+            where.add(f"tags ? {where.arg(key)}")
         else:
-            clauses.append(f"tags @> {arg({key: value})}")
+            where.add(f"tags @> {where.arg({key: value})}")
     if query.q:
-        pattern = arg(_like(query.q))
-        clauses.append(f"(name ILIKE {pattern} OR external_id ILIKE {pattern})")
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+        pattern = where.arg(_like(query.q))
+        where.add(f"(name ILIKE {pattern} OR external_id ILIKE {pattern})")
+    return where.sql(), where.args
 
 
 def _order_by(sort: str) -> str:
