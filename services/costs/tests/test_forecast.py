@@ -111,6 +111,8 @@ async def test_a_spike_is_detected_and_emitted_once(client: Client, event_tap: E
     assert await event_tap.quiet(1.0) == []
     listed = await (await client.get("/api/costs/anomalies")).json()
     assert [a["dimension"] for a in listed["data"]] == ["all:USD"]
+    # Listed as detection answers it: the same day field and the currency.
+    assert [(a["date"], a["currency"]) for a in listed["data"]] == [(found[0]["date"], "USD")]
     assert listed["meta"]["total"] == 1
     by_provider = await client.post("/api/costs/anomalies/detect", params={"provider": "AWS"})
     assert [a["dimension"] for a in (await by_provider.json())["data"]] == ["provider=AWS:USD"]

@@ -751,9 +751,12 @@ async def record_anomaly(
 async def list_anomalies(
     conn: Connection, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
+    """A page of recorded anomalies, shaped as detection answers them (``date``, ``currency``)."""
     total = await conn.fetchval("SELECT count(*) FROM anomalies")
+    # The dimension ends with ``:<currency>`` (see ``Reports.detect_anomalies``).
     rows = await conn.fetch(
-        """SELECT day, dimension, basis, actual, expected, score, detected_at FROM anomalies
+        """SELECT day AS date, dimension, basis, substring(dimension FROM '[^:]*$') AS currency,
+                  actual, expected, score, detected_at FROM anomalies
            ORDER BY day DESC, dimension LIMIT $1 OFFSET $2""",
         limit,
         offset,

@@ -117,6 +117,7 @@ def proxied(
 
 RESOURCES = "resources.domain:"
 COSTS = "costs.domain:"
+COST_ANSWERS = "costs.answers:"
 ALERTS = "alerts.domain:"
 ALERT_HANDLERS = "alerts.handlers:"
 RESOURCE_ERRORS = (409,)
@@ -177,21 +178,22 @@ def upstream_routes() -> list[RouteSpec]:
                 (tail, "GET", READ, [
                     op("GET", "An import's outcome", path="/imports/{id}"),
                     op("GET", "Daily costs, grouped", path="/daily", query=COSTS + "DailyQuery",
-                       data="[object]"),
+                       data=f"[{COST_ANSWERS}DailyCost]"),
                     op("GET", "Invoices", path="/invoices", query=COSTS + "InvoiceQuery",
-                       data="[object]", paged=True),
+                       data=f"[{COST_ANSWERS}Invoice]", paged=True),
                     op("GET", "Daily costs as CSV", path="/export/daily.csv",
                        query=COSTS + "DailyQuery", data=None, media="text/csv"),
                     op("GET", "FOCUS line items as CSV", path="/export/focus.csv",
                        query=COSTS + "DailyQuery", data=None, media="text/csv"),
                     op("GET", "Current cost per hour", path="/realtime",
-                       query=COSTS + "RealtimeQuery"),
+                       query=COSTS + "RealtimeQuery", data=COST_ANSWERS + "Realtime"),
                     op("GET", "Cost forecast with a prediction interval", path="/forecast",
-                       query=COSTS + "ForecastQuery"),
+                       query=COSTS + "ForecastQuery", data=COST_ANSWERS + "Forecast"),
                     op("GET", "Detected cost anomalies", path="/anomalies",
-                       query=COSTS + "ListQuery", data="[object]", paged=True),
+                       query=COSTS + "ListQuery", data=f"[{COST_ANSWERS}RecordedAnomaly]",
+                       paged=True),
                     op("GET", "Savings recommendations", path="/optimization",
-                       query=COSTS + "AtQuery", data="[object]"),
+                       query=COSTS + "AtQuery", data=f"[{COST_ANSWERS}Recommendation]"),
                     op("GET", "Budgets", path="/budgets", query=COSTS + "ListQuery",
                        data=f"[{budget}]", paged=True),
                     op("GET", "Get a budget and its threshold crossings", path="/budgets/{id}",
@@ -201,7 +203,7 @@ def upstream_routes() -> list[RouteSpec]:
                 ]),
                 (tail, "POST,PATCH,DELETE", WRITE, [
                     op("POST", "Detect cost anomalies now", path="/anomalies/detect",
-                       query=COSTS + "ForecastQuery", data="[object]"),
+                       query=COSTS + "ForecastQuery", data=f"[{COST_ANSWERS}DetectedAnomaly]"),
                     op("POST", "Create a budget", path="/budgets", body=COSTS + "BudgetFields",
                        data=budget, status=201),
                     op("POST", "Evaluate budgets now", path="/budgets/evaluate",
