@@ -145,7 +145,8 @@ def upstream_routes() -> list[RouteSpec]:
                 ("/bulk", "POST", WRITE, [op("POST", "Create or update resources by external id",
                                              body=RESOURCES + "BulkUpsert", data=f"[{resource}]")]),
                 ("/utilization", "POST", WRITE, [op("POST", "Record utilisation samples",
-                                                    body=RESOURCES + "UtilizationBatch")]),
+                                                    body=RESOURCES + "UtilizationBatch",
+                                                    data=RESOURCES + "UtilizationRecorded")]),
                 ("/{id}", "GET", READ, [op("GET", "Get a resource", data=resource)]),
                 ("/{id}", "PATCH,DELETE", WRITE, [
                     op("PATCH", "Change a resource", body=RESOURCES + "ResourcePatch",
@@ -154,7 +155,8 @@ def upstream_routes() -> list[RouteSpec]:
                 ]),
                 ("/{id}/utilization", "GET", READ, [
                     op("GET", "Utilisation history of a resource",
-                       query=RESOURCES + "UtilizationWindow", data="[object]"),
+                       query=RESOURCES + "UtilizationWindow",
+                       data=f"[{RESOURCES}UtilizationPoint]"),
                 ]),
             ],
         ),

@@ -309,6 +309,23 @@ class UtilizationWindow(BaseModel):
         return self
 
 
+class UtilizationRecorded(_Strict):
+    """What a stored batch did: samples stored, resources they name, old samples trimmed."""
+
+    accepted: int
+    resources: int
+    dropped: int
+
+
+class UtilizationPoint(_Strict):
+    """One stored sample of a resource's history (the answer's rows, as the store reads them)."""
+
+    timestamp: AwareDatetime
+    cpu_percent: Percent
+    memory_percent: Percent
+    network_bytes: ByteCount | None
+
+
 @dataclass(frozen=True)
 class StoredSample:
     """An accepted sample, its resource resolved."""

@@ -23,6 +23,7 @@ from resources.domain import (
     Caller,
     StoredSample,
     UtilizationBatch,
+    UtilizationRecorded,
     UtilizationSample,
     UtilizationWindow,
 )
@@ -54,7 +55,7 @@ class UtilizationHistory:
         self.retention = timedelta(days=retention_days)
         self.max_samples_per_resource = max_samples_per_resource
 
-    async def record(self, batch: UtilizationBatch, caller: Caller) -> dict[str, Any]:
+    async def record(self, batch: UtilizationBatch, caller: Caller) -> UtilizationRecorded:
         """Store every sample of ``batch`` or none; unknown resources are a 422 naming them."""
         now = _now()
         oldest = now - self.retention
@@ -70,11 +71,9 @@ class UtilizationHistory:
             await record_utilization(conn, stored, caller)
         if changed:
             await self.cache.invalidate()
-        return {
-            "accepted": len(stored),
-            "resources": len(resource_ids),
-            "dropped": dropped,
-        }
+        return UtilizationRecorded(
+            accepted=len(stored), resources=len(resource_ids), dropped=dropped
+        )
 
     async def history(self, resource_id: UUID, window: UtilizationWindow) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
