@@ -11,8 +11,8 @@ tests, each service's in its tests (the gateway's tests put stand-ins behind the
 bodies are checked everywhere, documented operation or not. Non-JSON bodies (CSV, event streams,
 the docs page) are not read here, so streams keep streaming.
 
-The document is built from the gateway's route table (``gateway.openapi``), imported only when
-the first response arrives, so this module adds nothing to processes that are not tests.
+The document is built from the gateway's route table (``gateway.openapi``) once per test session,
+before the first test, and only in pytest: this module adds nothing to processes that are not tests.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ContractViolation(AssertionError):
 
 @cache
 def document() -> dict[str, Any]:
-    # Imported here: only a test that received a response needs the document.
+    # Imported here: only a test session needs the document.
     from gateway.app import gateway_routes
     from gateway.openapi import build_document
     from gateway.routes import upstream_routes
@@ -167,3 +167,14 @@ async def _checked_request(
 
 def pytest_configure(config: pytest.Config) -> None:
     TestClient._request = _checked_request  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _api_document_built() -> None:
+    """Build the document and its schema registry before the first test, not inside it.
+
+    Building takes a second or more; inside a test it would land in the middle of whatever that
+    test times (a notification's group wait measured from its first request, for example).
+    """
+    _paths()
+    _registry()
