@@ -10,12 +10,12 @@ every digit), as everywhere else.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from common.encoding import PlainDecimal
-from costs.domain import Basis
+from costs.domain import Basis, Budget, Threshold
 
 
 class _Answer(BaseModel):
@@ -133,4 +133,134 @@ class Recommendation(_Answer):
     name: str
     evidence: dict[str, Any]
     monthly_savings: PlainDecimal
+    currency: str
+
+
+class ImportProblem(_Answer):
+    field: str
+    message: str
+
+
+class ImportFailure(_Answer):
+    """Why a failed import failed: nothing of it was kept."""
+
+    detail: str
+    errors: list[ImportProblem]
+
+
+class FindingExample(_Answer):
+    line: int
+    column: str | None
+    value: str | None
+    stored: str | None
+
+
+class FindingCount(_Answer):
+    """A rule broken on rows that were kept: how often, and the first few examples."""
+
+    count: int
+    examples: list[FindingExample]
+
+
+class Sums(_Answer):
+    file: PlainDecimal
+    stored: PlainDecimal
+    rejected: PlainDecimal
+
+
+class Rejection(_Answer):
+    line: int
+    field: str | None
+    message: str
+
+
+class Import(_Answer):
+    """An import's outcome, or its progress while it runs.
+
+    ``findings`` is per rule; ``reconciliation`` per currency and cost basis, the file's sums
+    against the stored and the rejected ones. ``rejections`` lists the first rejected rows.
+    """
+
+    id: str
+    filename: str
+    status: Literal["running", "succeeded", "failed"]
+    focus_version: str | None
+    sha256: str | None
+    rows_read: int
+    rows_accepted: int
+    rows_with_findings: int
+    rows_rejected: int
+    rows_replaced: int
+    findings: dict[str, FindingCount]
+    reconciliation: dict[str, dict[str, Sums]]
+    error: ImportFailure | None
+    created_by: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    rejections: list[Rejection]
+
+
+class Usage(_Answer):
+    """Requests served and what they cost (USD); seconds as exact amounts."""
+
+    requests: int
+    cost: PlainDecimal
+    cpu_seconds: PlainDecimal
+    wall_seconds: PlainDecimal
+    bytes_out: int
+
+
+class ServiceUsage(Usage):
+    service: str
+
+
+class RouteUsage(Usage):
+    service: str
+    route: str
+
+
+class PrincipalUsage(Usage):
+    principal: str
+
+
+class PlatformBreakdown(_Answer):
+    requests: PlainDecimal
+    compute: PlainDecimal
+    network: PlainDecimal
+    storage: PlainDecimal
+
+
+class UnitPrices(_Answer):
+    per_request: PlainDecimal
+    compute_per_cpu_second: PlainDecimal
+    network_per_gb: PlainDecimal
+    storage_per_gb_month: PlainDecimal
+
+
+class PlatformCost(_Answer):
+    """What the platform itself cost on one day, and who used it.
+
+    ``per_route`` is empty and ``per_user`` holds only the caller unless the caller is an admin.
+    """
+
+    date: dt.date
+    currency: str
+    total: PlainDecimal
+    requests: int
+    breakdown: PlatformBreakdown
+    per_service: list[ServiceUsage]
+    per_route: list[RouteUsage]
+    per_user: list[PrincipalUsage]
+    unit_prices: UnitPrices
+
+
+class BudgetCrossing(_Answer):
+    """A threshold a budget crossed for the first time in ``period`` (``YYYY-MM``), as announced."""
+
+    budget: Budget
+    threshold: Threshold
+    period: str
+    #: The month's spend (``actual``) or its projection to month end (``forecast``).
+    value: PlainDecimal
+    amount: PlainDecimal
     currency: str

@@ -170,7 +170,7 @@ def upstream_routes() -> list[RouteSpec]:
             )
             for spec in proxied("/api/costs", "costs", [("/imports", "POST", WRITE, [
                 op("POST", "Import a FOCUS billing file (CSV, optionally gzip)", body="upload",
-                   status=201, errors=(409,)),
+                   data=COST_ANSWERS + "Import", status=201, errors=(409,)),
             ])])
         ),
         *proxied(
@@ -178,7 +178,8 @@ def upstream_routes() -> list[RouteSpec]:
             "costs",
             [
                 (tail, "GET", READ, [
-                    op("GET", "An import's outcome", path="/imports/{id}"),
+                    op("GET", "An import's outcome", path="/imports/{id}",
+                       data=COST_ANSWERS + "Import"),
                     op("GET", "Daily costs, grouped", path="/daily", query=COSTS + "DailyQuery",
                        data=f"[{COST_ANSWERS}DailyCost]"),
                     op("GET", "Invoices", path="/invoices", query=COSTS + "InvoiceQuery",
@@ -201,7 +202,7 @@ def upstream_routes() -> list[RouteSpec]:
                     op("GET", "Get a budget and its threshold crossings", path="/budgets/{id}",
                        data="BudgetDetail"),
                     op("GET", "What the platform itself costs", path="/platform",
-                       query=COSTS + "PlatformQuery"),
+                       query=COSTS + "PlatformQuery", data=COST_ANSWERS + "PlatformCost"),
                 ]),
                 (tail, "POST,PATCH,DELETE", WRITE, [
                     op("POST", "Detect cost anomalies now", path="/anomalies/detect",
@@ -209,7 +210,7 @@ def upstream_routes() -> list[RouteSpec]:
                     op("POST", "Create a budget", path="/budgets", body=COSTS + "BudgetFields",
                        data=budget, status=201),
                     op("POST", "Evaluate budgets now", path="/budgets/evaluate",
-                       query=COSTS + "AtQuery", data="[object]"),
+                       query=COSTS + "AtQuery", data=f"[{COST_ANSWERS}BudgetCrossing]"),
                     op("PATCH", "Change a budget", path="/budgets/{id}",
                        body=COSTS + "BudgetPatch", data=budget),
                     op("DELETE", "Delete a budget", path="/budgets/{id}", data=None, status=204),
