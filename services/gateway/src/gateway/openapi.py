@@ -50,6 +50,12 @@ _PERMISSIONS: dict[str, Any] = {
 
 #: Answers built as dicts rather than models, by the name the route table uses for them.
 SHAPES: dict[str, dict[str, Any]] = {
+    "Liveness": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+        "additionalProperties": False,
+    },
     "Token": {
         "type": "object",
         "required": ["access_token", "token_type", "expires_in"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -101,6 +101,64 @@ class PerformanceStats(dict[tuple[str, str], RouteStats]):
 STATS = web.AppKey("performance_stats", PerformanceStats)
 
 
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouteLatency(_Answer):
+    """One (method, route template) of this process: calls, error rates, latency percentiles."""
+
+    method: str
+    route: str
+    count: int
+    error_rate: float
+    client_error_rate: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class RouteStatsReport(_Answer):
+    routes: list[RouteLatency]
+
+
+class UpstreamHealth(_Answer):
+    #: ``ok`` or ``down: <why>``.
+    status: str
+    breaker: Literal["closed", "open", "half_open"]
+
+
+class HealthChecks(_Answer):
+    #: This gateway's own dependencies, each ``ok`` or ``down: <why>``.
+    dependencies: dict[str, str]
+    upstreams: dict[str, UpstreamHealth]
+
+
+class DeepHealth(_Answer):
+    """Answered with 200 when every check is ``ok``, with 503 (and Retry-After) when degraded."""
+
+    status: Literal["ok", "degraded"]
+    checks: HealthChecks
+
+
+class LoadTestResult(_Answer):
+    target: str
+    requests: int
+    concurrency: int
+    failures: int
+    seconds: float
+    requests_per_second: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class GcResult(_Answer):
+    collected: int
+    counts: list[int]
+    max_rss_kb: int
+
+
 @web.middleware
 async def stats_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -143,7 +201,7 @@ async def stats_handler(request: web.Request) -> web.Response:
     visible = _visible_routes(request)
     if visible is not None:
         report = [r for r in report if (r["method"], r["route"]) in visible]
-    return json_response({"routes": report})
+    return json_response(RouteStatsReport.model_validate({"routes": report}))
 
 
 async def _upstream_health(session: aiohttp.ClientSession, url: str) -> str:
@@ -161,16 +219,18 @@ async def health_handler(request: web.Request) -> web.Response:
         request.app[READINESS].run(),
         asyncio.gather(*(_upstream_health(u.session, u.base_url) for u in upstreams.values())),
     )
-    checks = {
-        "dependencies": own,
-        "upstreams": {
-            u.name: {"status": status, "breaker": u.breaker.state.name.lower()}
+    checks = HealthChecks(
+        dependencies=own,
+        upstreams={
+            u.name: UpstreamHealth.model_validate(
+                {"status": status, "breaker": u.breaker.state.name.lower()}
+            )
             for u, status in zip(upstreams.values(), remote, strict=True)
         },
-    }
+    )
     healthy = all(v == "ok" for v in own.values()) and all(s == "ok" for s in remote)
     return json_response(
-        {"status": "ok" if healthy else "degraded", "checks": checks},
+        DeepHealth(status="ok" if healthy else "degraded", checks=checks),
         status=200 if healthy else 503,
         headers=None if healthy else {"Retry-After": "5"},
     )
@@ -230,15 +290,15 @@ async def loadtest_handler(request: web.Request) -> web.Response:
         pass  # bounded in time as well as count: report what was done
     elapsed = time.perf_counter() - started
     return json_response(
-        {
-            "target": body.target.value,
-            "requests": len(durations),
-            "concurrency": concurrency,
-            "failures": failures,
-            "seconds": round(elapsed, 3),
-            "requests_per_second": round(len(durations) / elapsed, 1) if elapsed else None,
+        LoadTestResult(
+            target=body.target.value,
+            requests=len(durations),
+            concurrency=concurrency,
+            failures=failures,
+            seconds=round(elapsed, 3),
+            requests_per_second=round(len(durations) / elapsed, 1) if elapsed else None,
             **percentiles_ms(durations),
-        }
+        )
     )
 
 
@@ -246,7 +306,7 @@ async def gc_handler(request: web.Request) -> web.Response:
     collected = gc.collect()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return json_response(
-        {"collected": collected, "counts": list(gc.get_count()), "max_rss_kb": usage.ru_maxrss}
+        GcResult(collected=collected, counts=list(gc.get_count()), max_rss_kb=usage.ru_maxrss)
     )
 
 
