@@ -4,6 +4,7 @@ process and one-off spikes are not, and the report names where the memory went."
 from __future__ import annotations
 
 import json
+import mmap
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,11 +130,13 @@ def test_growth_must_be_sustained_not_one_spike_or_step() -> None:
 
 
 def test_rss_is_the_current_not_the_peak() -> None:
+    # Fresh pages of their own, written so they are resident: a malloc'd block could reuse heap
+    # pages a long test session already has resident, and then RSS would not move at all.
     before = read_rss()
-    # Written, not only allocated: zeroed pages from calloc are not resident until touched.
-    block = b"\x01" * (32 * MIB)
+    block = mmap.mmap(-1, 32 * MIB)
+    block.write(b"\x01" * (32 * MIB))
     during = read_rss()
-    del block
+    block.close()
     assert during - before >= 30 * MIB
     assert read_rss() < during
 
