@@ -23,7 +23,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,30 +35,12 @@ from typing import Any
 import aiohttp
 
 from bench.harness import scratch_database, scratch_names
+from common.testing import free_port_block
 
 ROOT = Path(__file__).resolve().parents[1]
 PLATFORMCTL = ROOT / "scripts" / "platformctl.py"
 ADMIN_KEY = "co_soak_admin_key_0123456789abcdefghijklmnopq"
 INVENTORY_SIZE = 300
-
-
-def free_port_block(size: int) -> int:
-    """A base port whose next ``size`` ports are free on loopback."""
-    for _ in range(50):
-        base = random.randrange(20000, 30000)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import secrets
 import shutil
 import signal
@@ -31,6 +30,7 @@ from common.testing import (
     TEST_REDIS_URL,
     ServiceProcess,
     free_port,
+    free_port_block,
     scratch_database,
     scratch_exchange,
     scratch_redis_prefix,
@@ -40,25 +40,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PLATFORMCTL = ROOT / "scripts" / "platformctl.py"
 ADMIN_KEY = "co_test_admin_key_0123456789abcdefghijklmnop"
 ADMIN_PASSWORD = "test-dashboard-password-0123456789"
-
-
-def free_port_block(size: int) -> int:
-    """A base port whose next ``size`` ports are all free on loopback."""
-    for _ in range(50):
-        base = random.randrange(20000, 30000)
-        try:
-            socks = []
-            for port in range(base, base + size):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port block")
 
 
 def launch_up(

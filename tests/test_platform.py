@@ -23,14 +23,13 @@ from typing import Any
 
 import pytest
 
-from common.testing import scratch_database
+from common.testing import free_port_block, scratch_database
 
 from .conftest import (
     ADMIN_KEY,
     ADMIN_PASSWORD,
     ROOT,
     Platform,
-    free_port_block,
     launch_up,
     request,
     running_platform,

@@ -375,6 +375,28 @@ def free_port() -> int:
         return port
 
 
+def free_port_block(size: int) -> int:
+    """A base port whose next ``size`` ports are all free on loopback (for a whole stack)."""
+    import random
+    import socket
+
+    for _ in range(50):
+        base = random.randrange(20000, 30000)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port block")
+
+
 class EventTap:
     """Receives every event published to a test exchange, through a real exclusive queue."""
 

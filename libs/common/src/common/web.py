@@ -38,6 +38,7 @@ from common.encoding import dumps
 from common.errors import (
     BadRequest,
     ProblemError,
+    problem_from,
     problem_response,
     validation_errors,
 )
@@ -275,15 +276,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response: web.StreamResponse = await handler(request)
         return response
     except ProblemError as exc:
-        return problem_response(
-            request,
-            exc.status,
-            exc.detail,
-            slug=exc.slug,
-            errors=exc.errors,
-            headers=exc.headers,
-            total_errors=exc.total_errors,
-        )
+        return problem_from(request, exc)
     except ValidationError as exc:
         return problem_response(
             request,
