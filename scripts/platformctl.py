@@ -50,7 +50,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from string import Template
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = Path(os.environ.get("CLOUDOPS_RUN_DIR", ROOT / "run"))
@@ -178,8 +178,9 @@ def ensure_servers() -> None:
         subprocess.run(command, check=False)
         if not _wait_port(host, port, dep.wait_seconds):
             sys.exit(f"{dep.name} did not start; try: {' '.join(command)}")
-    if shutil.which("nginx") is None:
-        _apt_install("nginx-light")
+    if shutil.which("nginx") is None or not all(m.exists() for m in NGINX_LUA_MODULES):
+        # The edge's decisions run in nginx's Lua (nginx/cloudops_edge.lua).
+        _apt_install("nginx-light", "libnginx-mod-http-lua")
     # promtool and amtool check and unit-test the alert rules and the Alertmanager config.
     if shutil.which("promtool") is None or shutil.which("amtool") is None:
         _apt_install("prometheus", "prometheus-alertmanager")
@@ -515,12 +516,48 @@ def _write_upstream(conf_dir: Path, ports: Mapping[str, int]) -> None:
     (conf_dir / "active.conf").write_text("\n".join(lines) + "\n")
 
 
-def _write_edge_secret(conf_dir: Path, edge_secret: str) -> None:
-    """The secret nginx shows the gateway on every request (``X-CloudOps-Edge``), kept 0600."""
+#: Debian's lua-nginx-module (libnginx-mod-http-lua) and the kit it needs, loaded in this order.
+NGINX_LUA_MODULES = (
+    Path("/usr/lib/nginx/modules/ndk_http_module.so"),
+    Path("/usr/lib/nginx/modules/ngx_http_lua_module.so"),
+)
+
+
+def _lua_string(value: str) -> str:
+    """``value`` as a Lua string literal."""
+    escaped = "".join(
+        ch if ch.isalnum() or ch in " .:-_/@+=~" else f"\\{ord(ch):03d}" for ch in value
+    )
+    return f'"{escaped}"'
+
+
+def _edge_redis(redis_url: str) -> str:
+    """The Lua table cloudops_edge.configure takes: the gateway's Redis, where nginx counts."""
+    parts = urlsplit(redis_url)
+    fields = {
+        "host": _lua_string(parts.hostname or "127.0.0.1"),
+        "port": str(parts.port or 6379),
+        "db": str(int(parts.path.strip("/") or 0)),
+    }
+    if parts.username:
+        fields["username"] = _lua_string(unquote(parts.username))
+    if parts.password:
+        fields["password"] = _lua_string(unquote(parts.password))
+    return "{ " + ", ".join(f"{name} = {value}" for name, value in fields.items()) + " }"
+
+
+def _write_edge_secret(conf_dir: Path, edge_secret: str, redis_url: str) -> None:
+    """The secret nginx shows the gateway on every request (``X-CloudOps-Edge``) and the Redis
+    (credentials included) the edge counts requests in, kept 0600."""
     path = conf_dir / "edge.conf"
     path.unlink(missing_ok=True)
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
         out.write(f'map "" $cloudops_edge_secret {{\n    default "{edge_secret}";\n}}\n')
+        out.write(
+            "init_by_lua_block {\n"
+            f'    require("cloudops_edge").configure({_edge_redis(redis_url)})\n'
+            "}\n"
+        )
 
 
 #: Requests to /api/ nginx serves at once before it answers 503 itself. Near what one gateway
@@ -564,6 +601,7 @@ def render_nginx(
     api_max_connections: int | None = None,
     service_ports: Mapping[str, int] | None = None,
     edge_secret: str = "",
+    redis_url: str | None = None,
 ) -> Path:
     """Write ``run_dir``/nginx/nginx.conf (and the upstream and edge secret files) from the
     template.
@@ -573,6 +611,8 @@ def render_nginx(
     NGINX_API_MAX_CONNECTIONS. ``service_ports`` (name -> port) are the services nginx sends
     allowed requests to directly; any other goes through the gateway. ``edge_secret`` is sent
     to the gateway as ``X-CloudOps-Edge`` (CLOUDOPS_GATEWAY_EDGE_SECRET); empty, nothing is.
+    ``redis_url`` is the gateway's Redis (default CLOUDOPS_REDIS_URL), where the edge counts the
+    reads it lets through on the gateway's rate-limit windows.
     CLOUDOPS_NGINX_CLIENT_TIMEOUT (seconds, default NGINX_CLIENT_TIMEOUT_SECONDS) cuts off a
     client whose API body pauses longer than that between two reads.
     """
@@ -580,7 +620,9 @@ def render_nginx(
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (conf_dir / sub).mkdir(parents=True, exist_ok=True)
     _write_upstream(conf_dir, {**(service_ports or {}), "gateway": gateway_port})
-    _write_edge_secret(conf_dir, edge_secret)
+    _write_edge_secret(
+        conf_dir, edge_secret, redis_url or os.environ.get("CLOUDOPS_REDIS_URL", REDIS_URL)
+    )
     worker = _worker_user(checkout)
     user_line = ""
     if worker is not None:
@@ -599,6 +641,8 @@ def render_nginx(
             DASHBOARD_DIR=str(dashboard_dir),
             WORKER_USER=user_line,
             WORKER_RLIMIT_NOFILE=_nginx_nofile(),
+            LUA_MODULES="\n".join(f"load_module {module};" for module in NGINX_LUA_MODULES),
+            LUA_PATH=str(ROOT / "nginx"),
             API_MAX_CONNECTIONS=api_max_connections
             or int(os.environ.get("CLOUDOPS_NGINX_MAX_CONNECTIONS", NGINX_API_MAX_CONNECTIONS)),
             CLIENT_TIMEOUT=int(

@@ -190,10 +190,12 @@ def render_nginx(
     gateway_port: int,
     service_ports: dict[str, int] | None = None,
     edge_secret: str = "",
+    redis_url: str | None = None,
 ) -> Path:
     """The repository's nginx template, rendered by the code ``make up`` renders it with.
 
-    Without ``service_ports`` every API request goes through the gateway.
+    Without ``service_ports`` every API request goes through the gateway. ``redis_url`` is where
+    the edge counts the reads it lets through (the gateway's Redis by default).
     """
     dashboard = run_dir / "dashboard"
     dashboard.mkdir(exist_ok=True)
@@ -204,6 +206,7 @@ def render_nginx(
         dashboard,
         service_ports=service_ports,
         edge_secret=edge_secret,
+        redis_url=redis_url,
     )
     assert "${" not in conf.read_text(), "the nginx template has a variable make up does not set"
     return conf

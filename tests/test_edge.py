@@ -80,6 +80,8 @@ class Edge:
     url: str
     run_dir: Path
     gateway: ServiceProcess
+    resources_port: int
+    edge_secret: str
 
     @property
     def access_log(self) -> str:
@@ -159,7 +161,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             with running_nginx(conf, public_port) as nginx:
                 url = f"http://127.0.0.1:{public_port}"
                 wait_until_served(f"{url}/api/health", nginx)
-                yield Edge(url, run_dir, gateway)
+                yield Edge(url, run_dir, gateway, echo.port, edge_secret)
         finally:
             for process in reversed(processes):
                 process.close()
@@ -265,7 +267,7 @@ def test_without_a_direct_route_to_a_service_the_gateway_serves_it_as_before(
     conf = render_nginx(tmp_path, public_port, edge.gateway.port)  # no service ports
     with running_nginx(conf, public_port):
         status, _, body = request(f"http://127.0.0.1:{public_port}/api/resources", key=ADMIN_KEY)
-        log = (tmp_path / "nginx" / "access.log").read_text()
+    log = (tmp_path / "nginx" / "access.log").read_text()  # flushed as nginx stopped
     assert status == 200, body
     assert "upstream=cloudops_gateway" in log
     assert echoed(body)["x-forwarded-for"] == ["127.0.0.1"]
@@ -276,6 +278,124 @@ def test_head_is_decided_as_the_get_it_reads(edge: Edge) -> None:
     assert status == 200
     assert body == b""
     assert edge.upstream_of(request_id) == "resources"
+
+
+# --- what nginx remembers: reads without a Python process on their path ----------------------
+
+
+def edge_decisions(edge: Edge) -> float:
+    """How many edge decisions the gateway has made (its gateway_edge_decisions_total)."""
+    with urllib.request.urlopen(f"{edge.gateway.url}/metrics", timeout=30) as resp:  # noqa: S310
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("gateway_edge_decisions_total{")
+    )
+
+
+def create_key_with_id(edge: Edge, permissions: list[str], **fields: Any) -> tuple[str, str]:
+    body = {"name": f"k{uuid.uuid4().hex[:8]}", "owner": "tests", "permissions": permissions}
+    status, _, raw, _ = call(
+        edge, "/api/admin/keys", method="POST", body=json.dumps(body | fields).encode()
+    )
+    assert status == 201, raw
+    data = json.loads(raw)["data"]
+    return data["key"], data["id"]
+
+
+def test_a_repeated_read_is_let_through_by_nginx_and_still_counted_exactly(edge: Edge) -> None:
+    key = create_key(edge, ["read"], rate_limit=500, rate_window_seconds=600)
+    before = edge_decisions(edge)
+    remaining = []
+    for _ in range(40):
+        status, headers, body, request_id = call(edge, "/api/resources?limit=3", key=key)
+        assert status == 200, body
+        assert echoed(body)["x-request-id"] == [request_id]  # a request id of its own each time
+        assert headers["RateLimit-Policy"] == '"key";q=500;w=600'
+        remaining.append(int(headers["RateLimit-Remaining"]))
+    # Every request took one slot of the key's window, whichever path decided it.
+    assert remaining == list(range(499, 459, -1))
+    # The gateway was asked about the first of them in each nginx worker, not about each one.
+    assert edge_decisions(edge) - before < 20
+
+
+def test_a_write_is_decided_by_the_gateway_every_time(edge: Edge) -> None:
+    before = edge_decisions(edge)
+    for _ in range(3):
+        status, _, body, _ = call(edge, "/api/resources", method="POST", body=b'{"name": "w"}')
+        assert status == 200, body
+    assert edge_decisions(edge) - before == 3
+
+
+def test_a_revoked_key_is_refused_at_its_next_request_through_nginx(edge: Edge) -> None:
+    key, key_id = create_key_with_id(edge, ["read"])
+    for _ in range(4):
+        assert call(edge, "/api/resources", key=key)[0] == 200
+    status, headers, body, _ = call(edge, f"/api/admin/keys/{key_id}", method="DELETE")
+    assert status == 200, body
+    assert "X-CloudOps-Edge-Epoch" not in headers  # for nginx only
+    for _ in range(4):
+        status, headers, body, request_id = call(edge, "/api/resources", key=key)
+        assert_problem(status, headers, body, 401)
+        assert edge.upstream_of(request_id) == "gateway"
+
+
+def test_a_revocation_made_past_nginx_reaches_it_within_a_second_or_so(edge: Edge) -> None:
+    key, key_id = create_key_with_id(edge, ["read"])
+    for _ in range(4):
+        assert call(edge, "/api/resources", key=key)[0] == 200
+    status, _, body = request(
+        f"{edge.gateway.url}/api/admin/keys/{key_id}", key=ADMIN_KEY, method="DELETE"
+    )  # at the gateway's own port: nginx does not see the answer
+    assert status == 200, body
+    deadline = time.monotonic() + 10
+    while call(edge, "/api/resources", key=key)[0] == 200:
+        assert time.monotonic() < deadline, "nginx still lets a revoked key through"
+        time.sleep(0.1)
+    assert call(edge, "/api/resources", key=key)[0] == 401
+
+
+def test_after_logout_the_session_cookie_is_refused_at_once(edge: Edge) -> None:
+    cookie, token = login(edge)
+    for _ in range(3):
+        status, _, body, _ = call(edge, "/api/resources", key=None, headers={"Cookie": cookie})
+        assert status == 200, body
+    status, _, body, _ = call(
+        edge,
+        "/api/auth/logout",
+        key=None,
+        method="POST",
+        headers={"Cookie": cookie, "X-CSRF-Token": token},
+    )
+    assert status == 204, body
+    status, headers, body, _ = call(edge, "/api/resources", key=None, headers={"Cookie": cookie})
+    assert_problem(status, headers, body, 401)
+
+
+def test_without_redis_at_the_edge_the_gateway_decides_every_request(
+    edge: Edge, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nothing = closed.getsockname()[1]
+    public_port = free_port()
+    conf = render_nginx(
+        tmp_path,
+        public_port,
+        edge.gateway.port,
+        {"resources": edge.resources_port},
+        edge_secret=edge.edge_secret,
+        redis_url=f"redis://127.0.0.1:{nothing}/0",
+    )
+    with running_nginx(conf, public_port):
+        before = edge_decisions(edge)
+        for _ in range(5):
+            status, _, body = request(
+                f"http://127.0.0.1:{public_port}/api/resources", key=ADMIN_KEY
+            )
+            assert status == 200, body
+        assert edge_decisions(edge) - before == 5
 
 
 # --- refusals: the gateway's problems, through nginx -----------------------------------------

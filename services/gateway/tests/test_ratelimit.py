@@ -242,3 +242,56 @@ async def test_limiter_reloads_its_script_when_redis_forgot_it(client: Client) -
         limiter.script.sha = real_sha
     assert resp.status == 200
     assert resp.headers["RateLimit-Remaining"] == str(1000 - 1)
+
+
+# --- the script nginx's edge runs too (nginx/cloudops_edge.lua) ------------------------------
+
+
+async def edge_call(redis: Redis, prefix: str, *, limit: int, epoch: str, lease: int) -> list[Any]:
+    from gateway.ratelimit import SLIDING_WINDOW
+
+    keys = [f"{prefix}rl", f"{prefix}flagged", f"{prefix}epoch"]
+    reply: list[Any] = await redis.eval(SLIDING_WINDOW, 3, *keys, limit, 60_000, "m", epoch, lease)
+    return reply
+
+
+async def test_the_edge_leases_slots_of_the_same_window_and_never_more_than_the_limit(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    taken, remaining, reset_us, epoch = await edge_call(
+        redis_client, redis_prefix, limit=10, epoch="0", lease=4
+    )
+    assert (taken, remaining, epoch) == (4, 6, b"0")
+    assert 59_000_000 <= reset_us <= 60_000_000
+    assert (await edge_call(redis_client, redis_prefix, limit=10, epoch="0", lease=4))[:2] == [4, 2]
+    # Only what is left of the window, then nothing: the edge sends the client to the gateway.
+    assert (await edge_call(redis_client, redis_prefix, limit=10, epoch="0", lease=4))[:2] == [2, 0]
+    assert (await edge_call(redis_client, redis_prefix, limit=10, epoch="0", lease=4))[:2] == [0, 0]
+    assert await redis_client.zcard(f"{redis_prefix}rl") == 10
+
+
+async def test_the_edge_is_refused_a_decision_older_than_the_last_revocation(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    await redis_client.incr(f"{redis_prefix}epoch")
+    stale = await edge_call(redis_client, redis_prefix, limit=10, epoch="0", lease=1)
+    assert stale == [-2, 0, 0, b"1"]
+    assert await redis_client.zcard(f"{redis_prefix}rl") == 0  # nothing counted
+    await redis_client.set(f"{redis_prefix}flagged", b"1")
+    flagged = await edge_call(redis_client, redis_prefix, limit=10, epoch="1", lease=1)
+    assert flagged[0] == -1
+
+
+async def test_revoking_a_key_moves_the_edge_epoch_and_tells_nginx(client: Client) -> None:
+    epochs = []
+    for _ in range(2):
+        resp = await client.post(
+            "/api/admin/keys",
+            json={"name": "e", "owner": "t", "permissions": ["read"]},
+            headers=ADMIN,
+        )
+        key_id = (await resp.json())["data"]["id"]
+        revoked = await client.delete(f"/api/admin/keys/{key_id}", headers=ADMIN)
+        assert revoked.status == 200
+        epochs.append(int(revoked.headers["X-CloudOps-Edge-Epoch"]))
+    assert epochs[1] == epochs[0] + 1

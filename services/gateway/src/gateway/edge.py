@@ -1,10 +1,10 @@
 """The edge decision: the gateway decides every API request, nginx carries its bytes.
 
-nginx's ``auth_request`` asks ``GET /_edge/auth`` (an internal location, not in the route table)
-with the original method and URI in ``X-Original-Method`` / ``X-Original-URI``, the client's
-headers and no body. The gateway resolves that request against its own router, runs its own
-decision chain on it (network, hardening, bots, auth with CSRF and permission, rate limit: the
-very middleware functions of :mod:`gateway.app`) and always answers 204:
+nginx (``nginx/cloudops_edge.lua``) asks ``GET /_edge/auth`` (an internal location, not in the
+route table) with the original method and URI in ``X-Original-Method`` / ``X-Original-URI``, the
+client's headers and no body. The gateway resolves that request against its own router, runs its
+own decision chain on it (network, hardening, bots, auth with CSRF and permission, rate limit:
+the very middleware functions of :mod:`gateway.app`) and always answers 204:
 
 - ``X-CloudOps-Upstream: resources|costs|alerts``: allowed. nginx sends the request straight to
   that service with the identity headers of this answer (:func:`gateway.proxy.identity_headers`,
@@ -16,6 +16,13 @@ very middleware functions of :mod:`gateway.app`) and always answers 204:
   closed. A refusal spends no quota here: the rate limiter records only what it allows.
 
 ``HEAD`` is decided as ``GET``, the route it reads.
+
+An allowed read without a body that Redis counted is also marked rememberable
+(``X-CloudOps-Edge-Cache``, :func:`_rememberable`): nginx then lets the same read through again for
+``edge_cache_seconds`` without asking, counting each request in the same Redis window with the
+same script (:data:`gateway.ratelimit.SLIDING_WINDOW`). Every answer carries the newest edge epoch
+the gateway knows (``X-CloudOps-Edge-Epoch``); a key revocation, a logout and a honeypot flag move
+it, and nginx then forgets everything decided before.
 
 The decision runs for every API request, so its subrequest skips the common chain: it is answered
 by the first middleware, before the access log line (nginx logs the request, and the service or
@@ -44,7 +51,7 @@ from gateway.breaker import BreakerState
 from gateway.hardening import body_limit
 from gateway.network import CLIENT
 from gateway.proxy import UPSTREAMS, identity_headers
-from gateway.ratelimit import DECISION
+from gateway.ratelimit import DECISION, EPOCH_HEADER, RATE_LIMITER, Decision
 from gateway.routes import RouteSpec, route_spec
 from gateway.settings import GATEWAY_SETTINGS, GatewaySettings
 
@@ -69,6 +76,9 @@ ORIGINAL_URI = "X-Original-URI"
 # The original request's body as the client declared it (the subrequest itself carries none).
 ORIGINAL_LENGTH = "X-Original-Content-Length"
 ORIGINAL_TRANSFER_ENCODING = "X-Original-Transfer-Encoding"
+# What nginx's edge may remember of an allowed read (nginx/cloudops_edge.lua): for how many
+# seconds, and how to count each request it then lets through in the same Redis window.
+CACHE_HEADER = "X-CloudOps-Edge-Cache"
 
 # What the decision chain's last link returns when every check let the request through.
 _ALLOWED = web.Response(status=204)
@@ -177,14 +187,63 @@ async def edge_auth(request: web.Request) -> web.Response:
     edge = request.app[EDGE]
     upstream = None if original is None else await edge.upstream(original)
     edge.count(upstream or GATEWAY)
+    epoch = request.app[RATE_LIMITER].epoch
     if original is None or upstream is None:
-        return web.Response(status=204, headers=_TO_GATEWAY)
+        if epoch is None:
+            return web.Response(status=204, headers=_TO_GATEWAY)
+        return web.Response(status=204, headers={**_TO_GATEWAY, EPOCH_HEADER: str(epoch)})
     headers = identity_headers(original, original[CLIENT])
     headers[UPSTREAM_HEADER] = upstream
+    if epoch is not None:
+        headers[EPOCH_HEADER] = str(epoch)
     decision = original.get(DECISION)
     if decision is not None:
         request[DECISION] = decision  # ratelimit.rate_limit_headers adds them to this answer
+        remembered = _rememberable(original, decision)
+        if remembered:
+            headers[CACHE_HEADER] = remembered
     return web.Response(status=204, headers=headers)
+
+
+def _rememberable(original: web.Request, decision: Decision) -> str | None:
+    """What nginx's edge needs to let the same read through again without asking, or None.
+
+    Only a read without a body, and only a decision Redis counted: nginx then runs the gateway's
+    own rate-limit script (by its SHA1) with this window's key, the client's honeypot flag and
+    the epoch the decision was made under, so every request is still counted in the same window
+    (one slot per request, leased a few at a time only for limits of thousands), a flagged client
+    is refused, and a revocation since (the epoch moved) voids the memory on every replica. The
+    rest (key, IP lists, permissions, bots, path checks) is a function of what nginx keys its
+    memory by: the URI, the credentials, the User-Agent, the Origin, the scheme and the client's
+    address. Refusals are never remembered.
+
+    Tab-separated: seconds to remember, the script's SHA1, policy, limit, window in ms, the
+    epoch, the window's key, the client's flag key, the epoch's key.
+    """
+    settings = original.app[GATEWAY_SETTINGS]
+    if (
+        settings.edge_cache_seconds <= 0
+        or original.method != "GET"
+        or original.body_exists
+        or original.headers.get(ORIGINAL_TRANSFER_ENCODING)
+        or original.headers.get(ORIGINAL_LENGTH, "0") not in ("", "0")
+        or decision.bucket is None
+        or decision.epoch is None
+    ):
+        return None
+    limiter = original.app[RATE_LIMITER]
+    fields = (
+        f"{settings.edge_cache_seconds:g}",
+        limiter.script.sha.decode(),
+        decision.policy,
+        str(decision.limit),
+        str(decision.window_seconds * 1000),
+        decision.epoch,
+        decision.bucket,
+        limiter.flag_key(original[CLIENT].ip),
+        limiter.epoch_key,
+    )
+    return "\t".join(fields)
 
 
 @web.middleware

@@ -16,6 +16,7 @@ from gateway.domain import KeyRequest, UserRequest
 from gateway.keys import KEY_RING
 from gateway.network import CLIENT
 from gateway.principal import PRINCIPAL, Principal
+from gateway.ratelimit import revoked
 from gateway.security_log import security_event
 from gateway.sessions import SESSION, SESSIONS
 from gateway.settings import GATEWAY_SETTINGS
@@ -51,7 +52,9 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def revoke_key(request: web.Request) -> web.Response:
     key = await request.app[KEY_RING].revoke(request.match_info["key_id"])
-    return json_response(key.public())
+    response = json_response(key.public())
+    await revoked(request, response)  # nginx's edge forgets what it allowed the key
+    return response
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -120,6 +123,7 @@ async def current_session(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     response = web.Response(status=204)
     await request.app[SESSIONS].end(request, response)
+    await revoked(request, response)
     return response
 
 

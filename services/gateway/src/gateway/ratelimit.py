@@ -50,28 +50,41 @@ RATE_LIMIT_REJECTIONS = Counter(
     ["principal", "policy"],
 )
 
-# KEYS[1] window log (sorted set, scores in microseconds), KEYS[2] honeypot flag.
-# ARGV[1] limit, ARGV[2] window in milliseconds, ARGV[3] unique member suffix.
-# Returns {allowed (1, 0, or -1 when flagged), remaining, microseconds until a slot frees}.
+# KEYS[1] window log (sorted set, scores in microseconds), KEYS[2] honeypot flag, KEYS[3] the
+# edge's epoch (bumped by every revocation and flag). ARGV[1] limit, ARGV[2] window in
+# milliseconds, ARGV[3] unique member suffix; nginx's edge (nginx/cloudops_edge.lua) adds ARGV[4],
+# the epoch its remembered decision was made under, and ARGV[5], how many slots to take at once (a
+# lease it hands out one per request). Returns {slots taken (0 when refused, -1 when flagged, -2
+# when the edge's decision is older than the last revocation), remaining after them,
+# microseconds until a slot frees, the current epoch}. The gateway takes one slot per request;
+# both count in the same window.
 SLIDING_WINDOW = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, 0, 0} end
+local epoch = redis.call('GET', KEYS[3]) or '0'
+if ARGV[4] and ARGV[4] ~= epoch then return {-2, 0, 0, epoch} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, 0, 0, epoch} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2]) * 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+local take = math.min(tonumber(ARGV[5] or '1'), limit - count)
+if take > 0 then
+  local members = {}
+  for i = 1, take do
+    members[2 * i - 1] = now
+    members[2 * i] = now .. '-' .. ARGV[3] .. '-' .. i
+  end
+  redis.call('ZADD', KEYS[1], unpack(members))
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  count = count + 1
-  allowed = 1
+  count = count + take
+else
+  take = 0
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-return {allowed, limit - count, reset}
+return {take, limit - count, reset, epoch}
 """
 # After a Redis failure, go straight to the fallback for this long instead of paying a
 # connection attempt on every request.
@@ -87,6 +100,10 @@ class Decision:
     remaining: int
     reset_seconds: int
     flagged: bool = False
+    # Where Redis counted it (the window's key and the edge epoch it was decided under); None
+    # when the in-process fallback did, which nginx's edge cannot share.
+    bucket: str | None = None
+    epoch: str | None = None
 
     def headers(self) -> dict[str, str]:
         """IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers) plus the X-less trio."""
@@ -140,9 +157,33 @@ class RateLimiter:
         self._member_prefix = secrets.token_hex(4)
         self._members = itertools.count()
         self.local = LocalWindows()
+        # The newest edge epoch this process has seen (from any script reply, or its own bump);
+        # the edge's answers carry it so nginx forgets what it remembered from before.
+        self.epoch: int | None = None
 
     def flag_key(self, ip: str) -> str:
         return f"{self._prefix}flagged:{ip}"
+
+    @property
+    def epoch_key(self) -> str:
+        return f"{self._prefix}edge:epoch"
+
+    def saw_epoch(self, epoch: int) -> None:
+        if self.epoch is None or epoch > self.epoch:
+            self.epoch = epoch
+
+    async def revoked(self) -> int | None:
+        """A credential, session or client stopped being welcome: what nginx's edge remembers
+        from before now is void (it checks the epoch it was decided under). The new epoch, which
+        the answer hands the edge at once, or None when Redis is unreachable (then the edge,
+        which cannot count there either, remembers nothing)."""
+        try:
+            epoch = int(await self._redis.incr(self.epoch_key))
+        except (RedisError, OSError):
+            logger.warning("could not bump the edge epoch in redis")
+            return None
+        self.saw_epoch(epoch)
+        return epoch
 
     async def decide(
         self, *, subject: str, ip: str, policy: str, limit: int, window: int
@@ -151,14 +192,15 @@ class RateLimiter:
         service = self._settings.service_name
         if time.monotonic() >= self._redis_down_until:
             try:
-                allowed, remaining, reset_us = await self.script(
-                    [bucket, self.flag_key(ip)],
+                allowed, remaining, reset_us, epoch = await self.script(
+                    [bucket, self.flag_key(ip), self.epoch_key],
                     [limit, window * 1000, f"{self._member_prefix}{next(self._members)}"],
                 )
             except (RedisError, OSError) as exc:
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
                 logger.warning("rate limiter falling back", error=type(exc).__name__)
             else:
+                self.saw_epoch(int(epoch))
                 outcome = {1: "allowed", 0: "rejected", -1: "flagged"}[int(allowed)]
                 RATE_LIMIT_DECISIONS.labels(service, outcome, "redis").inc()
                 return Decision(
@@ -169,6 +211,8 @@ class RateLimiter:
                     remaining=max(0, int(remaining)),
                     reset_seconds=max(1, math.ceil(int(reset_us) / 1_000_000)),
                     flagged=allowed == -1,
+                    bucket=bucket,
+                    epoch=epoch.decode() if isinstance(epoch, bytes) else str(epoch),
                 )
         if self.local.is_flagged(ip):
             RATE_LIMIT_DECISIONS.labels(service, "flagged", "fallback").inc()
@@ -187,9 +231,24 @@ class RateLimiter:
             await self._redis.set(self.flag_key(ip), b"1", ex=seconds)
         except (RedisError, OSError):
             logger.warning("could not store honeypot flag in redis; kept in process only")
+            return
+        await self.revoked()  # what the edge remembers of this client is void
 
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+#: The newest edge epoch, on the edge's answers and on a revocation's: nginx forgets at once what
+#: it remembered from before (nginx/cloudops_edge.lua), and strips the header.
+EPOCH_HEADER = "X-CloudOps-Edge-Epoch"
+
+
+async def revoked(request: web.Request, response: web.StreamResponse) -> None:
+    """Void what nginx's edge remembers (see :meth:`RateLimiter.revoked`), telling the nginx
+    this ``response`` goes through at once."""
+    epoch = await request.app[RATE_LIMITER].revoked()
+    if epoch is not None:
+        response.headers[EPOCH_HEADER] = str(epoch)
+
+
 DECISION = web.RequestKey("rate_decision", Decision)
 
 

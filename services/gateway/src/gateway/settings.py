@@ -64,6 +64,9 @@ class GatewaySettings(ServiceSettings):
         default=None, validation_alias=AliasChoices("CLOUDOPS_BOOTSTRAP_ADMIN_KEY")
     )
     key_cache_seconds: float = Field(default=5.0, ge=0)
+    # How long nginx's edge may let the same read through without asking the gateway (each
+    # request is still counted by the rate limit; a revocation voids it at once). 0: ask always.
+    edge_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     jwt_secret: SecretStr | None = None
     jwt_ttl_seconds: int = Field(default=900, ge=30, le=3600)
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=30)

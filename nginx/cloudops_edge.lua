@@ -1,0 +1,495 @@
+-- The edge decision in nginx: the gateway decides, nginx remembers an allowed read briefly.
+--
+-- Every API request runs `access()` (access_by_lua in nginx.conf.template). The first request
+-- of a kind asks the gateway (`/_edge/auth`, a subrequest to GET /_edge/auth, see
+-- services/gateway/src/gateway/edge.py): it runs its whole decision chain and names the upstream,
+-- the identity to send and the RateLimit headers. When the gateway marks an allowed read as
+-- rememberable (X-CloudOps-Edge-Cache), this worker keeps the answer for a few seconds, keyed by
+-- everything the decision read: the URI, the credentials, the User-Agent, the Origin, the scheme
+-- and the client's address. The same read again is then let through here without a Python
+-- process on its path, and still counted in the gateway's own rate-limit window:
+--
+--   * each request takes one slot of a lease: slots this worker took at once in Redis by running
+--     the gateway's own script (by its SHA1) on the gateway's own window. A lease is one slot
+--     (every request asks Redis, exactly as the gateway counts) below LEASE_FROM requests per
+--     window, and at most limit / LEASE_FROM slots (at most MAX_LEASE) above it, so the headers
+--     stay within 0.1% of the exact count while most requests cost no round trip at all;
+--   * refused, flagged (honeypot), or decided before the last revocation (the epoch moved): the
+--     memory is not used and the gateway decides again, rendering its own problem;
+--   * Redis unreachable or the script not loaded: the gateway decides (with its fallback).
+--
+-- The epoch (bumped in Redis by every key revocation, logout and honeypot flag) is shared by the
+-- workers: the gateway's answers carry the newest it knows (a revocation's own answer included,
+-- so one made through this nginx is in force at its next request), and each worker reads it from
+-- Redis every EPOCH_POLL_SECONDS for revocations made elsewhere.
+--
+-- A request id and a trace context are made here as the gateway makes them. Nothing is ever
+-- remembered for a request with a body, for a refusal, or for longer than the gateway said.
+
+local lrucache = require "resty.lrucache"
+local semaphore = require "ngx.semaphore"
+
+local ngx = ngx
+local var = ngx.var
+local concat = table.concat
+local tonumber = tonumber
+local tostring = tostring
+local re_match = ngx.re.match
+local re_find = ngx.re.find
+local math_max = math.max
+local math_ceil = math.ceil
+
+local _M = {}
+
+local redis = { host = "127.0.0.1", port = 6379, db = 0, username = nil, password = nil }
+local REDIS_TIMEOUT_MS = 500
+-- After a Redis failure, ask the gateway for this long instead of paying a connect each time.
+local REDIS_RETRY_SECONDS = 1
+local POOL_SIZE = 256
+local LEASE_FROM = 1000
+local MAX_LEASE = 64
+local EPOCH_POLL_SECONDS = 0.5
+local shared = ngx.shared.cloudops_edge
+local decisions = nil
+local leases = {} -- by window key: this worker's unused slots of it
+local refills = {} -- by window key: a refill under way
+local asking = {} -- by memory key: a decision the gateway is being asked for
+local ASK_WAIT_SECONDS = 1
+local epoch_key = nil
+local redis_down_until = 0
+local pool_name = nil
+
+local ZERO_TRACE = string.rep("0", 32)
+local ZERO_SPAN = string.rep("0", 16)
+
+function _M.configure(conf)
+    for name, value in pairs(conf) do
+        redis[name] = value
+    end
+    pool_name = "cloudops-edge:" .. redis.host .. ":" .. tostring(redis.port) .. ":" .. tostring(redis.db)
+    decisions = assert(lrucache.new(conf.cache_size or 20000))
+end
+
+-- --- a minimal Redis client: one command, one reply, a keepalive pool -------------------------
+
+local function command(args)
+    local out = { "*", #args, "\r\n" }
+    for i = 1, #args do
+        local arg = tostring(args[i])
+        out[#out + 1] = "$"
+        out[#out + 1] = #arg
+        out[#out + 1] = "\r\n"
+        out[#out + 1] = arg
+        out[#out + 1] = "\r\n"
+    end
+    return concat(out)
+end
+
+-- The reply: a number, a string, a table, ngx.null; false and the message for an error reply;
+-- nil and the error when the connection failed.
+local function read_reply(sock)
+    local line, err = sock:receive("*l")
+    if not line then
+        return nil, err
+    end
+    local kind, rest = line:sub(1, 1), line:sub(2)
+    if kind == ":" then
+        return tonumber(rest)
+    elseif kind == "$" then
+        local size = tonumber(rest)
+        if size < 0 then
+            return ngx.null
+        end
+        local data, read_err = sock:receive(size + 2)
+        if not data then
+            return nil, read_err
+        end
+        return data:sub(1, size)
+    elseif kind == "*" then
+        local count = tonumber(rest)
+        if count < 0 then
+            return ngx.null
+        end
+        local items = {}
+        for i = 1, count do
+            local item, item_err = read_reply(sock)
+            if item == nil then
+                return nil, item_err
+            end
+            items[i] = item
+        end
+        return items
+    elseif kind == "+" then
+        return rest
+    elseif kind == "-" then
+        return false, rest
+    end
+    return nil, "unexpected redis reply"
+end
+
+local function connect()
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(REDIS_TIMEOUT_MS, REDIS_TIMEOUT_MS, REDIS_TIMEOUT_MS)
+    local ok, err = sock:connect(redis.host, redis.port, { pool = pool_name })
+    if not ok then
+        return nil, err
+    end
+    if sock:getreusedtimes() == 0 then
+        local setup = {}
+        if redis.password then
+            if redis.username then
+                setup[#setup + 1] = command({ "AUTH", redis.username, redis.password })
+            else
+                setup[#setup + 1] = command({ "AUTH", redis.password })
+            end
+        end
+        if redis.db ~= 0 then
+            setup[#setup + 1] = command({ "SELECT", redis.db })
+        end
+        if #setup > 0 then
+            local sent, send_err = sock:send(concat(setup))
+            if not sent then
+                sock:close()
+                return nil, send_err
+            end
+            for _ = 1, #setup do
+                local reply, reply_err = read_reply(sock)
+                if not reply then
+                    sock:close()
+                    return nil, reply_err or "redis refused the connection's setup"
+                end
+            end
+        end
+    end
+    return sock
+end
+
+local function current_epoch()
+    return shared:get("epoch") or -1
+end
+
+-- Raise the epoch every worker checks against (never lower it: a late answer from before a
+-- revocation must not bring back what the revocation voided).
+local function saw_epoch(value)
+    local epoch = tonumber(value)
+    if epoch and epoch > current_epoch() then
+        shared:set("epoch", epoch)
+    end
+end
+
+local function redis_call(args)
+    if ngx.now() < redis_down_until then
+        return nil
+    end
+    local sock, err = connect()
+    if sock then
+        local sent
+        sent, err = sock:send(command(args))
+        if sent then
+            local reply
+            reply, err = read_reply(sock)
+            if reply ~= nil then
+                sock:setkeepalive(60000, POOL_SIZE)
+                if reply == false then
+                    return nil -- NOSCRIPT after a Redis restart: the gateway loads it again
+                end
+                return reply
+            end
+        end
+        sock:close()
+    end
+    redis_down_until = ngx.now() + REDIS_RETRY_SECONDS
+    ngx.log(ngx.WARN, "edge: redis unreachable, the gateway decides: ", err)
+    return nil
+end
+
+local function usable(lease, entry, now)
+    return lease and lease.left > 0 and lease.epoch == entry.epoch and now < lease.expires
+end
+
+-- A lease of slots in the gateway's window for this entry's principal: the lease one slot was
+-- taken from for this request (its fields give the RateLimit headers), or nil and why not. One
+-- refill per window at a time in a worker: the requests that find it under way wait for it
+-- rather than each leasing slots of their own.
+local function take_slot(entry, now)
+    local bucket = entry.bucket
+    for _ = 1, 3 do
+        local lease = leases[bucket]
+        if usable(lease, entry, now) then
+            lease.left = lease.left - 1
+            return lease
+        end
+        local under_way = refills[bucket]
+        if not under_way then
+            break
+        end
+        under_way:wait(REDIS_TIMEOUT_MS / 1000)
+        now = ngx.now()
+    end
+    local size = math.floor(entry.limit / LEASE_FROM)
+    if size < 1 then
+        size = 1
+    elseif size > MAX_LEASE then
+        size = MAX_LEASE
+    end
+    local refill = semaphore.new()
+    refills[bucket] = refill
+    local reply = redis_call({
+        "EVALSHA", entry.sha, 3, bucket, entry.flag_key, entry.epoch_key,
+        entry.limit, entry.window_ms, var.request_id, entry.epoch, size,
+    })
+    refills[bucket] = nil
+    local waiting = -refill:count()
+    if waiting > 0 then
+        refill:post(waiting)
+    end
+    if not reply then
+        return nil
+    end
+    saw_epoch(reply[4])
+    local taken = reply[1]
+    if taken < 1 then
+        leases[bucket] = nil
+        return nil, taken
+    end
+    local lease = {
+        left = taken - 1,
+        remaining = math_max(0, reply[2]),
+        reset_at = now + reply[3] / 1000000,
+        epoch = entry.epoch,
+        expires = now + entry.ttl,
+    }
+    leases[bucket] = lease
+    return lease
+end
+
+-- --- request context ----------------------------------------------------------------------------
+
+-- nginx's $request_id is 32 random hex digits: a new trace id, and a span id from its other half.
+local function request_context()
+    local own = var.request_id
+    local request_id = var.http_x_request_id
+    if not request_id or not re_find(request_id, [[^[A-Za-z0-9._:-]{1,128}\z]], "jo") then
+        request_id = own
+    end
+    local span = own:sub(17, 32)
+    if span == ZERO_SPAN then
+        span = "0000000000000001"
+    end
+    local parent = var.http_traceparent
+    if parent then
+        local m = re_match(parent,
+            [[^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\s*\z]], "jo")
+        if m and m[1] ~= "ff" and m[2] ~= ZERO_TRACE and m[3] ~= ZERO_SPAN then
+            return request_id, "00-" .. m[2] .. "-" .. span .. "-" .. m[4]
+        end
+    end
+    local trace = own
+    if trace:sub(1, 16) == ZERO_SPAN then
+        trace = "1" .. trace:sub(2)
+    end
+    return request_id, "00-" .. trace .. "-" .. span .. "-01"
+end
+
+-- --- the decision -------------------------------------------------------------------------------
+
+-- Everything the decision read. No header value holds a newline or a NUL, so no two requests
+-- that differ in any of them (a header sent empty and one not sent included) share a key.
+local ABSENT = "\0"
+
+local function memory_key()
+    return concat({
+        var.request_uri,
+        var.http_x_api_key or ABSENT,
+        var.http_authorization or ABSENT,
+        var.http_cookie or ABSENT,
+        var.http_user_agent or ABSENT,
+        var.http_origin or ABSENT,
+        var.scheme,
+        var.remote_addr,
+    }, "\n")
+end
+
+local function send_identity(entry)
+    var.cloudops_upstream_name = entry.upstream
+    var.cloudops_principal = entry.principal
+    var.cloudops_permissions = entry.permissions
+    var.cloudops_client_ip = entry.client_ip
+    var.cloudops_client_proto = entry.client_proto
+end
+
+local function remembered(key)
+    local entry = decisions:get(key)
+    if not entry then
+        return false
+    end
+    if entry.epoch ~= current_epoch() then
+        decisions:delete(key) -- a revocation or a flag since it was decided
+        return false
+    end
+    local now = ngx.now()
+    local lease, refused = take_slot(entry, now)
+    if not lease then
+        if refused ~= 0 then
+            decisions:delete(key) -- flagged, revoked since, or not countable now
+        end
+        return false -- the gateway decides again and renders its own refusal
+    end
+    send_identity(entry)
+    var.cloudops_request_id, var.cloudops_traceparent = request_context()
+    -- What the exact count would say: the slots still leased are not spent yet.
+    local remaining = lease.remaining + lease.left
+    local reset = math_max(1, math_ceil(lease.reset_at - now))
+    var.cloudops_ratelimit_policy = entry.ratelimit_policy
+    var.cloudops_ratelimit = entry.quoted_policy .. ";r=" .. remaining .. ";t=" .. reset
+    var.cloudops_ratelimit_limit = entry.limit
+    var.cloudops_ratelimit_remaining = remaining
+    var.cloudops_ratelimit_reset = reset
+    return true
+end
+
+local function lowered(headers)
+    local out = {}
+    for name, value in pairs(headers) do
+        if type(value) == "table" then
+            value = value[1]
+        end
+        out[name:lower()] = value
+    end
+    return out
+end
+
+local function remember(key, h)
+    local fields = {}
+    for field in (h["x-cloudops-edge-cache"] .. "\t"):gmatch("([^\t]*)\t") do
+        fields[#fields + 1] = field
+    end
+    local ttl = tonumber(fields[1])
+    if #fields ~= 9 or not ttl or ttl <= 0 then
+        return
+    end
+    local quoted_policy = '"' .. fields[3] .. '"'
+    decisions:set(key, {
+        upstream = h["x-cloudops-upstream"],
+        principal = h["x-cloudops-principal"] or "",
+        permissions = h["x-cloudops-permissions"] or "",
+        client_ip = h["x-forwarded-for"] or "",
+        client_proto = h["x-forwarded-proto"] or "",
+        sha = fields[2],
+        quoted_policy = quoted_policy,
+        ratelimit_policy = quoted_policy .. ";q=" .. fields[4] .. ";w=" .. (tonumber(fields[5]) / 1000),
+        limit = tonumber(fields[4]),
+        window_ms = fields[5],
+        ttl = ttl,
+        epoch = tonumber(fields[6]),
+        bucket = fields[7],
+        flag_key = fields[8],
+        epoch_key = fields[9],
+    }, ttl)
+    epoch_key = fields[9]
+end
+
+-- Ask the gateway (the subrequest never carries the body; what the client declared of it is
+-- passed along in variables, as a subrequest of its own would drop it).
+local function ask(key)
+    local answer = ngx.location.capture("/_edge/auth", {
+        vars = {
+            cloudops_original_length = var.http_content_length or "",
+            cloudops_original_transfer_encoding = var.http_transfer_encoding or "",
+        },
+    })
+    if answer.status ~= 204 and answer.status ~= 200 then
+        return false -- the gateway could not decide
+    end
+    local h = lowered(answer.header)
+    saw_epoch(h["x-cloudops-edge-epoch"])
+    local upstream = h["x-cloudops-upstream"] or "gateway"
+    var.cloudops_upstream_name = upstream
+    var.cloudops_principal = h["x-cloudops-principal"] or ""
+    var.cloudops_permissions = h["x-cloudops-permissions"] or ""
+    var.cloudops_client_ip = h["x-forwarded-for"] or ""
+    var.cloudops_client_proto = h["x-forwarded-proto"] or ""
+    var.cloudops_request_id = h["x-request-id"] or ""
+    var.cloudops_traceparent = h["traceparent"] or ""
+    var.cloudops_ratelimit_policy = h["ratelimit-policy"] or ""
+    var.cloudops_ratelimit = h["ratelimit"] or ""
+    var.cloudops_ratelimit_limit = h["ratelimit-limit"] or ""
+    var.cloudops_ratelimit_remaining = h["ratelimit-remaining"] or ""
+    var.cloudops_ratelimit_reset = h["ratelimit-reset"] or ""
+    if key and upstream ~= "gateway" and h["x-cloudops-edge-cache"] then
+        remember(key, h)
+    end
+    return true
+end
+
+-- The gateway's answer, or nginx's own 503 problem (Retry-After: 1) when there was none.
+local function decide(key)
+    if not ask(key) then
+        return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
+    end
+end
+
+function _M.access()
+    local method = ngx.req.get_method()
+    if not decisions or (method ~= "GET" and method ~= "HEAD") or var.http_transfer_encoding then
+        return decide(nil)
+    end
+    local length = var.http_content_length
+    if length ~= nil and length ~= "0" then
+        return decide(nil)
+    end
+    local key = memory_key()
+    if remembered(key) then
+        return
+    end
+    -- The same read asked already and not answered yet (many clients at once, or this one's
+    -- memory just expired): wait for that answer rather than asking the gateway again.
+    local under_way = asking[key]
+    if under_way then
+        under_way:wait(ASK_WAIT_SECONDS)
+        if remembered(key) then
+            return
+        end
+        return decide(nil)
+    end
+    local asked = semaphore.new()
+    asking[key] = asked
+    local ok, answered = pcall(ask, key)
+    asking[key] = nil
+    local waiting = -asked:count()
+    if waiting > 0 then
+        asked:post(waiting)
+    end
+    if not ok then
+        error(answered, 0)
+    end
+    if not answered then
+        return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
+    end
+end
+
+-- header_filter_by_lua: a revocation's answer carries the new epoch; it is for nginx only.
+function _M.header_filter()
+    local epoch = ngx.header["X-CloudOps-Edge-Epoch"]
+    if epoch then
+        saw_epoch(epoch)
+        ngx.header["X-CloudOps-Edge-Epoch"] = nil
+    end
+end
+
+-- init_worker_by_lua: revocations made through another nginx or the gateway's own port.
+local function poll_epoch(premature)
+    if premature or not epoch_key then
+        return
+    end
+    local reply = redis_call({ "GET", epoch_key })
+    if reply and reply ~= ngx.null then
+        saw_epoch(reply)
+    end
+end
+
+function _M.init_worker()
+    ngx.timer.every(EPOCH_POLL_SECONDS, poll_epoch)
+end
+
+return _M
