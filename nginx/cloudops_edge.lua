@@ -429,7 +429,34 @@ local function decide(key)
     end
 end
 
+-- --- admission: a bounded number of API requests in at once, a short line for the rest --------
+
+local QUEUE_WAIT_SECONDS = 0.6
+local slots = nil
+
+local function admitted()
+    if not slots or var.cloudops_api_slot == "" then
+        return true
+    end
+    if not slots:wait(QUEUE_WAIT_SECONDS) then
+        return false
+    end
+    var.cloudops_admitted = "1"
+    return true
+end
+
+-- log_by_lua: the place of a request that got in goes to the next in line.
+function _M.release()
+    if slots and var.cloudops_admitted == "1" then
+        var.cloudops_admitted = ""
+        slots:post(1)
+    end
+end
+
 function _M.access()
+    if not admitted() then
+        return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE) -- nginx's own 503 problem, Retry-After: 1
+    end
     local method = ngx.req.get_method()
     if not decisions or (method ~= "GET" and method ~= "HEAD") or var.http_transfer_encoding then
         return decide(nil)
@@ -488,7 +515,11 @@ local function poll_epoch(premature)
     end
 end
 
-function _M.init_worker()
+-- init_worker_by_lua: this worker's share of the API requests let in at once, and the poll.
+function _M.init_worker(max_in_flight)
+    if max_in_flight then
+        slots = semaphore.new(math.max(1, math.ceil(max_in_flight / ngx.worker.count())))
+    end
     ngx.timer.every(EPOCH_POLL_SECONDS, poll_epoch)
 end
 

@@ -565,6 +565,8 @@ def _write_edge_secret(conf_dir: Path, edge_secret: str, redis_url: str) -> None
 #: a saturated event loop. On two cores, 1,000 connections offering 2,000 req/s got 503s back with
 #: p99 26 ms at 128 and 670 ms at 256; at 2,048 the gateway shed them itself, p99 several seconds.
 NGINX_API_MAX_CONNECTIONS = 128
+#: Requests to /api/ in progress and waiting for their turn in nginx before it answers 503 at once.
+NGINX_API_MAX_QUEUED = 16384
 #: Seconds a client's API body may pause between two reads.
 NGINX_CLIENT_TIMEOUT_SECONDS = 10
 #: Descriptors one nginx worker wants: 10,000 clients, as many upstream sockets, and room.
@@ -606,10 +608,12 @@ def render_nginx(
     """Write ``run_dir``/nginx/nginx.conf (and the upstream and edge secret files) from the
     template.
 
-    ``api_max_connections`` bounds the requests to /api/ nginx serves at once (beyond it: 503
-    problem+json with Retry-After); it defaults to CLOUDOPS_NGINX_MAX_CONNECTIONS, else
-    NGINX_API_MAX_CONNECTIONS. ``service_ports`` (name -> port) are the services nginx sends
-    allowed requests to directly; any other goes through the gateway. ``edge_secret`` is sent
+    ``api_max_connections`` bounds the requests to /api/ nginx serves at once (beyond it they
+    wait in line up to half a second, then get 503 problem+json with Retry-After); it defaults to
+    CLOUDOPS_NGINX_MAX_CONNECTIONS, else NGINX_API_MAX_CONNECTIONS. Beyond
+    CLOUDOPS_NGINX_MAX_QUEUED (NGINX_API_MAX_QUEUED) in progress and waiting, the 503 is at once.
+    ``service_ports`` (name -> port) are the services nginx sends allowed requests to directly;
+    any other goes through the gateway. ``edge_secret`` is sent
     to the gateway as ``X-CloudOps-Edge`` (CLOUDOPS_GATEWAY_EDGE_SECRET); empty, nothing is.
     ``redis_url`` is the gateway's Redis (default CLOUDOPS_REDIS_URL), where the edge counts the
     reads it lets through on the gateway's rate-limit windows.
@@ -631,6 +635,9 @@ def render_nginx(
         # The workers write request bodies nginx cannot stream straight through.
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.chown(conf_dir / sub, uid, gid)
+    in_flight = api_max_connections or int(
+        os.environ.get("CLOUDOPS_NGINX_MAX_CONNECTIONS", NGINX_API_MAX_CONNECTIONS)
+    )
     template = Template((ROOT / "nginx" / "nginx.conf.template").read_text())
     conf = conf_dir / "nginx.conf"
     conf.write_text(
@@ -643,8 +650,11 @@ def render_nginx(
             WORKER_RLIMIT_NOFILE=_nginx_nofile(),
             LUA_MODULES="\n".join(f"load_module {module};" for module in NGINX_LUA_MODULES),
             LUA_PATH=str(ROOT / "nginx"),
-            API_MAX_CONNECTIONS=api_max_connections
-            or int(os.environ.get("CLOUDOPS_NGINX_MAX_CONNECTIONS", NGINX_API_MAX_CONNECTIONS)),
+            API_MAX_CONNECTIONS=in_flight,
+            API_MAX_QUEUED=max(
+                in_flight,
+                int(os.environ.get("CLOUDOPS_NGINX_MAX_QUEUED", NGINX_API_MAX_QUEUED)),
+            ),
             CLIENT_TIMEOUT=int(
                 os.environ.get("CLOUDOPS_NGINX_CLIENT_TIMEOUT", NGINX_CLIENT_TIMEOUT_SECONDS)
             ),

@@ -1,9 +1,11 @@
 """Graceful overload at the public edge: beyond capacity an answer is a fast 503, never a hang.
 
 nginx, the gateway and the costs service are the real processes (started as in
-test_upload_streaming). The bounds are set low (nginx's connection bound through
-CLOUDOPS_NGINX_MAX_CONNECTIONS, the gateway's CLOUDOPS_MAX_IN_FLIGHT) so a few hundred concurrent
-requests on loopback go past both.
+test_upload_streaming). The bounds are set low (the requests nginx lets in at once,
+CLOUDOPS_NGINX_MAX_CONNECTIONS, and how many may wait in line, CLOUDOPS_NGINX_MAX_QUEUED; the
+gateway's CLOUDOPS_MAX_IN_FLIGHT) so a few hundred concurrent requests on loopback go past all of
+them: some wait their turn in nginx and are served, some wait half a second in vain, some are
+refused at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .conftest import ADMIN_KEY, public_path, render_nginx, running_nginx
 
 CLIENTS = 400
 NGINX_MAX_CONNECTIONS = 24
+NGINX_MAX_QUEUED = 120
 GATEWAY_MAX_IN_FLIGHT = 8
 FAST_SECONDS = 1.0
 PROBLEM = "application/problem+json"
@@ -82,6 +85,7 @@ async def test_beyond_capacity_every_answer_is_served_or_a_fast_503(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CLOUDOPS_NGINX_MAX_CONNECTIONS", str(NGINX_MAX_CONNECTIONS))
+    monkeypatch.setenv("CLOUDOPS_NGINX_MAX_QUEUED", str(NGINX_MAX_QUEUED))
     with public_path(
         costs_service,
         costs_database,
@@ -89,10 +93,9 @@ async def test_beyond_capacity_every_answer_is_served_or_a_fast_503(
         CLOUDOPS_MAX_IN_FLIGHT=str(GATEWAY_MAX_IN_FLIGHT),
         CLOUDOPS_GATEWAY_RATE_LIMIT="1000000",
     ) as path:
-        assert (
-            f"limit_conn api_connections {NGINX_MAX_CONNECTIONS};"
-            in (tmp_path / "nginx" / "nginx.conf").read_text()
-        )
+        conf = (tmp_path / "nginx" / "nginx.conf").read_text()
+        assert f'require("cloudops_edge").init_worker({NGINX_MAX_CONNECTIONS})' in conf
+        assert f"limit_conn api_connections {NGINX_MAX_QUEUED};" in conf
         answers = await burst(path.url + READ, CLIENTS)
 
     errors = [answer for answer in answers if isinstance(answer, BaseException)]
