@@ -264,7 +264,9 @@ def test_without_a_direct_route_to_a_service_the_gateway_serves_it_as_before(
     edge: Edge, tmp_path: Path
 ) -> None:
     public_port = free_port()
-    conf = render_nginx(tmp_path, public_port, edge.gateway.port)  # no service ports
+    conf = render_nginx(  # no service ports
+        tmp_path, public_port, edge.gateway.port, edge_secret=edge.edge_secret
+    )
     with running_nginx(conf, public_port):
         status, _, body = request(f"http://127.0.0.1:{public_port}/api/resources", key=ADMIN_KEY)
     log = (tmp_path / "nginx" / "access.log").read_text()  # flushed as nginx stopped

@@ -87,3 +87,16 @@ async def test_a_local_process_cannot_reset_the_anonymous_quota(
         for i in range(5)
     ]
     assert statuses[-1] == 429, statuses
+
+
+async def test_only_nginx_may_ask_for_an_edge_decision(edged: Client) -> None:
+    original = {"X-Original-Method": "GET", "X-Original-URI": "/api/resources", **ADMIN}
+    refused = await edged.get("/_edge/auth", headers=original)
+    assert refused.status == 404
+    assert "X-CloudOps-Upstream" not in refused.headers
+    assert refused.content_type == "application/problem+json"
+    guessed = await edged.get("/_edge/auth", headers={**original, "X-CloudOps-Edge": "guess"})
+    assert guessed.status == 404
+    asked = await edged.get("/_edge/auth", headers={**original, **EDGE})
+    assert asked.status == 204
+    assert asked.headers["X-CloudOps-Principal"]

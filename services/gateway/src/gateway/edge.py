@@ -43,13 +43,13 @@ from prometheus_client import Counter
 from yarl import URL
 
 from common.context import REQUEST_ID, TRACE
-from common.errors import ProblemError
+from common.errors import NotFound, ProblemError, problem_from
 from common.limits import API_MAX_BODY_BYTES
 from common.tracing import new_request_id, new_trace, parse_traceparent, valid_request_id
 from common.web import REQUEST_ID_HEADER, Handler, is_json_content_type
 from gateway.breaker import BreakerState
 from gateway.hardening import body_limit
-from gateway.network import CLIENT
+from gateway.network import CLIENT, from_edge
 from gateway.proxy import UPSTREAMS, identity_headers
 from gateway.ratelimit import DECISION, EPOCH_HEADER, RATE_LIMITER, Decision
 from gateway.routes import RouteSpec, route_spec
@@ -181,8 +181,15 @@ def _request_context(request: web.Request) -> None:
 
 
 async def edge_auth(request: web.Request) -> web.Response:
-    """``GET /_edge/auth``: 204 with the upstream that may serve the original request."""
+    """``GET /_edge/auth``: 204 with the upstream that may serve the original request.
+
+    With an edge secret configured, only nginx may ask (a decision spends the caller's quota
+    and names identities): anyone else gets a plain 404, as for any path that is not served.
+    """
+    secret = request.app[GATEWAY_SETTINGS].edge_secret
     _request_context(request)
+    if secret is not None and not from_edge(request, secret.get_secret_value().encode()):
+        return problem_from(request, NotFound("There is nothing at this path."))
     original = await _original_request(request)
     edge = request.app[EDGE]
     upstream = None if original is None else await edge.upstream(original)
