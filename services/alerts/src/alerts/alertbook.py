@@ -34,7 +34,7 @@ from alerts.domain import (
     Status,
     match_all,
 )
-from alerts.rules import RuleBook
+from alerts.rules import RemovalRule, RuleBook
 from alerts.settings import Receiver
 from alerts.stream import AlertFeed
 from common.db import Connection
@@ -44,6 +44,9 @@ from common.metrics import APPLICATION_ERRORS
 from common.tracing import TraceContext
 
 SOURCE = "/cloudops/alerts"
+#: How long a removal is remembered: a report older than it comes late by the consumer's retries
+#: (a minute or so), never by days.
+REMEMBER_REMOVALS = timedelta(days=1)
 T = TypeVar("T")
 
 ALERTS_RAISED = Counter("alerts", "Alerts raised (new or re-opened), by severity.", ["severity"])
@@ -162,14 +165,17 @@ class AlertBook:
         return await self._write(change)
 
     async def apply_events(self, events: Sequence[CloudEvent], conn: Connection) -> Changes:
-        """Raise or resolve the alerts the configured rules map ``events`` to, in their order.
+        """Raise or resolve the alerts the configured rules map ``events`` to, in their order,
+        then resolve the open alerts of what the batch's removal events say is gone.
 
         New alerts whose fingerprint comes up once in the batch (most of a burst) are created
         set-based, in a few statements for the whole batch; every other case (an update, a
         resolution, a re-opening, a fingerprint met twice) goes through :meth:`ingest` one by one.
+        Removals come last, so an alert raised earlier in the same batch is resolved too.
         """
         changes = Changes()
         actions: list[tuple[CloudEvent, AlertIn, bool]] = []  # (event, alert, fires)
+        removals: list[tuple[CloudEvent, RemovalRule]] = []
         for event in events:
             for rule in self.rules.for_event(event.type):
                 if rule.fires(event.data):
@@ -180,8 +186,51 @@ class AlertBook:
                     actions.append((event, incoming, True))
                 elif rule.resolves(event.data):
                     actions.append((event, rule.alert(event.data), False))
-        if not actions:
-            return changes
+            removals.extend((event, rule) for rule in self.rules.removals_for(event.type))
+        subjects = {s for _, incoming, fires in actions if fires for s in self._subjects(incoming)}
+        subjects.update((r.label, v) for event, r in removals if (v := r.subject(event.data)))
+        await storage.lock_subjects(conn, sorted(subjects))
+        actions = await self._without_removed(conn, actions)
+        if actions:
+            await self._apply_actions(conn, actions, changes)
+        for event, removal in removals:
+            await self._remove(conn, event, removal, changes)
+        return changes
+
+    def _subjects(self, incoming: AlertIn) -> list[tuple[str, str]]:
+        """The ``(label, value)`` pairs of ``incoming`` that a removal rule may remove."""
+        labels = {r.label for r in self.rules.removal_rules}
+        return [
+            (name, incoming.labels[name]) for name in sorted(labels) if incoming.labels.get(name)
+        ]
+
+    async def _without_removed(
+        self, conn: Connection, actions: list[tuple[CloudEvent, AlertIn, bool]]
+    ) -> list[tuple[CloudEvent, AlertIn, bool]]:
+        """``actions`` less the reports that fire about a thing removed since (they were handled
+        concurrently with its removal, which committed first)."""
+        firing = {s for _, incoming, fires in actions if fires for s in self._subjects(incoming)}
+        removed = await storage.removals(conn, sorted(firing))
+        if not removed:
+            return actions
+
+        def gone(event: CloudEvent, incoming: AlertIn) -> bool:
+            return any(s in removed and removed[s] >= event.time for s in self._subjects(incoming))
+
+        # A report as old as its removal is stale too: the removal wins a tie.
+        return [
+            (event, incoming, fires)
+            for event, incoming, fires in actions
+            if not (fires and gone(event, incoming))
+        ]
+
+    async def _apply_actions(
+        self,
+        conn: Connection,
+        actions: Sequence[tuple[CloudEvent, AlertIn, bool]],
+        changes: Changes,
+    ) -> None:
+        """Apply the (event, alert, fires) actions of one batch, in their order."""
         seen = collections.Counter(incoming.fingerprint for _, incoming, _ in actions)
         stored = {a.fingerprint for a in await storage.lock_alerts(conn, list(seen))}
         now = datetime.now(UTC)
@@ -199,7 +248,22 @@ class AlertBook:
                 await self._apply_one(conn, event, incoming, fires, changes)
         if new:
             await self._create_many(conn, new, changes)
-        return changes
+
+    async def _remove(
+        self, conn: Connection, event: CloudEvent, removal: RemovalRule, changes: Changes
+    ) -> None:
+        """Resolve the open alerts labelled with the thing ``event`` says is gone."""
+        subject = removal.subject(event.data)
+        if not subject:
+            return
+        await storage.record_removal(conn, removal.label, subject, event.time)
+        caller = Caller(actor=f"event:{event.type}")
+        for alert in await storage.lock_open_alerts(conn, {removal.label: subject}):
+            # A report newer than the removal (clocks, redeliveries) is not undone by it.
+            if alert.observed_at <= event.time:
+                await self._resolve(
+                    conn, alert, caller, changes, reason=removal.reason, at=event.time
+                )
 
     async def _apply_one(
         self, conn: Connection, event: CloudEvent, incoming: AlertIn, fires: bool, changes: Changes
@@ -781,6 +845,7 @@ class AlertBook:
             counts = await storage.firing_counts(conn)
             for severity in Severity:
                 ALERTS_FIRING.labels(severity.value).set(counts.get(severity.value, 0))
+            await storage.forget_removals(conn, REMEMBER_REMOVALS)
             return changed
 
         return await self._write(change)

@@ -2,7 +2,8 @@
 
 The rules file is JSON (path in settings; a default ships with the package). An event rule names an
 event type, conditions on the event's ``data`` that fire or resolve it, and label/annotation
-templates where ``${path.to.field}`` is replaced by that field of the event data.
+templates where ``${path.to.field}`` is replaced by that field of the event data. A removal rule
+names an event saying a thing is gone (``resource.deleted``) and the label that names the thing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.domain import AlertIn, InhibitRule, Severity
+from alerts.domain import AlertIn, InhibitRule, LabelName, Severity
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.json")
 _PLACEHOLDER = re.compile(r"\$\{([a-zA-Z0-9_.]+)\}")
@@ -101,18 +102,42 @@ class EventRule(BaseModel):
         return self.resolve_when is not None and all(c.holds(data) for c in self.resolve_when)
 
 
+class RemovalRule(BaseModel):
+    """``event`` says a thing is gone: every open alert whose ``label`` is the thing's ``value``
+    (a template over the event data) resolves.
+
+    Nothing would resolve them otherwise: no later event about the thing can clear a condition,
+    so they would stay open for ever, and every full upkeep pass would load more of them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event: str
+    label: LabelName
+    value: str
+    reason: str = "its subject was removed"
+
+    def subject(self, data: Any) -> str:
+        """The label value naming the removed thing; empty when the event data lacks it."""
+        return render(self.value, data)
+
+
 class RuleBook(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_rules: list[EventRule] = Field(default_factory=list)
+    removal_rules: list[RemovalRule] = Field(default_factory=list)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
     @property
     def event_types(self) -> list[str]:
-        return sorted({r.event for r in self.event_rules})
+        return sorted({r.event for r in self.event_rules} | {r.event for r in self.removal_rules})
 
     def for_event(self, event_type: str) -> list[EventRule]:
         return [r for r in self.event_rules if r.event == event_type]
+
+    def removals_for(self, event_type: str) -> list[RemovalRule]:
+        return [r for r in self.removal_rules if r.event == event_type]
 
 
 def load_rules(path: Path) -> RuleBook:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -82,6 +82,61 @@ async def lock_alerts(conn: Connection, fingerprints: Sequence[str]) -> list[Ale
         sorted(fingerprints),
     )
     return [to_alert(r) for r in rows]
+
+
+async def lock_open_alerts(conn: Connection, containing: dict[str, str]) -> list[Alert]:
+    """Lock the unresolved alerts whose labels include ``containing``, in fingerprint order."""
+    rows = await conn.fetch(
+        f"""SELECT {ALERT_COLUMNS} FROM alerts WHERE status <> 'resolved' AND labels @> $1
+            ORDER BY fingerprint FOR UPDATE""",
+        containing,
+    )
+    return [to_alert(r) for r in rows]
+
+
+async def lock_subjects(conn: Connection, subjects: Sequence[tuple[str, str]]) -> None:
+    """Lock each ``(label, value)`` subject until the transaction ends, in a stable order, so a
+    removal and a report about the same thing never interleave."""
+    if not subjects:
+        return
+    await conn.execute(
+        """SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))
+           FROM (SELECT DISTINCT unnest($1::text[]) AS key ORDER BY 1) AS keys""",
+        [f"alerts.subject:{label}={value}" for label, value in subjects],
+    )
+
+
+async def record_removal(conn: Connection, label: str, value: str, removed_at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO removed_subjects (label, value, removed_at) VALUES ($1, $2, $3)
+           ON CONFLICT (label, value) DO UPDATE
+           SET removed_at = greatest(removed_subjects.removed_at, excluded.removed_at),
+               recorded_at = now()""",
+        label,
+        value,
+        removed_at,
+    )
+
+
+async def removals(
+    conn: Connection, subjects: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """When each of ``subjects`` that was removed was removed."""
+    if not subjects:
+        return {}
+    rows = await conn.fetch(
+        """SELECT r.label, r.value, r.removed_at FROM removed_subjects r
+           JOIN unnest($1::text[], $2::text[]) AS s(label, value) USING (label, value)""",
+        [label for label, _ in subjects],
+        [value for _, value in subjects],
+    )
+    return {(r["label"], r["value"]): r["removed_at"] for r in rows}
+
+
+async def forget_removals(conn: Connection, older_than: timedelta) -> None:
+    await conn.execute(
+        "DELETE FROM removed_subjects WHERE recorded_at < now() - $1::interval", older_than
+    )
 
 
 _NEW_ALERT = (
