@@ -23,7 +23,7 @@ from alerts.events import rule_subscription
 from alerts.rules import load_rules
 from alerts.settings import AlertsSettings
 from common.messaging import QueueTopology, queue_topology
-from common.testing import TEST_AMQP_URL, delete_exchanges, scratch_exchange
+from common.testing import TEST_AMQP_URL, delete_exchanges, delete_queues, scratch_exchange
 from costs.events import CONSUMERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,18 +64,8 @@ def exchange() -> Iterator[str]:
     name = scratch_exchange()
     yield name
     queues = [q for ts in _topologies(name).values() for t in ts for q in t.names]
-    asyncio.run(_delete_queues(queues))
+    asyncio.run(delete_queues(queues))
     asyncio.run(delete_exchanges([name]))
-
-
-async def _delete_queues(names: list[str]) -> None:
-    connection = await aio_pika.connect(TEST_AMQP_URL)
-    try:
-        channel = await connection.channel()
-        for name in names:
-            await channel.queue_delete(name)
-    finally:
-        await connection.close()
 
 
 async def _missing_queues(names: list[str]) -> list[str]:

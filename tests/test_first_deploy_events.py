@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Iterator
 
-import aio_pika
 import asyncpg
 import pytest
 
@@ -23,6 +22,7 @@ from common.messaging import queue_topology
 from common.testing import (
     TEST_AMQP_URL,
     ServiceProcess,
+    delete_queues,
     free_port,
     scratch_database,
     scratch_exchange,
@@ -44,17 +44,7 @@ def exchange() -> Iterator[str]:
             name, "alerts", rule_subscription(load_rules(AlertsSettings().rules_file))
         ).names,
     ]
-    asyncio.run(_delete_queues(queues))
-
-
-async def _delete_queues(names: list[str]) -> None:
-    connection = await aio_pika.connect(TEST_AMQP_URL)
-    try:
-        channel = await connection.channel()
-        for name in names:
-            await channel.queue_delete(name)
-    finally:
-        await connection.close()
+    asyncio.run(delete_queues(queues))
 
 
 async def _fetchval(database_url: str, sql: str, *args: object) -> object:

@@ -71,6 +71,16 @@ async def delete_exchanges(names: Iterable[str]) -> None:
         await connection.close()
 
 
+async def delete_queues(names: Iterable[str]) -> None:
+    connection = await aio_pika.connect(TEST_AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
+    finally:
+        await connection.close()
+
+
 async def delete_redis_keys(pattern: str) -> None:
     client = Redis.from_url(TEST_REDIS_URL)
     try:
