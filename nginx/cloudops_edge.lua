@@ -203,6 +203,24 @@ local function redis_call(args)
     return nil
 end
 
+-- Run fn(...) as the one call under way for `key` in `under_way` (a table of semaphores): the
+-- requests that find it there wait on its semaphore instead of making the same call themselves.
+-- Whatever fn does, even raise, the entry is removed and every waiter woken.
+local function alone(under_way, key, fn, ...)
+    local done = semaphore.new()
+    under_way[key] = done
+    local ok, first, second = pcall(fn, ...)
+    under_way[key] = nil
+    local waiting = -done:count()
+    if waiting > 0 then
+        done:post(waiting)
+    end
+    if not ok then
+        error(first, 0)
+    end
+    return first, second
+end
+
 local function usable(lease, entry, now)
     return lease and lease.left > 0 and lease.epoch == entry.epoch and now < lease.expires
 end
@@ -232,17 +250,10 @@ local function take_slot(entry, now)
     elseif size > MAX_LEASE then
         size = MAX_LEASE
     end
-    local refill = semaphore.new()
-    refills[bucket] = refill
-    local reply = redis_call({
+    local reply = alone(refills, bucket, redis_call, {
         "EVALSHA", entry.sha, 3, bucket, entry.flag_key, entry.epoch_key,
         entry.limit, entry.window_ms, var.request_id, entry.epoch, size,
     })
-    refills[bucket] = nil
-    local waiting = -refill:count()
-    if waiting > 0 then
-        refill:post(waiting)
-    end
     if not reply then
         return nil
     end
@@ -285,7 +296,7 @@ local function request_context()
         end
     end
     local trace = own
-    if trace:sub(1, 16) == ZERO_SPAN then
+    if trace == ZERO_TRACE then
         trace = "1" .. trace:sub(2)
     end
     return request_id, "00-" .. trace .. "-" .. span .. "-01"
@@ -422,9 +433,16 @@ local function ask(key)
     return true
 end
 
--- The gateway's answer, or nginx's own 503 problem (Retry-After: 1) when there was none.
+-- The gateway's answer, or nginx's own 503 problem (Retry-After: 1) when there was none. With a
+-- memory key, the one question under way for it: the same reads arriving meanwhile wait for it.
 local function decide(key)
-    if not ask(key) then
+    local answered
+    if key then
+        answered = alone(asking, key, ask, key)
+    else
+        answered = ask(nil)
+    end
+    if not answered then
         return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
     end
 end
@@ -479,20 +497,7 @@ function _M.access()
         end
         return decide(nil)
     end
-    local asked = semaphore.new()
-    asking[key] = asked
-    local ok, answered = pcall(ask, key)
-    asking[key] = nil
-    local waiting = -asked:count()
-    if waiting > 0 then
-        asked:post(waiting)
-    end
-    if not ok then
-        error(answered, 0)
-    end
-    if not answered then
-        return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
-    end
+    return decide(key)
 end
 
 -- header_filter_by_lua: a revocation's answer carries the new epoch; it is for nginx only.

@@ -195,14 +195,12 @@ async def edge_auth(request: web.Request) -> web.Response:
     upstream = None if original is None else await edge.upstream(original)
     edge.count(upstream or GATEWAY)
     epoch = request.app[RATE_LIMITER].epoch
+    known = {} if epoch is None else {EPOCH_HEADER: str(epoch)}
     if original is None or upstream is None:
-        if epoch is None:
-            return web.Response(status=204, headers=_TO_GATEWAY)
-        return web.Response(status=204, headers={**_TO_GATEWAY, EPOCH_HEADER: str(epoch)})
+        return web.Response(status=204, headers={**_TO_GATEWAY, **known})
     headers = identity_headers(original, original[CLIENT])
     headers[UPSTREAM_HEADER] = upstream
-    if epoch is not None:
-        headers[EPOCH_HEADER] = str(epoch)
+    headers.update(known)
     decision = original.get(DECISION)
     if decision is not None:
         request[DECISION] = decision  # ratelimit.rate_limit_headers adds them to this answer
@@ -231,7 +229,6 @@ def _rememberable(original: web.Request, decision: Decision) -> str | None:
     if (
         settings.edge_cache_seconds <= 0
         or original.method != "GET"
-        or original.body_exists
         or original.headers.get(ORIGINAL_TRANSFER_ENCODING)
         or original.headers.get(ORIGINAL_LENGTH, "0") not in ("", "0")
         or decision.bucket is None

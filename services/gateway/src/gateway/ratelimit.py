@@ -200,6 +200,7 @@ class RateLimiter:
                 self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
                 logger.warning("rate limiter falling back", error=type(exc).__name__)
             else:
+                epoch = epoch.decode() if isinstance(epoch, bytes) else str(epoch)
                 self.saw_epoch(int(epoch))
                 outcome = {1: "allowed", 0: "rejected", -1: "flagged"}[int(allowed)]
                 RATE_LIMIT_DECISIONS.labels(service, outcome, "redis").inc()
@@ -212,7 +213,7 @@ class RateLimiter:
                     reset_seconds=max(1, math.ceil(int(reset_us) / 1_000_000)),
                     flagged=allowed == -1,
                     bucket=bucket,
-                    epoch=epoch.decode() if isinstance(epoch, bytes) else str(epoch),
+                    epoch=epoch,
                 )
         if self.local.is_flagged(ip):
             RATE_LIMIT_DECISIONS.labels(service, "flagged", "fallback").inc()
