@@ -20,19 +20,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.harness import wrk
-from bench.overload_bench import raise_nofile
+from bench.overload_bench import percentile, raise_nofile
 
 ROOT = Path(__file__).resolve().parents[1]
 PATH = "/api/resources?limit=20"
 # nginx writes its access log in batches at least once a second.
 LOG_FLUSH_SECONDS = 1.5
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def answers(log: Path, start: int) -> dict[int, list[float]]:

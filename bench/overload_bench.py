@@ -152,9 +152,10 @@ async def drive(
         scheduled += interval
 
 
-def percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float, empty: float = float("nan")) -> float:
+    """The value below which ``share`` of ``values`` lie; ``empty`` when there are none."""
     if not values:
-        return float("nan")
+        return empty
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 

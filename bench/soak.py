@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from bench.harness import scratch_database, scratch_names
+from bench.overload_bench import percentile
 from common.testing import free_port_block
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,15 +288,8 @@ async def sample_forever(
         interval = series.times[-1] - (series.times[-2] if len(series.times) > 1 else 0.0)
         series.rate.append(len(recent) / interval if interval else 0.0)
         series.error_ratio.append(sum(not ok for ok, _ in recent) / len(recent) if recent else 0.0)
-        series.p99_ms.append(percentile([s for _, s in recent], 0.99) * 1000)
+        series.p99_ms.append(percentile([s for _, s in recent], 0.99, 0.0) * 1000)
         await asyncio.sleep(every)
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def soak(platform: Platform, minutes: float, rate: float, every: float) -> Series:
@@ -329,8 +323,8 @@ def series_summary(series: Series, tally: Tally, load_ended: float) -> None:
     )
     print(f"statuses {dict(sorted(tally.statuses.items()))}")
     print(
-        f"latency p50 {percentile(tally.latencies, 0.5) * 1000:.1f} ms, "
-        f"p99 {percentile(tally.latencies, 0.99) * 1000:.1f} ms, "
+        f"latency p50 {percentile(tally.latencies, 0.5, 0.0) * 1000:.1f} ms, "
+        f"p99 {percentile(tally.latencies, 0.99, 0.0) * 1000:.1f} ms, "
         f"max {max(tally.latencies, default=0) * 1000:.1f} ms"
     )
     print("RSS (MiB): at start / at half-time / at the end of the load / growth over the 2nd half")
