@@ -189,14 +189,19 @@ def call(
     return status, got, body, request_id
 
 
-def create_key(edge: Edge, permissions: list[str], **fields: Any) -> str:
+def create_key_with_id(edge: Edge, permissions: list[str], **fields: Any) -> tuple[str, str]:
+    """A new API key and its id."""
     body = {"name": f"k{uuid.uuid4().hex[:8]}", "owner": "tests", "permissions": permissions}
     status, _, raw, _ = call(
         edge, "/api/admin/keys", method="POST", body=json.dumps(body | fields).encode()
     )
     assert status == 201, raw
-    key: str = json.loads(raw)["data"]["key"]
-    return key
+    data = json.loads(raw)["data"]
+    return data["key"], data["id"]
+
+
+def create_key(edge: Edge, permissions: list[str], **fields: Any) -> str:
+    return create_key_with_id(edge, permissions, **fields)[0]
 
 
 # --- identity: what reaches a service -------------------------------------------------------
@@ -294,16 +299,6 @@ def edge_decisions(edge: Edge) -> float:
         for line in text.splitlines()
         if line.startswith("gateway_edge_decisions_total{")
     )
-
-
-def create_key_with_id(edge: Edge, permissions: list[str], **fields: Any) -> tuple[str, str]:
-    body = {"name": f"k{uuid.uuid4().hex[:8]}", "owner": "tests", "permissions": permissions}
-    status, _, raw, _ = call(
-        edge, "/api/admin/keys", method="POST", body=json.dumps(body | fields).encode()
-    )
-    assert status == 201, raw
-    data = json.loads(raw)["data"]
-    return data["key"], data["id"]
 
 
 def test_a_repeated_read_is_let_through_by_nginx_and_still_counted_exactly(edge: Edge) -> None:
