@@ -609,7 +609,7 @@ def render_nginx(
     template.
 
     ``api_max_connections`` bounds the requests to /api/ nginx serves at once (beyond it they
-    wait in line up to half a second, then get 503 problem+json with Retry-After); it defaults to
+    wait in line up to 0.6 s, then get 503 problem+json with Retry-After); it defaults to
     CLOUDOPS_NGINX_MAX_CONNECTIONS, else NGINX_API_MAX_CONNECTIONS. Beyond
     CLOUDOPS_NGINX_MAX_QUEUED (NGINX_API_MAX_QUEUED) in progress and waiting, the 503 is at once.
     ``service_ports`` (name -> port) are the services nginx sends allowed requests to directly;
