@@ -44,7 +44,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import process, python_module, scratch_database, scratch_names
+from bench.harness import cpu_seconds, process, python_module, scratch_database, scratch_names
 from common.db import create_pool, migrate
 from common.testing import RssSampler, free_port
 from costs.app import MIGRATIONS
@@ -189,12 +189,6 @@ def cli_import(url: str, path: Path) -> tuple[float, float, float]:
         raise SystemExit(f"import failed with {done.returncode}: {done.stderr[-2000:]}")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return elapsed, cpu, int(done.stderr.strip().splitlines()[-1]) / 1024
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -344,12 +338,12 @@ def one_round(
     http_vs_cli = None
     if server is not None:
         pid = server.costs_pid
-        idle, cpu, pg = peak_rss_mb(pid), cpu_seconds(pid), postgres_cpu_seconds()
-        gateway_cpu = cpu_seconds(server.gateway_pid)
+        idle, cpu, pg = peak_rss_mb(pid), cpu_seconds([pid]), postgres_cpu_seconds()
+        gateway_cpu = cpu_seconds([server.gateway_pid])
         with RssSampler(server.gateway_pid) as gateway:
             elapsed, accepted = asyncio.run(http_upload(server.port, path))
-        peak, cpu, pg = peak_rss_mb(pid), cpu_seconds(pid) - cpu, postgres_cpu_seconds() - pg
-        gateway_cpu = cpu_seconds(server.gateway_pid) - gateway_cpu
+        peak, cpu, pg = peak_rss_mb(pid), cpu_seconds([pid]) - cpu, postgres_cpu_seconds() - pg
+        gateway_cpu = cpu_seconds([server.gateway_pid]) - gateway_cpu
         imports["HTTP"] = (accepted / elapsed, 1e6 * cpu / accepted)
         report("import: POST via nginx + gateway", *imports["HTTP"], 1e6 * pg / accepted,
                f"({elapsed:.1f} s)  costs peak RSS {peak:.0f} MiB (idle {idle:.0f})")  # fmt: skip

@@ -24,14 +24,21 @@ import importlib.util
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from bench.gateway_bench import ADMIN_KEY, seed
-from bench.harness import process, python_module, scratch_database, scratch_names, show, wrk
+from bench.harness import (
+    cpu_seconds,
+    process,
+    python_module,
+    scratch_database,
+    scratch_names,
+    show,
+    wrk,
+)
 from common.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,25 +53,6 @@ def platformctl() -> ModuleType:
     sys.modules["platformctl"] = module  # dataclasses look their module up while it runs
     spec.loader.exec_module(module)
     return module
-
-
-def _tree(pid: int) -> Iterator[int]:
-    yield pid
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        for child in children.read_text().split():
-            yield from _tree(int(child))
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes and their children (nginx's workers) so far."""
-    total = 0
-    for pid in {p for root in pids for p in _tree(root)}:
-        stat = Path(f"/proc/{pid}/stat")
-        if stat.exists():
-            fields = stat.read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measured(url: str, pids: dict[str, int], connections: int, seconds: int) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,25 +21,27 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.harness import process, python_module, scratch_database, scratch_names, show, wrk
+from bench.harness import (
+    cpu_seconds,
+    process,
+    python_module,
+    scratch_database,
+    scratch_names,
+    show,
+    wrk,
+)
 from common.testing import free_port
 from resources.seed import demo_fleet
 
 ADMIN_KEY = f"ck_bench_{uuid.uuid4().hex}"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(pid: int, url: str, connections: int, seconds: int) -> dict[str, Any]:
     """One wrk run plus the server process's CPU microseconds per request: on a shared
     machine requests/s move with the neighbours' load, CPU per request much less."""
-    before = cpu_seconds(pid)
+    before = cpu_seconds([pid])
     result = wrk(url, connections=connections, seconds=seconds, headers={"X-API-Key": ADMIN_KEY})
-    result["cpu_us"] = (cpu_seconds(pid) - before) * 1e6 / max(1, result["requests"])
+    result["cpu_us"] = (cpu_seconds([pid]) - before) * 1e6 / max(1, result["requests"])
     return result
 
 

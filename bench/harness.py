@@ -115,10 +115,12 @@ def wrk(
     threads: int = 2,
     headers: Mapping[str, str] | None = None,
     pause_ms: int | None = None,
+    cpu: int | None = None,
 ) -> dict[str, Any]:
     """One bounded wrk run against a loopback URL; returns rps and p50/p95/p99 in ms.
 
     ``pause_ms``: each connection waits this long between requests (paced, not saturating).
+    ``cpu``: run wrk on that CPU alone (see :func:`pinned`).
     """
     if not url.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
         raise ValueError("benchmarks target loopback only")
@@ -128,6 +130,8 @@ def wrk(
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     argv += ["-s", str(BENCH / "wrk_report.lua"), url]
+    if cpu is not None:
+        argv = pinned(argv, cpu)
     env = {**os.environ, "WRK_PAUSE_MS": str(pause_ms)} if pause_ms else None
     out = subprocess.run(
         argv, capture_output=True, text=True, check=True, timeout=seconds + 30, env=env
@@ -135,6 +139,32 @@ def wrk(
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
     result: dict[str, Any] = json.loads(line)
     return result
+
+
+def _tree(pid: int) -> Iterator[int]:
+    yield pid
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            yield from _tree(int(child))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and their children (nginx's workers) so far."""
+    total = 0
+    for pid in {p for root in pids for p in _tree(root)}:
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists():
+            fields = stat.read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def pinned(argv: list[str], cpu: int) -> list[str]:
+    """``argv`` run on CPU ``cpu`` alone (taskset), when the machine has a CPU to spare for it."""
+    if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
+        return argv
+    return ["taskset", "-c", str(cpu), *argv]
 
 
 def rss_mb(pid: int) -> float:

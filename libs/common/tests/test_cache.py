@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -204,3 +205,126 @@ async def test_a_failed_store_still_returns_the_loaded_value(redis_prefix: str) 
         assert [k async for k in direct.scan_iter(match=f"{redis_prefix}*")] == []
     finally:
         await direct.aclose()
+
+
+async def test_a_write_by_another_worker_is_seen_by_the_next_read(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """Each worker keeps hot entries in its own memory; the generation in Redis still rules."""
+    mine, theirs = make_cache(redis, redis_prefix, "two"), make_cache(redis, redis_prefix, "two")
+    load = Loader({"name": "old"})
+    assert await mine.get_or_load("k", load) == {"name": "old"}
+    assert await mine.get_or_load("k", load) == {"name": "old"}  # from this worker's memory
+
+    load.value = {"name": "new"}
+    await theirs.invalidate()
+
+    assert await mine.get_or_load("k", load) == {"name": "new"}
+    assert load.calls == 2
+
+
+async def test_a_read_never_joins_a_generation_question_already_on_its_way(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """The question of an earlier read may reach Redis before a write; a read that began after
+    the write finished must ask again, not take that answer."""
+    proxy = TcpProxy("127.0.0.1", 6379)
+    await proxy.start()
+    slow_redis = create_redis(f"redis://127.0.0.1:{proxy.port}/0")
+    mine = make_cache(slow_redis, redis_prefix, "race")
+    theirs = make_cache(redis, redis_prefix, "race")
+    load = Loader("old")
+    try:
+        assert await mine.get_or_load("k", load) == "old"
+        proxy.delay = 0.3  # each way: a question takes 0.3 s to Redis and 0.3 s back
+        earlier = asyncio.create_task(mine.get_or_load("k", load))
+        await asyncio.sleep(0.45)  # Redis has answered it; the answer is still on its way
+        load.value = "new"
+        await theirs.invalidate()
+        assert not earlier.done()
+
+        assert await mine.get_or_load("k", load) == "new"
+        assert await earlier == "old"  # it began before the write: either value was right
+    finally:
+        await slow_redis.aclose()
+        await proxy.cut()
+
+
+class CountingPipe:
+    """Wraps a cache's generation question to count how often it reaches Redis."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.calls = 0
+
+    async def __call__(self, keys: list[str], args: list[str]) -> Any:
+        self.calls += 1
+        return await self.pipe(keys, args)
+
+    async def aclose(self) -> None:
+        await self.pipe.aclose()
+
+
+async def test_concurrent_reads_share_one_generation_question(
+    redis: Redis, redis_prefix: str
+) -> None:
+    cache = make_cache(redis, redis_prefix, "shared")
+    load = Loader([1, 2, 3])
+    await cache.get_or_load("k", load)
+    counting = cache._generation = CountingPipe(cache._generation)  # type: ignore[assignment]
+    hits, _ = counts("shared")
+
+    values = await asyncio.gather(*(cache.get_or_load("k", load) for _ in range(50)))
+
+    assert values == [[1, 2, 3]] * 50
+    assert counting.calls == 1
+    assert counts("shared")[0] == hits + 50
+    assert load.calls == 1
+
+
+async def test_a_reader_that_gives_up_leaves_the_others_their_answer(
+    redis: Redis, redis_prefix: str
+) -> None:
+    cache = make_cache(redis, redis_prefix, "cancel")
+    await cache.get_or_load("k", Loader("v"))
+    impatient = asyncio.create_task(cache.get_or_load("k", Loader("v")))
+    patient = asyncio.create_task(cache.get_or_load("k", Loader("v")))
+    await asyncio.sleep(0)
+    impatient.cancel()
+
+    assert await patient == "v"
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+
+
+async def test_entries_kept_in_memory_never_outlive_their_copy_in_redis(
+    redis: Redis, redis_prefix: str
+) -> None:
+    cache = make_cache(redis, redis_prefix, "short", ttl=1)
+    load = Loader("v")
+    await cache.get_or_load("k", load)
+    await cache.get_or_load("k", load)
+    assert load.calls == 1
+
+    await asyncio.sleep(1.1)  # Redis dropped the entry; this worker's copy must go with it
+
+    await cache.get_or_load("k", load)
+    assert load.calls == 2
+
+
+async def test_memory_kept_per_worker_is_bounded_in_bytes(redis: Redis, redis_prefix: str) -> None:
+    cache = ReadCache(
+        redis, prefix=redis_prefix, namespace="bounded", service=SERVICE, local_bytes=8000
+    )
+    OPEN_CACHES.append(cache)
+    body = b"x" * 900  # within an eighth of the budget: kept in memory
+
+    async def render() -> bytes:
+        return body
+
+    for n in range(40):
+        assert await cache.get_or_load_bytes(f"k{n}", render) == body
+
+    assert cache._local_size <= 8000
+    assert list(cache._local)[-1] == "k39"  # the newest stay, the oldest went
+    assert len(cache._local) == 8

@@ -26,6 +26,7 @@ from common.redis import redis_ctx
 from common.testing import make_settings
 from common.web import (
     READINESS,
+    QueryMemo,
     Readiness,
     create_base_app,
     json_response,
@@ -637,3 +638,53 @@ def test_multiprocess_mode_reports_the_workers_files_not_this_process(
     monkeypatch.setattr(metrics, "_SERVICE_COLLECTORS", [])
 
     assert render_metrics() == b""
+
+
+class FrozenPage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+
+
+async def test_a_query_memo_validates_each_query_string_once_and_refuses_bad_ones_every_time(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: ServiceSettings
+) -> None:
+    built: list[str] = []
+
+    def build(request: web.Request) -> FrozenPage:
+        built.append(request.rel_url.raw_query_string)
+        return parse_query(request, FrozenPage)
+
+    memo = QueryMemo(build, size=2)
+
+    async def page(request: web.Request) -> web.Response:
+        query = memo(request)
+        return json_response({"limit": query.limit, "offset": query.offset, "id": id(query)})
+
+    app = create_base_app(settings)
+    app.router.add_get("/pages", page)
+    client = await aiohttp_client(app)
+
+    async def get(query: str) -> tuple[int, Any]:
+        async with client.get(f"/pages?{query}") as response:
+            return response.status, orjson.loads(await response.read())
+
+    status, first = await get("limit=5")
+    assert status == 200
+    assert (first["data"]["limit"], first["data"]["offset"]) == (5, 0)
+    assert (await get("limit=5"))[1]["data"] == first["data"]  # the same parsed query
+    assert built == ["limit=5"]
+
+    for _ in range(2):  # refused each time, never remembered
+        status, problem = await get("limit=500")
+        assert status == 400
+        assert problem["errors"][0]["field"] == "limit"
+    assert built == ["limit=5", "limit=500", "limit=500"]
+
+    # Two spellings of one query are two entries, each parsed once.
+    assert (await get("limit=5&offset=1"))[1]["data"]["offset"] == 1
+    assert (await get("offset=1&limit=5"))[1]["data"]["offset"] == 1
+    # At most two remembered: the least recently used went first.
+    await get("limit=5")
+    assert built[-1] == "limit=5"

@@ -7,14 +7,12 @@ metrics paths are exempt, so probes and scrapes still answer while the service s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from aiohttp import web
 
 from common.errors import ServiceUnavailable, problem_response
 from common.metrics import HTTP_REQUESTS_REJECTED
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Seconds a rejected client is asked to wait: one is enough for a burst to drain.
 RETRY_AFTER_SECONDS = 1
@@ -22,7 +20,10 @@ EXEMPT_PATHS = ("/health/live", "/health/ready", "/metrics")
 
 
 class Admission:
-    """Counts requests in flight in this process and turns away those beyond ``limit``."""
+    """Counts requests in flight in this process and turns away those beyond ``limit``.
+
+    The request frame (``common.web.RequestFrame``) keeps the count and asks :meth:`refuse`.
+    """
 
     def __init__(self, service: str, limit: int, exempt: Iterable[str] = EXEMPT_PATHS) -> None:
         self.limit = limit
@@ -37,21 +38,13 @@ class Admission:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in self.exempt:
-            return await handler(request)
-        if self.in_flight >= self.limit:
-            self._rejected.inc()
-            error = self._overloaded
-            return problem_response(
-                request, error.status, error.detail, slug=error.slug, headers=error.headers
-            )
-        self.in_flight += 1
-        try:
-            return await handler(request)
-        finally:
-            self.in_flight -= 1
+    def refuse(self, request: web.Request) -> web.Response:
+        """The immediate 503 for a request beyond the bound: no log line, no histogram."""
+        self._rejected.inc()
+        error = self._overloaded
+        return problem_response(
+            request, error.status, error.detail, slug=error.slug, headers=error.headers
+        )
 
 
 ADMISSION = web.AppKey("admission", Admission)

@@ -1,6 +1,6 @@
 """The platform's own running cost, measured in every service: who used which route, how much.
 
-:func:`usage_middleware` (installed by ``common.web.create_base_app``) records each request's
+The request frame (``common.web.RequestFrame``, in every service) records each request's
 principal, route template, wall time and response bytes in this worker's :class:`UsageMeter`.
 
 CPU is not timed per request: ``process_time()`` across an ``await`` would also count every other
@@ -36,8 +36,6 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-
-from common.caller import ANONYMOUS, caller
 
 PLATFORM_COST = Counter(
     "platform_cost_usd_total",
@@ -210,39 +208,6 @@ USAGE_METER = web.AppKey("usage_meter", UsageMeter)
 USAGE_REDIS = web.AppKey("usage_redis", Redis)
 #: How a service names the caller; by default the identity header the gateway (or nginx) set.
 USAGE_PRINCIPAL: web.AppKey[PrincipalOf] = web.AppKey("usage_principal")
-
-
-def principal_header(request: web.Request) -> str | None:
-    return caller(request).principal
-
-
-def usage_middleware(route_of: Callable[[web.Request], str]) -> Any:
-    """Record every request (problems included) in the app's meter, if it has one."""
-
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
-        started = time.perf_counter()
-        response: web.StreamResponse | None = None
-        try:
-            response = await handler(request)
-            return response
-        finally:
-            meter = request.config_dict.get(USAGE_METER)
-            if meter is not None:
-                who = request.config_dict.get(USAGE_PRINCIPAL, principal_header)(request)
-                nbytes = 0
-                if response is not None:
-                    nbytes = response.content_length or response.body_length or 0
-                meter.record(
-                    (who or ANONYMOUS)[:128],
-                    route_of(request),
-                    time.perf_counter() - started,
-                    nbytes,
-                )
-
-    return middleware
 
 
 def usage_ctx(redis_url: str, prefix: str) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -54,9 +54,10 @@ class ScriptPipe:
     there is no lock or pool.
 
     Errors are ``ConnectionError``/``TimeoutError`` (both ``OSError``) for the transport and
-    ``redis.exceptions.ResponseError`` for an error reply. A timed-out call drops the connection,
-    so the replies of calls still in flight cannot be handed to the wrong caller; the next call
-    connects again.
+    ``redis.exceptions.ResponseError`` for an error reply. A call not answered within ``timeout``
+    drops the connection, so the replies of calls still in flight cannot be handed to the wrong
+    caller; the next call connects again. One timer watches the oldest call (replies come in
+    order, so it is the first to be late), rather than a timeout scope per call.
     """
 
     def __init__(self, client: Redis, script: str, *, timeout: float = 2.0) -> None:
@@ -65,21 +66,18 @@ class ScriptPipe:
         self.timeout = timeout
         self._kwargs = client.connection_pool.connection_kwargs
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: deque[asyncio.Future[Any]] = deque()
+        # Calls waiting for their reply, oldest first, each with its deadline (loop time).
+        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
         # Commands written in one turn of the event loop leave in one send.
         self._outgoing: list[bytes] = []
         self._reading: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
 
     async def __call__(self, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        try:
-            async with asyncio.timeout(self.timeout):
-                reply = await self._send(b"EVALSHA", self.sha, keys, args)
-                if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
-                    reply = await self._send(b"EVAL", self.script, keys, args)
-        except TimeoutError:
-            self._drop(TimeoutError("redis reply timed out"))
-            raise
+        reply = await self._send(b"EVALSHA", self.sha, keys, args)
+        if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+            reply = await self._send(b"EVAL", self.script, keys, args)
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -88,14 +86,29 @@ class ScriptPipe:
         self, command: bytes, script: bytes, keys: Sequence[str], args: Sequence[str | int]
     ) -> Any:
         if self._writer is None:
-            await self._connect()
+            async with asyncio.timeout(self.timeout):
+                await self._connect()
         loop = asyncio.get_running_loop()
         reply = loop.create_future()
-        self._pending.append(reply)
+        deadline = loop.time() + self.timeout
+        self._pending.append((reply, deadline))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._check_overdue)
         if not self._outgoing:
             loop.call_soon(self._flush)
         self._outgoing.append(_pack(command, script, len(keys), *keys, *args))
         return await reply
+
+    def _check_overdue(self) -> None:
+        self._watchdog = None
+        if not self._pending:
+            return
+        deadline = self._pending[0][1]
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            self._drop(TimeoutError("redis reply timed out"))
+        else:
+            self._watchdog = loop.call_at(deadline, self._check_overdue)
 
     def _flush(self) -> None:
         outgoing, self._outgoing = self._outgoing, []
@@ -138,7 +151,7 @@ class ScriptPipe:
             while data := await reader.read(65536):
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
-                    future = self._pending.popleft()
+                    future = self._pending.popleft()[0]
                     if not future.done():
                         future.set_result(reply)
         except OSError as exc:
@@ -155,9 +168,12 @@ class ScriptPipe:
         if self._reading is not None and self._reading is not asyncio.current_task():
             self._reading.cancel()
         self._reading = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         pending, self._pending = self._pending, deque()
         self._outgoing = []
-        for future in pending:
+        for future, _ in pending:
             if not future.done():
                 future.set_exception(error)
 

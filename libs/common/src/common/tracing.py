@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Used with ``fullmatch``: ``$`` would also accept a trailing newline (header injection in logs).
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
-@dataclass(frozen=True, slots=True)
-class TraceContext:
-    """One hop of a trace: the shared trace id and this hop's span id."""
+class TraceContext(NamedTuple):
+    """One hop of a trace: the shared trace id and this hop's span id.
+
+    Immutable. A named tuple rather than a frozen dataclass: one is made for every request, and a
+    frozen dataclass's ``__init__`` costs a ``object.__setattr__`` call per field.
+    """
 
     trace_id: str
     span_id: str
@@ -63,4 +66,9 @@ def _nonzero_hex(bits: int) -> str:
 
 
 def new_trace() -> TraceContext:
-    return TraceContext(_nonzero_hex(128), _nonzero_hex(64))
+    # One draw for both ids; an all-zero id (invalid per spec) is drawn again.
+    value = random.getrandbits(192)
+    if not value >> 64 or not value & 0xFFFFFFFFFFFFFFFF:
+        return new_trace()
+    ids = f"{value:048x}"
+    return TraceContext(ids[:32], ids[32:])

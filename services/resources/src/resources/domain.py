@@ -178,7 +178,10 @@ SORT_FIELDS = (
 
 
 class ResourceQuery(Page):
-    """Filters, sort and page of a list request (from the query string)."""
+    """Filters, sort and page of a list request (from the query string). Frozen: the handler
+    shares one instance among the requests with the same query string."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: Status | None = None
     type: ResourceType | None = None

@@ -7,7 +7,7 @@ from uuid import UUID
 from aiohttp import web
 
 from common.caller import caller, path_uuid
-from common.web import json_response, parse_query, read_json
+from common.web import QueryMemo, json_response, parse_query, read_json
 from resources.domain import (
     BulkUpsert,
     Caller,
@@ -17,7 +17,7 @@ from resources.domain import (
     UtilizationBatch,
     UtilizationWindow,
 )
-from resources.inventory import INVENTORY
+from resources.inventory import INVENTORY, Inventory
 from resources.utilization import UTILIZATION
 
 JSON = "application/json"
@@ -32,20 +32,29 @@ def _caller(request: web.Request) -> Caller:
     return Caller(principal=who.principal, trace=who.trace, request_id=who.request_id)
 
 
-async def list_resources(request: web.Request) -> web.Response:
+def _list_query(request: web.Request) -> tuple[ResourceQuery, str]:
     query = parse_query(request, ResourceQuery)
-    body = await request.config_dict[INVENTORY].list_page_json(query)
+    return query, Inventory.list_key(query)
+
+
+#: The list is the hottest read: a repeated query string skips validation and key hashing.
+LIST_QUERIES = QueryMemo(_list_query)
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    query, key = LIST_QUERIES(request)
+    body = await request.app[INVENTORY].list_page_json(query, key)
     return web.Response(body=body, content_type=JSON)
 
 
 async def get_resource(request: web.Request) -> web.Response:
-    body = await request.config_dict[INVENTORY].get_json(_resource_id(request))
+    body = await request.app[INVENTORY].get_json(_resource_id(request))
     return web.Response(body=body, content_type=JSON)
 
 
 async def create_resource(request: web.Request) -> web.Response:
     fields = await read_json(request, ResourceFields)
-    resource = await request.config_dict[INVENTORY].create(fields, _caller(request))
+    resource = await request.app[INVENTORY].create(fields, _caller(request))
     return json_response(
         resource, status=201, headers={"Location": f"/api/resources/{resource.id}"}
     )
@@ -54,18 +63,18 @@ async def create_resource(request: web.Request) -> web.Response:
 async def update_resource(request: web.Request) -> web.Response:
     resource_id = _resource_id(request)
     patch = await read_json(request, ResourcePatch)
-    resource = await request.config_dict[INVENTORY].update(resource_id, patch, _caller(request))
+    resource = await request.app[INVENTORY].update(resource_id, patch, _caller(request))
     return json_response(resource)
 
 
 async def delete_resource(request: web.Request) -> web.Response:
-    await request.config_dict[INVENTORY].delete(_resource_id(request), _caller(request))
+    await request.app[INVENTORY].delete(_resource_id(request), _caller(request))
     return web.Response(status=204)
 
 
 async def bulk_upsert(request: web.Request) -> web.Response:
     payload = await read_json(request, BulkUpsert)
-    result = await request.config_dict[INVENTORY].bulk_upsert(payload, _caller(request))
+    result = await request.app[INVENTORY].bulk_upsert(payload, _caller(request))
     return json_response(
         result.resources,
         meta={"created": result.created, "updated": result.updated, "unchanged": result.unchanged},
@@ -74,14 +83,14 @@ async def bulk_upsert(request: web.Request) -> web.Response:
 
 async def record_utilization(request: web.Request) -> web.Response:
     batch = await read_json(request, UtilizationBatch)
-    result = await request.config_dict[UTILIZATION].record(batch, _caller(request))
+    result = await request.app[UTILIZATION].record(batch, _caller(request))
     return json_response(result)
 
 
 async def utilization_history(request: web.Request) -> web.Response:
     resource_id = _resource_id(request)
     window = parse_query(request, UtilizationWindow)
-    samples = await request.config_dict[UTILIZATION].history(resource_id, window)
+    samples = await request.app[UTILIZATION].history(resource_id, window)
     return json_response(
         samples, meta={"total": len(samples), "start": window.start, "end": window.end}
     )

@@ -55,8 +55,14 @@ class Inventory:
         self.cache = cache
         self.bulk_max_items = bulk_max_items
 
-    async def list_page_json(self, query: ResourceQuery) -> bytes:
-        """The rendered list response, from the cache when possible."""
+    @staticmethod
+    def list_key(query: ResourceQuery) -> str:
+        """The cache key of a list query."""
+        return ReadCache.key_for("list", query.model_dump(mode="json"))
+
+    async def list_page_json(self, query: ResourceQuery, key: str | None = None) -> bytes:
+        """The rendered list response, from the cache when possible (``key``: its
+        :meth:`list_key`, when the caller has it already)."""
 
         async def load() -> bytes:
             async with self.pool.acquire() as conn:
@@ -64,8 +70,7 @@ class Inventory:
             meta = {"total": total, "limit": query.limit, "offset": query.offset}
             return dumps({"success": True, "data": items, "meta": meta})
 
-        key = ReadCache.key_for("list", query.model_dump(mode="json"))
-        return await self.cache.get_or_load_bytes(key, load)
+        return await self.cache.get_or_load_bytes(key or self.list_key(query), load)
 
     async def get_json(self, resource_id: UUID) -> bytes:
         async def load() -> bytes:
