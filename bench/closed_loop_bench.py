@@ -6,6 +6,11 @@ each answer was and how long nginx took over it come from nginx's own access log
 ``$request_time`` of every request of the run), so the 503s' latency is told apart from the
 200s'. Goodput is the 200s per second; the goal at 1,000 connections is 80% of the capacity.
 
+wrk ends a run by closing every connection at once, so the requests still in flight or waiting in
+nginx's line at that moment end as 499 (client closed). Those are told apart by the time nginx
+logged them (``$msec``): a 499 logged after wrk's deadline was cut off by the stop; one logged
+before it is a client that gave up (wrk's own timeout is 5 s), and counts as a failure.
+
     make up   # with CLOUDOPS_GATEWAY_RATE_LIMIT=1000000000, or the admin key answers 429s
     python -m bench.closed_loop_bench --api-key "$(cat run/admin-key)"
 
@@ -28,9 +33,14 @@ PATH = "/api/resources?limit=20"
 LOG_FLUSH_SECONDS = 1.5
 
 
-def answers(log: Path, start: int) -> dict[int, list[float]]:
-    """Request times (s) by status of the API requests logged after byte ``start``."""
-    by_status: dict[int, list[float]] = defaultdict(list)
+#: The status under which the 499s that wrk's own stop caused are reported.
+CUT_AT_STOP = "499 at stop"
+
+
+def answers(log: Path, start: int, deadline: float) -> dict[int | str, list[float]]:
+    """Request times (s) by status of the API requests logged after byte ``start``; the 499s
+    logged after ``deadline`` (Unix time) come under :data:`CUT_AT_STOP`."""
+    by_status: dict[int | str, list[float]] = defaultdict(list)
     with log.open("rb") as lines:
         lines.seek(start)
         for raw in lines:
@@ -38,15 +48,19 @@ def answers(log: Path, start: int) -> dict[int, list[float]]:
             if '"GET /api/resources ' not in line:
                 continue
             fields = line.split('" ', 1)[1].split()
-            by_status[int(fields[0])].append(float(fields[2]))
+            status: int | str = int(fields[0])
+            if status == 499 and float(fields[3]) >= deadline:
+                status = CUT_AT_STOP
+            by_status[status].append(float(fields[2]))
     return by_status
 
 
 def run(url: str, key: str, connections: int, seconds: int, log: Path) -> dict[str, object]:
     start = log.stat().st_size
+    deadline = time.time() + seconds
     result = wrk(url, connections=connections, seconds=seconds, headers={"X-API-Key": key})
     time.sleep(LOG_FLUSH_SECONDS)
-    by_status = answers(log, start)
+    by_status = answers(log, start, deadline)
     return {"wrk": result, "by_status": by_status, "seconds": seconds}
 
 
@@ -60,7 +74,7 @@ def show(name: str, outcome: dict[str, object], capacity: float | None) -> float
     goodput = len(by_status.get(200, [])) / seconds
     share = f" = {goodput / capacity:.0%} of capacity" if capacity else ""
     print(f"{name}: {goodput:.0f} answers 200/s{share}; wrk socket errors {wrk_result['errors']}")
-    for status in sorted(by_status):
+    for status in sorted(by_status, key=str):
         times = by_status[status]
         p50, p95, p99, top = (percentile(times, share) * 1000 for share in (0.5, 0.95, 0.99, 1))
         print(

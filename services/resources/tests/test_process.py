@@ -89,6 +89,39 @@ async def test_two_workers_report_exact_counts_and_buckets(
     assert concrete == [], "route labels must be templates, never concrete ids"
 
 
+async def test_a_write_is_seen_by_every_worker_on_its_next_read(service: ServiceProcess) -> None:
+    """Each worker keeps the pages it served in its own memory; after a write, the next read on
+    either worker is the new page, whichever worker took the write."""
+    url = f"{service.url}/api/resources?limit=5&sort=name"
+    # A new connection per request lets the kernel hand requests to both workers.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+
+        async def names() -> list[str]:
+            async with http.get(url) as r:
+                assert r.status == 200
+                return [item["name"] for item in (await r.json())["data"]]
+
+        async def served_by_both() -> set[str]:
+            workers: set[str] = set()
+            for _ in range(40):
+                async with http.get(f"{service.url}/health/memory") as r:
+                    workers.add(str((await r.json())["data"]["pid"]))
+            return workers
+
+        await http.post(f"{service.url}/api/resources", json=resource_body(99, name="b-web"))
+        for _ in range(20):  # both workers now hold the page
+            assert await names() == ["b-web"]
+        assert len(await served_by_both()) == 2
+
+        for round_ in range(5):
+            body = resource_body(round_, name=f"a-{round_}")
+            async with http.post(f"{service.url}/api/resources", json=body) as r:
+                assert r.status == 201
+            expected = [f"a-{n}" for n in range(round_ + 1)] + ["b-web"]
+            for _ in range(10):
+                assert await names() == expected[:5]
+
+
 async def test_one_json_log_line_per_request_and_no_secrets(service: ServiceProcess) -> None:
     async with aiohttp.ClientSession() as http:
         for n in range(3):

@@ -9,6 +9,7 @@ only. A request without the headers is an internal caller (an operator's script,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -24,6 +25,7 @@ PERMISSIONS_HEADER = "X-CloudOps-Permissions"
 ANONYMOUS = "anonymous"
 MAX_PRINCIPAL_LENGTH = 256
 PERMISSIONS = frozenset({"read", "write", "admin"})
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def parse_principal(raw: str | None) -> str | None:
@@ -31,7 +33,7 @@ def parse_principal(raw: str | None) -> str | None:
     value = (raw or "").strip()
     if not value or len(value) > MAX_PRINCIPAL_LENGTH:
         return None
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         return None
     return value
 

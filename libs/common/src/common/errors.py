@@ -1,6 +1,6 @@
 """Domain errors and their RFC 9457 ``application/problem+json`` rendering.
 
-Handlers and domain code raise these; the error middleware in :mod:`common.web` is the one place
+Handlers and domain code raise these; the request frame in :mod:`common.web` is the one place
 that turns them (and validation errors, and anything unexpected) into HTTP responses.
 """
 
@@ -173,7 +173,7 @@ def problem_response(
 
 
 def problem_from(request: web.Request, exc: ProblemError) -> web.Response:
-    """The problem response for ``exc``, as the error middleware renders it."""
+    """The problem response for ``exc``, as the request frame renders it."""
     return problem_response(
         request,
         exc.status,

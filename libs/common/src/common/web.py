@@ -1,18 +1,21 @@
 """The aiohttp skeleton every service shares: middlewares, JSON in/out, health and metrics routes.
 
-Two middlewares come first in every service, outermost first:
-1. the request frame (:class:`RequestFrame`), one layer doing, in this order:
-   - admission: a request beyond the worker's in-flight bound is turned away before any other
-     work is spent on it, since under overload a rejection must cost far less than a request
-     (no log line, no histogram; it counts itself in ``http_requests_rejected_total``);
-   - request context: an id and a trace before anything can log or fail;
-   - errors: every exception below becomes a problem response (:func:`problem_for`) that the
-     frame still observes;
-   - afterwards, with the final status: request metrics, the platform usage meter
-     (:mod:`common.costtracker`) and the one access-log line;
-2. ``json_guard`` (:mod:`common.json_guard`) refuses a body on a method that has none and a JSON
-   body declared too large before anything reads it, and closes the connection after a body cut
-   off while being read; the service's own middlewares come after it.
+Every request goes first through the request frame (:class:`RequestFrame`), one middleware
+doing, in this order:
+
+- admission: a request beyond the worker's in-flight bound is turned away before any other
+  work is spent on it, since under overload a rejection must cost far less than a request (no
+  log line, no histogram; it counts itself in ``http_requests_rejected_total``);
+- request context: an id and a trace before anything can log or fail;
+- errors: every exception below becomes a problem response (:func:`problem_for`) that the
+  frame still observes;
+- the body guard (:mod:`common.json_guard`), for a request with a body or a method that may
+  have one: it refuses a body on a method that has none and a JSON body declared too large
+  before anything reads it, and closes the connection after a body cut off while being read;
+- afterwards, with the final status: request metrics, the platform usage meter
+  (:mod:`common.costtracker`) and the one access-log line.
+
+The service's own middlewares come after it.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from common.errors import (
     problem_response,
     validation_errors,
 )
-from common.json_guard import BodyPolicy, json_guard, read_guarded_json
+from common.json_guard import BODILESS_METHODS, BodyPolicy, json_guard, read_guarded_json
 from common.json_guard import is_json_content_type as is_json_content_type  # re-exported
 from common.logging import access_line, enter_context, leave_context
 from common.memory import MEMORY_PATH, memory_ctx, memory_handler
@@ -294,15 +297,28 @@ def _header_principal(request: web.Request) -> str | None:
     return parse_principal(request.headers.get(PRINCIPAL_HEADER))
 
 
+def identify(request: web.Request) -> tuple[str, TraceContext]:
+    """Give ``request`` its id (the client's, when harmless) and its span in the caller's trace
+    (a new trace without a valid ``traceparent``), stored under REQUEST_ID and TRACE."""
+    headers = request.headers
+    request_id = valid_request_id(headers.get(REQUEST_ID_HEADER)) or new_request_id()
+    parent = parse_traceparent(headers.get("traceparent"))
+    trace = parent.child() if parent else new_trace()
+    request[REQUEST_ID] = request_id
+    request[TRACE] = trace
+    return request_id, trace
+
+
 class RequestFrame:
     """What every request of a service goes through, as one middleware (see the module docstring).
 
     One layer rather than five: each middleware is a coroutine call and a ``try`` around the next,
-    and on a cached read (a few tens of microseconds) five of them cost as much as the read.
+    which a cached read, a few tens of microseconds of work, paid five times over.
     """
 
-    def __init__(self, service: str, admission: Admission) -> None:
+    def __init__(self, service: str, admission: Admission, body_policy: BodyPolicy) -> None:
         self.admission = admission
+        self._guard = json_guard(body_policy)
         self._active = ACTIVE_CONNECTIONS.labels(service)
         self._children: dict[tuple[str, str, int], _RequestMetrics] = {}
         self._service = service
@@ -331,12 +347,7 @@ class RequestFrame:
             if admission.in_flight >= admission.limit:
                 return admission.refuse(request)
             admission.in_flight += 1
-        headers = request.headers
-        request_id = valid_request_id(headers.get(REQUEST_ID_HEADER)) or new_request_id()
-        parent = parse_traceparent(headers.get("traceparent"))
-        trace: TraceContext = parent.child() if parent else new_trace()
-        request[REQUEST_ID] = request_id
-        request[TRACE] = trace
+        request_id, trace = identify(request)
         token = enter_context(request_id, trace.trace_id, trace.span_id)
         self._active.inc()
         started = time.perf_counter()
@@ -344,7 +355,10 @@ class RequestFrame:
         response: web.StreamResponse | None = None
         try:
             try:
-                response = await handler(request)
+                if request.method in BODILESS_METHODS and not request.body_exists:
+                    response = await handler(request)
+                else:
+                    response = await self._guard(request, handler)
             except Exception as exc:  # CancelledError is a BaseException: it passes untouched
                 response = problem_for(request, exc)
             status = response.status
@@ -415,14 +429,13 @@ def create_base_app(
     No I/O here: clients are opened by the ``cleanup_ctx`` entries the service adds.
     """
     admission = Admission(settings.service_name, settings.max_in_flight)
-    frame = RequestFrame(settings.service_name, admission)
+    frame = RequestFrame(
+        settings.service_name,
+        admission,
+        body_policy or BodyPolicy(max_bytes=client_max_size),
+    )
     app = web.Application(
-        middlewares=[
-            frame.middleware,
-            json_guard(body_policy or BodyPolicy(max_bytes=client_max_size)),
-            *middlewares,
-        ],
-        client_max_size=client_max_size,
+        middlewares=[frame.middleware, *middlewares], client_max_size=client_max_size
     )
     app[SETTINGS] = settings
     app[READINESS] = Readiness()

@@ -1,9 +1,10 @@
 """The gateway application factory: the route table, the middleware chain, the clients.
 
-Middleware order (outermost first) and why. ``create_base_app`` puts its three first:
-request context (request id, access log), metrics (final status), errors (every exception
-below becomes problem+json that the two above still observe). Then the gateway's, cheapest
-refusal first, so that nothing expensive runs for a request that is refused anyway:
+Middleware order (outermost first) and why. ``create_base_app`` puts its request frame first
+(admission, request id, trace, the JSON body guard, access log, metrics and usage with the final
+status, and errors: every exception below becomes problem+json that the frame still observes).
+Then the gateway's, cheapest refusal first, so that nothing expensive runs for a request that is
+refused anyway:
 
 4. ``edge`` (installed by ``setup_edge`` ahead of all, the common ones too): answers nginx's
    ``/_edge/auth`` subrequest itself, running 6-10 below on the original request it describes

@@ -42,11 +42,9 @@ from loguru import logger
 from prometheus_client import Counter
 from yarl import URL
 
-from common.context import REQUEST_ID, TRACE
 from common.errors import NotFound, ProblemError, problem_from
 from common.limits import API_MAX_BODY_BYTES
-from common.tracing import new_request_id, new_trace, parse_traceparent, valid_request_id
-from common.web import REQUEST_ID_HEADER, Handler, is_json_content_type
+from common.web import Handler, identify, is_json_content_type
 from gateway.breaker import BreakerState
 from gateway.hardening import body_limit
 from gateway.network import CLIENT, from_edge
@@ -172,14 +170,6 @@ async def _original_request(request: web.Request) -> web.Request | None:
     return original
 
 
-def _request_context(request: web.Request) -> None:
-    """The request id and trace context, taken as common.web's request context takes them."""
-    request_id = valid_request_id(request.headers.get(REQUEST_ID_HEADER))
-    request[REQUEST_ID] = request_id or new_request_id()
-    parent = parse_traceparent(request.headers.get("traceparent"))
-    request[TRACE] = parent.child() if parent else new_trace()
-
-
 async def edge_auth(request: web.Request) -> web.Response:
     """``GET /_edge/auth``: 204 with the upstream that may serve the original request.
 
@@ -187,7 +177,7 @@ async def edge_auth(request: web.Request) -> web.Response:
     and names identities): anyone else gets a plain 404, as for any path that is not served.
     """
     secret = request.app[GATEWAY_SETTINGS].edge_secret
-    _request_context(request)
+    identify(request)
     if secret is not None and not from_edge(request, secret.get_secret_value().encode()):
         return problem_from(request, NotFound("There is nothing at this path."))
     original = await _original_request(request)
