@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from common.web import (
     create_base_app,
     json_response,
     parse_query,
+    prepare_stream,
     read_json,
     read_json_value,
 )
@@ -688,3 +690,55 @@ async def test_a_query_memo_validates_each_query_string_once_and_refuses_bad_one
     # At most two remembered: the least recently used went first.
     await get("limit=5")
     assert built[-1] == "limit=5"
+
+
+async def stream_lines(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    await prepare_stream(request, response)
+    for n in range(3):
+        await response.write(f"line {n}\n".encode())
+    await response.write_eof()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/items/1", 200), ("/stream", 200), ("/problems/not-found", 404), ("/redirect", 302),
+     ("/gone", 410), ("/crash", 500), ("/no/such/path", 404)],
+)  # fmt: skip
+async def test_every_answer_echoes_the_request_id_and_trace_streams_included(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: ServiceSettings,
+    path: str,
+    status: int,
+) -> None:
+    app = build_app(settings)
+    app.router.add_get("/stream", stream_lines)
+    client = await aiohttp_client(app)
+    sent = {"X-Request-ID": "req-42", "traceparent": f"00-{TRACE_ID}-{SPAN_ID}-01"}
+
+    response = await client.get(path, headers=sent, allow_redirects=False)
+
+    assert response.status == status
+    assert response.headers["X-Request-ID"] == "req-42"
+    assert response.headers["traceparent"].startswith(f"00-{TRACE_ID}-")
+    if path == "/stream":
+        assert await response.text() == "line 0\nline 1\nline 2\n"
+
+
+def test_streaming_handlers_prepare_through_prepare_stream() -> None:
+    """A stream's headers leave before its handler returns, after the frame's stamp would be too
+    late: ``response.prepare`` anywhere but in common.web would send a stream without its ids."""
+    root = Path(__file__).resolve().parents[3]
+    sources = [*root.glob("services/*/src/**/*.py"), *root.glob("libs/*/src/**/*.py")]
+    assert len(sources) > 50
+    calls = [
+        f"{path.relative_to(root)}:{node.lineno}"
+        for path in sources
+        if path.name != "web.py" or path.parent.name != "common"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "prepare"
+    ]
+    assert calls == []

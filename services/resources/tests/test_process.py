@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -120,6 +121,42 @@ async def test_a_write_is_seen_by_every_worker_on_its_next_read(service: Service
             expected = [f"a-{n}" for n in range(round_ + 1)] + ["b-web"]
             for _ in range(10):
                 assert await names() == expected[:5]
+
+
+async def test_a_serving_worker_rarely_runs_the_cycle_collector(service: ServiceProcess) -> None:
+    """Its objects are freed by reference counting; with Python's default thresholds a hundred
+    requests in flight made the collector run every few dozen requests for nothing."""
+    url = f"{service.url}/api/resources?limit=20"
+
+    async def workers() -> dict[int, dict[str, Any]]:
+        """Each worker's collector report (a new connection per ask reaches both)."""
+        seen: dict[int, dict[str, Any]] = {}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as h:
+            for _ in range(100):
+                async with h.get(f"{service.url}/health/memory") as r:
+                    data = (await r.json())["data"]
+                seen[data["pid"]] = data["gc"]
+                if len(seen) == 2:
+                    return seen
+        raise AssertionError("both workers should answer")
+
+    before = await workers()
+    for gc in before.values():
+        assert gc["thresholds"] == [10_000, 20, 50]
+        assert gc["frozen_objects"] > 10_000  # start-up objects are out of its sight
+    async with aiohttp.ClientSession() as http:
+
+        async def read() -> None:
+            for _ in range(20):
+                async with http.get(url) as r:
+                    assert r.status == 200
+                    await r.read()
+
+        await asyncio.gather(*(read() for _ in range(100)))  # 2,000 reads, 100 at a time
+    after = await workers()
+
+    young = sum(after[pid]["collections"][0] - before[pid]["collections"][0] for pid in before)
+    assert young <= 5
 
 
 async def test_one_json_log_line_per_request_and_no_secrets(service: ServiceProcess) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import os
 import resource
@@ -213,6 +214,12 @@ class MemoryLeakDetector:
             "warnings": self.warnings,
             "tracemalloc": tracemalloc.is_tracing(),
             "top_allocations": self.top_allocations(),
+            # The cycle collector: its thresholds and how often each generation ran so far.
+            "gc": {
+                "thresholds": list(gc.get_threshold()),
+                "collections": [g["collections"] for g in gc.get_stats()],
+                "frozen_objects": gc.get_freeze_count(),
+            },
         }
 
     async def run(self) -> None:

@@ -208,14 +208,27 @@ def route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
-async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Runs on every response, streaming ones included, just before headers are sent."""
+def stamp(request: web.Request, response: web.StreamResponse | web.HTTPException) -> None:
+    """Echo the request's id and trace context on its response (the frame does it for every
+    answer a handler returns; a stream goes through :func:`prepare_stream`)."""
     request_id = request.get(REQUEST_ID)
     if request_id:
         response.headers[REQUEST_ID_HEADER] = request_id
     trace = request.get(TRACE)
     if trace is not None:
         response.headers["traceparent"] = trace.traceparent
+
+
+async def prepare_stream(request: web.Request, response: web.StreamResponse) -> None:
+    """Send a streamed response's status line and headers, with the request's id and trace.
+
+    The frame stamps the responses handlers return, but a stream's headers leave before its
+    handler returns, so a streaming handler prepares its response here, never with
+    ``response.prepare`` (a static check holds every handler to it). No ``on_response_prepare``
+    signal does it instead: a signal costs every response a coroutine call or two.
+    """
+    stamp(request, response)
+    await response.prepare(request)
 
 
 class _RequestMetrics:
@@ -362,9 +375,12 @@ class RequestFrame:
             except Exception as exc:  # CancelledError is a BaseException: it passes untouched
                 response = problem_for(request, exc)
             status = response.status
+            if not response.prepared:
+                stamp(request, response)
             return response
         except web.HTTPException as exc:  # a redirect, raised again by problem_for
             status = exc.status
+            stamp(request, exc)
             raise
         finally:
             elapsed = time.perf_counter() - started
@@ -443,7 +459,6 @@ def create_base_app(
     app[USAGE_METER] = UsageMeter(settings.service_name)
     app.cleanup_ctx.extend([memory_ctx, usage_ctx(settings.redis_url, settings.redis_prefix)])
     app.on_startup.append(frame.on_startup)
-    app.on_response_prepare.append(_echo_request_id)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/health/live", live_handler)
     app.router.add_get("/health/ready", ready_handler)

@@ -34,7 +34,7 @@ from common.errors import (
 )
 from common.paging import Page
 from common.validation import refuse_nul, refuse_unstorable
-from common.web import json_response, parse_query, read_json, read_json_value
+from common.web import json_response, parse_query, prepare_stream, read_json, read_json_value
 
 ALERTS_SETTINGS = web.AppKey("alerts_settings", AlertsSettings)
 ALERT_FEED = web.AppKey("alert_feed", AlertFeed)
@@ -319,7 +319,7 @@ async def _serve_stream(
             "X-Accel-Buffering": "no",  # nginx must not buffer a live stream
         }
     )
-    await response.prepare(request)
+    await prepare_stream(request, response)
     await response.write(b"retry: 2000\n\n")
     written = renewed = time.monotonic()
     # A blocking read at most every second, so a gone client or a shutdown ends the loop quickly.

@@ -15,7 +15,7 @@ from common.costtracker import flush_now
 from common.db import DB_POOL
 from common.errors import UnsupportedMediaType
 from common.limits import UPLOAD_TYPES
-from common.web import json_response, parse_query, read_json
+from common.web import json_response, parse_query, prepare_stream, read_json
 from costs import savings
 from costs.cache import INVENTORY, LINE_ITEMS, UTILIZATION, months_of
 from costs.context import BUDGETS, COST_CACHE, IMPORTER, REPORTS, SETTINGS_KEY, THRESHOLDS
@@ -103,7 +103,7 @@ async def export_focus(request: web.Request) -> web.StreamResponse:
             headers={"Content-Type": "text/csv; charset=utf-8",
                      "Content-Disposition": 'attachment; filename="focus-line-items.csv"'}
         )  # fmt: skip
-        await response.prepare(request)
+        await prepare_stream(request, response)
         await response.write(first)
         async for chunk in chunks:
             await response.write(chunk)

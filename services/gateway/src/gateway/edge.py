@@ -44,7 +44,7 @@ from yarl import URL
 
 from common.errors import NotFound, ProblemError, problem_from
 from common.limits import API_MAX_BODY_BYTES
-from common.web import Handler, identify, is_json_content_type
+from common.web import Handler, identify, is_json_content_type, stamp
 from gateway.breaker import BreakerState
 from gateway.hardening import body_limit
 from gateway.network import CLIENT, from_edge
@@ -249,7 +249,9 @@ async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamR
     into its own error page). The common chain's work is done by the request it serves.
     """
     if request.match_info.handler is edge_auth:
-        return await edge_auth(request)
+        response = await edge_auth(request)
+        stamp(request, response)
+        return response
     return await handler(request)
 
 

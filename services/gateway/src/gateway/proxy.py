@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from common.caller import PERMISSIONS_HEADER, PRINCIPAL_HEADER
 from common.context import REQUEST_ID, TRACE
 from common.errors import BadRequest, PayloadTooLarge, ProblemError, ServiceUnavailable
+from common.web import prepare_stream
 from gateway.breaker import CircuitBreaker, Guard, Unguarded
 from gateway.hardening import StreamedBody, request_body
 from gateway.network import CLIENT, Client
@@ -383,7 +384,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             status=upstream_response.status, reason=upstream_response.reason, headers=headers
         )
-        await response.prepare(request)
+        await prepare_stream(request, response)
         try:
             async for chunk in upstream_response.content.iter_any():
                 try:
