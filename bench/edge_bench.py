@@ -6,7 +6,9 @@
 4. nginx in front of the gateway proxying everything (the path before the edge decision);
 5. nginx's edge (``nginx/cloudops_edge.lua``): the gateway decides the first request of a kind,
    nginx remembers the decision for a few seconds and carries the bytes to the service itself,
-   counting every request in the gateway's rate-limit window in Redis.
+   counting every request in the gateway's rate-limit window in Redis;
+6. a bare nginx ``proxy_pass`` to the service, with no check at all: not a secured path, but the
+   ceiling of any design that puts nginx in front of the service, measured beside it.
 
 Every process is started here on loopback and stopped by its PID; nginx is rendered from the
 repository's template by platformctl's own code. The rounds alternate the paths, so a neighbour's
@@ -80,6 +82,7 @@ def nginx(run_dir: Path, gateway_port: int, services: dict[str, int]) -> tuple[l
 
 # The path before the edge decision: nginx proxies every API request to the gateway, which decides
 # and copies the body both ways (the directives of that path in nginx/nginx.conf.template then).
+# Pointed at the service instead, the same configuration is the bare proxy of path 6.
 PROXY_ONLY = """
 pid {run}/nginx.pid;
 error_log {run}/error.log warn;
@@ -94,7 +97,7 @@ http {{
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
     proxy_request_buffering off;
-    upstream cloudops_gateway {{ server 127.0.0.1:{gateway}; keepalive 64; }}
+    upstream cloudops_upstream {{ server 127.0.0.1:{upstream}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port};
         proxy_http_version 1.1;
@@ -103,18 +106,18 @@ http {{
         proxy_set_header X-Real-IP $remote_addr;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_connect_timeout 1s;
-        location /api/ {{ proxy_pass http://cloudops_gateway; }}
+        location /api/ {{ proxy_pass http://cloudops_upstream; }}
     }}
 }}
 """
 
 
-def proxy_only_nginx(run_dir: Path, gateway_port: int) -> tuple[list[str], str]:
-    """argv of an nginx that proxies everything to the gateway, and its public URL."""
+def proxy_only_nginx(run_dir: Path, upstream_port: int) -> tuple[list[str], str]:
+    """argv of an nginx that proxies everything to one upstream, and its public URL."""
     run_dir.mkdir(parents=True)
     public_port = free_port()
     conf = run_dir / "nginx.conf"
-    conf.write_text(PROXY_ONLY.format(run=run_dir, gateway=gateway_port, port=public_port))
+    conf.write_text(PROXY_ONLY.format(run=run_dir, upstream=upstream_port, port=public_port))
     return ["nginx", "-c", str(conf), "-p", str(run_dir)], f"http://127.0.0.1:{public_port}"
 
 
@@ -197,6 +200,8 @@ def main() -> None:
         old = stack.enter_context(process(old_argv, {}, f"{old_url}/api/health"))
         new_argv, new_url = nginx(run / "new", ports["gateway"], {"resources": ports["resources"]})
         new = stack.enter_context(process(new_argv, {}, f"{new_url}/api/health"))
+        bare_argv, bare_url = proxy_only_nginx(run / "bare", ports["resources"])
+        bare = stack.enter_context(process(bare_argv, {}, f"{bare_url}/api/resources?limit=1"))
 
         # Redis serves the cached read, the rate limit and the edge's count: its CPU is the path's
         # too (shared with anything else using it on this machine).
@@ -219,6 +224,10 @@ def main() -> None:
             "5 nginx + edge decision (new)": (
                 new_url + PATH,
                 {"nginx": new.pid, "gateway": gw.pid, "service": service.pid, **redis},
+            ),
+            "6 bare nginx proxy (no checks)": (
+                bare_url + PATH,
+                {"nginx": bare.pid, "service": service.pid, **redis},
             ),
         }
         for url, _ in paths.values():  # warm every pool and cache
@@ -248,8 +257,10 @@ def main() -> None:
         )
     new_ratio = best["5 nginx + edge decision (new)"]["rps"] / alone["rps"]
     old_ratio = best["4 nginx + gateway proxy (old)"]["rps"] / alone["rps"]
+    bare_ratio = best["6 bare nginx proxy (no checks)"]["rps"] / alone["rps"]
     print(f"\nnew secured path / service alone = {new_ratio:.2f}x (goal >= 0.9x)")
     print(f"old secured path / service alone = {old_ratio:.2f}x")
+    print(f"bare nginx proxy / service alone = {bare_ratio:.2f}x (the ceiling through nginx)")
 
 
 if __name__ == "__main__":
