@@ -389,11 +389,12 @@ SERVICES = ("gateway", "resources", "costs", "alerts")
 class ScalingSettings(BaseSettings):
     """``CLOUDOPS_SCALING_*``: what one replica can take and what it costs.
 
-    Capacities are requests per second one replica (one pod, 1 CPU limit) served in the benches,
-    on a 2-core machine shared with the load generator: gateway ``bench.gateway_bench`` (1,071 to
-    1,137 req/s through the full middleware chain), resources ``bench.resources_bench`` (1,621
-    req/s, ``GET /api/resources?limit=20`` at 100 connections). costs and alerts have no request
-    bench: their figures are conservative estimates (reports and ingest do more per request).
+    Capacities are requests per second one replica (one pod, 1 CPU limit) takes: the gateway's
+    from ``bench.gateway_bench`` (1,071 to 1,137 req/s through the full middleware chain, on a
+    2-core machine shared with the load generator). The others are conservative estimates for a
+    mix of reads and writes: one resources process serves about 15,000 cached
+    ``GET /api/resources?limit=20`` a second in ``bench.resources_bench``, far fewer uncached
+    lists and writes; costs' reports and alerts' ingest do more per request.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLOUDOPS_SCALING_", extra="ignore")
