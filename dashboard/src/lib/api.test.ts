@@ -1,9 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { useSessionStore } from '@/stores/session';
 import { ok, problem, stubFetch } from '@/test/fetch';
-import { ApiError, apiFetch, csrfHeaders, toQuery } from './api';
+import { ApiError, apiFetch, csrfHeaders, MAX_RETRY_WAIT_SECONDS, READ_RETRIES, toQuery } from './api';
 
-afterEach(() => vi.unstubAllGlobals());
+afterEach(() => {
+  vi.unstubAllGlobals();
+  vi.useRealTimers();
+});
 
 describe('apiFetch', () => {
   it('unwraps the envelope and sends the cookie', async () => {
@@ -68,5 +71,54 @@ describe('toQuery', () => {
   it('drops empty values and encodes the rest', () => {
     expect(toQuery({ a: 'x y', b: '', c: undefined, d: 0, e: null })).toBe('?a=x+y&d=0');
     expect(toQuery({})).toBe('');
+  });
+});
+
+describe('apiFetch under overload', () => {
+  function overloaded(seconds: string) {
+    return { ...problem(503, 'Service Unavailable'), headers: { 'Content-Type': 'application/problem+json', 'Retry-After': seconds } };
+  }
+
+  it('waits the Retry-After of a refused read, then asks again', async () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const seen = stubFetch({ '/api/things': () => (++calls === 1 ? overloaded('1') : ok([1])) });
+    const pending = apiFetch<number[]>('/api/things');
+    await vi.advanceTimersByTimeAsync(999);
+    expect(seen).toHaveLength(1); // not asked again before the wait is over
+    await vi.advanceTimersByTimeAsync(1);
+    await expect(pending).resolves.toEqual({ data: [1], meta: {} });
+    expect(seen).toHaveLength(2);
+  });
+
+  it(`gives up after ${READ_RETRIES} retries and reports the wait`, async () => {
+    vi.useFakeTimers();
+    const seen = stubFetch({ '/api/things': overloaded('1') });
+    const pending = apiFetch('/api/things').catch((cause: unknown) => cause);
+    await vi.advanceTimersByTimeAsync(READ_RETRIES * 1000);
+    const error = (await pending) as ApiError;
+    expect(error.status).toBe(503);
+    expect(error.retryAfterSeconds).toBe(1);
+    expect(seen).toHaveLength(1 + READ_RETRIES);
+  });
+
+  it('never repeats a change, and leaves a long wait to the user', async () => {
+    const seen = stubFetch({ '/api/things': overloaded('1'), '/api/slow': overloaded(String(MAX_RETRY_WAIT_SECONDS + 1)) });
+    await expect(apiFetch('/api/things', { method: 'POST', json: {} })).rejects.toMatchObject({ status: 503, retryAfterSeconds: 1 });
+    await expect(apiFetch('/api/slow')).rejects.toMatchObject({ status: 503, retryAfterSeconds: MAX_RETRY_WAIT_SECONDS + 1 });
+    expect(seen.map((request) => request.url.pathname)).toEqual(['/api/things', '/api/slow']);
+  });
+
+  it('stops waiting as soon as the caller cancels', async () => {
+    vi.useFakeTimers();
+    const seen = stubFetch({ '/api/things': overloaded('2') });
+    const controller = new AbortController();
+    const pending = apiFetch('/api/things', { signal: controller.signal }).catch((cause: unknown) => cause);
+    await vi.advanceTimersByTimeAsync(500);
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(DOMException);
+    expect((error as DOMException).name).toBe('AbortError');
+    expect(seen).toHaveLength(1);
   });
 });

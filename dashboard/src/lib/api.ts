@@ -1,3 +1,4 @@
+import { sleep } from '@/lib/sleep';
 import { useSessionStore } from '@/stores/session';
 
 export interface FieldError {
@@ -13,6 +14,8 @@ export class ApiError extends Error {
   requestId?: string;
   errors?: FieldError[];
   type?: string;
+  /** Seconds the server asked to wait before asking again (503 and 429 answers). */
+  retryAfterSeconds?: number;
 
   constructor(init: {
     status: number;
@@ -21,6 +24,7 @@ export class ApiError extends Error {
     requestId?: string;
     errors?: FieldError[];
     type?: string;
+    retryAfterSeconds?: number;
   }) {
     super(init.detail ? `${init.title}: ${init.detail}` : init.title);
     this.name = 'ApiError';
@@ -30,6 +34,7 @@ export class ApiError extends Error {
     this.requestId = init.requestId;
     this.errors = init.errors;
     this.type = init.type;
+    this.retryAfterSeconds = init.retryAfterSeconds;
   }
 }
 
@@ -41,6 +46,17 @@ export interface ApiResult<T> {
 export type ApiInit = RequestInit & { json?: unknown };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** A read refused with 503 or 429 and a short Retry-After is asked again, at most this often. */
+export const READ_RETRIES = 2;
+/** Longer waits than this are left to the user: the page shows the error instead of hanging. */
+export const MAX_RETRY_WAIT_SECONDS = 5;
+
+/** Retry-After in seconds (delta-seconds only, as the platform sends it), or undefined. */
+export function retryAfterSeconds(response: Response): number | undefined {
+  const value = response.headers.get('Retry-After');
+  if (value === null || !/^\d{1,6}$/.test(value.trim())) return undefined;
+  return Number(value.trim());
+}
 
 /** Headers a state-changing request made without `apiFetch` (e.g. XMLHttpRequest) must carry. */
 export function csrfHeaders(): Record<string, string> {
@@ -117,15 +133,33 @@ export async function apiFetch<T>(path: string, init: ApiInit = {}): Promise<Api
   }
 
   let response: Response;
-  try {
-    response = await fetch(path, { ...rest, method, headers, body, credentials: 'same-origin' });
-  } catch (cause) {
-    if (cause instanceof DOMException && cause.name === 'AbortError') throw cause;
-    throw new ApiError({
-      status: 0,
-      title: 'Network error',
-      detail: 'The server could not be reached. Check your connection and try again.',
-    });
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      response = await fetch(path, { ...rest, method, headers, body, credentials: 'same-origin' });
+    } catch (cause) {
+      if (cause instanceof DOMException && cause.name === 'AbortError') throw cause;
+      throw new ApiError({
+        status: 0,
+        title: 'Network error',
+        detail: 'The server could not be reached. Check your connection and try again.',
+      });
+    }
+    // An overloaded platform answers at once with 503 (or 429) and the wait it asks for: a read
+    // waits that long and asks again, rather than failing the page or retrying at once.
+    const wait = retryAfterSeconds(response);
+    if (
+      !SAFE_METHODS.has(method) ||
+      (response.status !== 503 && response.status !== 429) ||
+      wait === undefined ||
+      wait > MAX_RETRY_WAIT_SECONDS ||
+      attempt >= READ_RETRIES
+    ) {
+      break;
+    }
+    await response.body?.cancel();
+    const signal = rest.signal ?? new AbortController().signal;
+    await sleep(wait * 1000, signal);
+    if (signal.aborted) throw new DOMException('The request was cancelled.', 'AbortError');
   }
 
   const payload = await readBody(response);
@@ -137,7 +171,9 @@ export async function apiFetch<T>(path: string, init: ApiInit = {}): Promise<Api
         session.status === 'authenticated' ? 'Your session has ended. Please sign in again.' : null,
       );
     }
-    throw problemToError(response.status, payload, response.headers.get('X-Request-ID'));
+    const error = problemToError(response.status, payload, response.headers.get('X-Request-ID'));
+    error.retryAfterSeconds = retryAfterSeconds(response);
+    throw error;
   }
   if (isRecord(payload) && 'success' in payload) {
     return {
