@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.gateway_bench import ADMIN_KEY, seed
 from bench.harness import (
-    cpu_seconds,
+    measured,
     process,
     python_module,
     scratch_database,
@@ -55,18 +55,6 @@ def platformctl() -> ModuleType:
     sys.modules["platformctl"] = module  # dataclasses look their module up while it runs
     spec.loader.exec_module(module)
     return module
-
-
-def measured(url: str, pids: dict[str, int], connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run, with the CPU per request of each process of the path and of all of them."""
-    before = {name: cpu_seconds([pid]) for name, pid in pids.items()}
-    result = wrk(url, connections=connections, seconds=seconds, headers={"X-API-Key": ADMIN_KEY})
-    requests = max(1, result["requests"])
-    result["cpu"] = {
-        name: (cpu_seconds([pid]) - before[name]) * 1e6 / requests for name, pid in pids.items()
-    }
-    result["cpu_us"] = sum(result["cpu"].values())
-    return result
 
 
 def nginx(run_dir: Path, gateway_port: int, services: dict[str, int]) -> tuple[list[str], str]:
@@ -235,7 +223,13 @@ def main() -> None:
         best: dict[str, dict[str, Any]] = {}
         for _ in range(args.rounds):
             for name, (url, pids) in paths.items():
-                result = measured(url, pids, args.connections, args.seconds)
+                result = measured(
+                    url,
+                    pids,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    headers={"X-API-Key": ADMIN_KEY},
+                )
                 if name not in best or result["rps"] > best[name]["rps"]:
                     best[name] = result
             loads.append(load_average())

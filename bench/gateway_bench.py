@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import (
-    cpu_seconds,
+    measured,
     process,
     python_module,
     scratch_database,
@@ -34,15 +34,6 @@ from common.testing import free_port
 from resources.seed import demo_fleet
 
 ADMIN_KEY = f"ck_bench_{uuid.uuid4().hex}"
-
-
-def measured(pid: int, url: str, connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run plus the server process's CPU microseconds per request: on a shared
-    machine requests/s move with the neighbours' load, CPU per request much less."""
-    before = cpu_seconds([pid])
-    result = wrk(url, connections=connections, seconds=seconds, headers={"X-API-Key": ADMIN_KEY})
-    result["cpu_us"] = (cpu_seconds([pid]) - before) * 1e6 / max(1, result["requests"])
-    return result
 
 
 def seed(base: str) -> None:
@@ -127,6 +118,16 @@ def main() -> None:
             f"{resources}/health/live",
         ):
             seed(resources)
+
+            def measure(url: str, pids: dict[str, int]) -> dict[str, Any]:
+                return measured(
+                    url,
+                    pids,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    headers={"X-API-Key": ADMIN_KEY},
+                )
+
             naive = f"http://127.0.0.1:{naive_port}"
             with process(
                 [sys.executable, str(Path(__file__).parent / "gateway_naive_forwarder.py"),
@@ -136,7 +137,7 @@ def main() -> None:
             ) as forwarder:  # fmt: skip
                 url = f"{naive}/api/resources?limit=20"
                 wrk(url, connections=args.connections, seconds=2)
-                baseline = measured(forwarder.pid, url, args.connections, args.seconds)
+                baseline = measure(url, {"forwarder": forwarder.pid})
                 # Paced at about half of what the forwarder sustains, for latency without a queue.
                 pause_ms = max(1, round(1000 * args.connections / (baseline["rps"] / 2)))
                 paced_baseline = wrk(
@@ -153,7 +154,7 @@ def main() -> None:
             with process(python_module("gateway"), gateway_env, f"{gateway}/health/live") as gw:
                 url = f"{gateway}/api/resources?limit=20"
                 wrk(url, connections=args.connections, seconds=2, headers={"X-API-Key": ADMIN_KEY})
-                full = measured(gw.pid, url, args.connections, args.seconds)
+                full = measure(url, {"gateway": gw.pid})
                 paced = wrk(
                     url,
                     connections=args.connections,

@@ -160,6 +160,22 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def measured(
+    url: str, pids: Mapping[str, int], *, connections: int, seconds: int, **options: Any
+) -> dict[str, Any]:
+    """One :func:`wrk` run (``options`` as it takes them), with the CPU microseconds per request
+    of each named process, its children included (``cpu``), and of all of them (``cpu_us``): on
+    a shared machine requests/s move with the neighbours' load, CPU per request much less."""
+    before = {name: cpu_seconds([pid]) for name, pid in pids.items()}
+    result = wrk(url, connections=connections, seconds=seconds, **options)
+    requests = max(1, result["requests"])
+    result["cpu"] = {
+        name: (cpu_seconds([pid]) - before[name]) * 1e6 / requests for name, pid in pids.items()
+    }
+    result["cpu_us"] = sum(result["cpu"].values())
+    return result
+
+
 def pinned(argv: list[str], cpu: int) -> list[str]:
     """``argv`` run on CPU ``cpu`` alone (taskset), when the machine has a CPU to spare for it."""
     if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:

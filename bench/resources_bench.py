@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.gateway_bench import seed
 from bench.harness import (
-    cpu_seconds,
+    measured,
     pinned,
     process,
     python_module,
@@ -29,18 +29,10 @@ from bench.harness import (
     scratch_database,
     scratch_names,
     show,
-    wrk,
 )
 from common.testing import free_port
 
 SERVER_CPU, LOAD_CPU = 0, 1
-
-
-def measured(url: str, pid: int, connections: int, seconds: int) -> dict[str, Any]:
-    before = cpu_seconds([pid])
-    result = wrk(url, connections=connections, seconds=seconds, threads=1, cpu=LOAD_CPU)
-    result["cpu_us"] = (cpu_seconds([pid]) - before) * 1e6 / max(1, result["requests"])
-    return result
 
 
 def main() -> None:
@@ -77,9 +69,16 @@ def main() -> None:
         seed(base)
         with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - warms the cache
             body_bytes = len(answer.read())
+        # wrk on a CPU of its own, one thread: it never competes with the server it measures.
+        load = {
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "threads": 1,
+            "cpu": LOAD_CPU,
+        }
         for number in range(1, args.rounds + 1):
-            baseline = measured(hello_url, hello.pid, args.connections, args.seconds)
-            result = measured(url, service.pid, args.connections, args.seconds)
+            baseline = measured(hello_url, {"hello": hello.pid}, **load)
+            result = measured(url, {"resources": service.pid}, **load)
             rounds.append((baseline, result))
             print(f"\nround {number}")
             show("bare aiohttp hello (baseline)", baseline)

@@ -133,6 +133,7 @@ export async function apiFetch<T>(path: string, init: ApiInit = {}): Promise<Api
   }
 
   let response: Response;
+  let wait: number | undefined;
   for (let attempt = 0; ; attempt += 1) {
     try {
       response = await fetch(path, { ...rest, method, headers, body, credentials: 'same-origin' });
@@ -146,7 +147,7 @@ export async function apiFetch<T>(path: string, init: ApiInit = {}): Promise<Api
     }
     // An overloaded platform answers at once with 503 (or 429) and the wait it asks for: a read
     // waits that long and asks again, rather than failing the page or retrying at once.
-    const wait = retryAfterSeconds(response);
+    wait = retryAfterSeconds(response);
     if (
       !SAFE_METHODS.has(method) ||
       (response.status !== 503 && response.status !== 429) ||
@@ -172,7 +173,7 @@ export async function apiFetch<T>(path: string, init: ApiInit = {}): Promise<Api
       );
     }
     const error = problemToError(response.status, payload, response.headers.get('X-Request-ID'));
-    error.retryAfterSeconds = retryAfterSeconds(response);
+    error.retryAfterSeconds = wait;
     throw error;
   }
   if (isRecord(payload) && 'success' in payload) {

@@ -4,7 +4,7 @@ depth, no NUL character and a markup policy. Every service gets the guard from
 what it reads itself.
 
 A body sent with a method that has none (``GET``, ``HEAD``, ``DELETE``, ``OPTIONS``) is ignored:
-never read, parsed or forwarded, and the connection is closed after the answer. The middleware
+never read, parsed or forwarded, and the connection is closed after the answer. The guard
 refuses a JSON body declared larger than the limit (413) before reading a byte, then attaches
 the request's :class:`BodyPolicy`; a JSON body is read
 only by a handler that uses it, through :func:`read_guarded_json` (``read_json`` and
@@ -41,6 +41,7 @@ from common.limits import API_MAX_BODY_BYTES, BODY_READ_TIMEOUT_SECONDS, JSON_MA
 from common.validation import NUL_REFUSED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Guard = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 # RFC 9110 gives content in these requests no meaning: a body there is refused, never parsed.
 BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -83,14 +84,18 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The body may be at most {limit} bytes.")
 
 
-def json_guard(policy: BodyPolicy) -> Any:
-    """The guard middleware for ``policy`` (a handler may narrow it per route, see above)."""
+def needs_guard(request: web.Request) -> bool:
+    """Whether the guard has work on ``request``: a method whose body means something, or a body
+    sent with a method that has none. The request frame asks before calling the guard."""
+    return request.method not in BODILESS_METHODS or request.body_exists
 
-    @web.middleware
-    async def json_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+
+def json_guard(policy: BodyPolicy) -> Guard:
+    """The guard for ``policy`` (a handler may narrow it per route, see above), called by the
+    request frame as ``guard(request, handler)`` for a request :func:`needs_guard` picks."""
+
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method in BODILESS_METHODS:
-            if not request.body_exists:
-                return await handler(request)
             # Its body is never read: the connection closes after the answer, so the unread
             # bytes are never taken for the next request.
             response = await handler(request)
@@ -109,7 +114,7 @@ def json_guard(policy: BodyPolicy) -> Any:
         except (PayloadTooLarge, RequestTimeout) as exc:
             return close_after(problem_from(request, exc))
 
-    return json_guard_middleware
+    return guard
 
 
 async def read_body(request: web.Request) -> bytes:

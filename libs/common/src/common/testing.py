@@ -60,25 +60,28 @@ def scratch_redis_prefix() -> str:
     return f"cloudopstest:{RUN_TOKEN}:{uuid.uuid4().hex[:8]}:"
 
 
-async def delete_exchanges(names: Iterable[str]) -> None:
+@contextlib.asynccontextmanager
+async def _broker_channel() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel on the test broker, its connection closed afterwards."""
     connection = await aio_pika.connect(TEST_AMQP_URL)
     try:
-        channel = await connection.channel()
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+async def delete_exchanges(names: Iterable[str]) -> None:
+    """Delete each events exchange and its dead-letter exchange (``<name>.dlx``)."""
+    async with _broker_channel() as channel:
         for name in names:
             for exchange in (name, f"{name}.dlx"):
                 await channel.exchange_delete(exchange)
-    finally:
-        await connection.close()
 
 
 async def delete_queues(names: Iterable[str]) -> None:
-    connection = await aio_pika.connect(TEST_AMQP_URL)
-    try:
-        channel = await connection.channel()
+    async with _broker_channel() as channel:
         for name in names:
             await channel.queue_delete(name)
-    finally:
-        await connection.close()
 
 
 async def delete_redis_keys(pattern: str) -> None:

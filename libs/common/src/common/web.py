@@ -53,7 +53,7 @@ from common.errors import (
     problem_response,
     validation_errors,
 )
-from common.json_guard import BODILESS_METHODS, BodyPolicy, json_guard, read_guarded_json
+from common.json_guard import BodyPolicy, json_guard, needs_guard, read_guarded_json
 from common.json_guard import is_json_content_type as is_json_content_type  # re-exported
 from common.logging import access_line, enter_context, leave_context
 from common.memory import MEMORY_PATH, memory_ctx, memory_handler
@@ -368,10 +368,10 @@ class RequestFrame:
         response: web.StreamResponse | None = None
         try:
             try:
-                if request.method in BODILESS_METHODS and not request.body_exists:
-                    response = await handler(request)
-                else:
+                if needs_guard(request):
                     response = await self._guard(request, handler)
+                else:
+                    response = await handler(request)
             except Exception as exc:  # CancelledError is a BaseException: it passes untouched
                 response = problem_for(request, exc)
             status = response.status

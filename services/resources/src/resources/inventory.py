@@ -60,9 +60,9 @@ class Inventory:
         """The cache key of a list query."""
         return ReadCache.key_for("list", query.model_dump(mode="json"))
 
-    async def list_page_json(self, query: ResourceQuery, key: str | None = None) -> bytes:
-        """The rendered list response, from the cache when possible (``key``: its
-        :meth:`list_key`, when the caller has it already)."""
+    async def list_page_json(self, query: ResourceQuery, key: str) -> bytes:
+        """The rendered list response, from the cache when possible (``key``: the query's
+        :meth:`list_key`, which the handler remembers with the parsed query)."""
 
         async def load() -> bytes:
             async with self.pool.acquire() as conn:
@@ -70,7 +70,7 @@ class Inventory:
             meta = {"total": total, "limit": query.limit, "offset": query.offset}
             return dumps({"success": True, "data": items, "meta": meta})
 
-        return await self.cache.get_or_load_bytes(key or self.list_key(query), load)
+        return await self.cache.get_or_load_bytes(key, load)
 
     async def get_json(self, resource_id: UUID) -> bytes:
         async def load() -> bytes:
