@@ -30,11 +30,19 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-async def test_cli_imports_a_gzip_file_and_reports_the_outcome(pg_url: str, tmp_path: Path) -> None:
+async def test_cli_imports_a_gzip_file_and_reports_the_outcome(
+    pg_url: str, redis_prefix: str, events_exchange: str, tmp_path: Path
+) -> None:
     await truncate_schema(pg_url, "costs")
     path = tmp_path / "bill.csv.gz"
     path.write_bytes(gzip.compress((DATA / "azure_focus_1_1.csv").read_bytes()))
-    done = cli(["import", str(path)], {"CLOUDOPS_DATABASE_URL": pg_url})
+    # The import invalidates the cost cache in Redis: under this test's prefix, not the default.
+    env = {
+        "CLOUDOPS_DATABASE_URL": pg_url,
+        "CLOUDOPS_REDIS_PREFIX": redis_prefix,
+        "CLOUDOPS_EVENTS_EXCHANGE": events_exchange,
+    }
+    done = cli(["import", str(path)], env)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["rows_accepted"] == len(focus_rows("azure_focus_1_1.csv"))
@@ -56,9 +64,15 @@ def test_cli_reports_a_bad_file_and_exits_non_zero(
 
 
 def test_cli_imports_in_process_and_prints_the_outcome(
-    pg_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    pg_url: str,
+    redis_prefix: str,
+    events_exchange: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CLOUDOPS_DATABASE_URL", pg_url)
+    monkeypatch.setenv("CLOUDOPS_REDIS_PREFIX", redis_prefix)
+    monkeypatch.setenv("CLOUDOPS_EVENTS_EXCHANGE", events_exchange)
     assert main(["import", str(DATA / "oci_focus_1_0.csv")]) == 0
     assert json.loads(capsys.readouterr().out)["rows_accepted"] == 16
 
