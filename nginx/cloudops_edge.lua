@@ -25,6 +25,17 @@
 --
 -- A request id and a trace context are made here as the gateway makes them. Nothing is ever
 -- remembered for a request with a body, for a refusal, or for longer than the gateway said.
+--
+-- A read let through this way may also be answered here, with no process behind nginx on its
+-- path: the body a service served last for the same memory key, when the service tagged it with
+-- the generation of its read cache (common/cache.py, X-CloudOps-Body-Tag) and that generation is
+-- still the current one. Every such read asks Redis for the generation after it began (reads in
+-- the same turn of this worker's loop share one question, never one already sent), so a write
+-- that finished before the read began is always seen, exactly as in the service's own cache.
+-- The bodies live in a shared dictionary of fixed size (the oldest go first), each at most as
+-- long as the service's tag allows; a read the service never tagged is never kept. The reads
+-- answered here are counted in the platform's usage ledger and request-rate history like those
+-- a service serves (its meter, common/costtracker.py), under the service that tagged them.
 
 local lrucache = require "resty.lrucache"
 local semaphore = require "ngx.semaphore"
@@ -38,10 +49,16 @@ local re_match = ngx.re.match
 local re_find = ngx.re.find
 local math_max = math.max
 local math_ceil = math.ceil
+local find = string.find
+local sub = string.sub
+local match = string.match
+local sha1_bin = ngx.sha1_bin
 
 local _M = {}
 
-local redis = { host = "127.0.0.1", port = 6379, db = 0, username = nil, password = nil }
+local redis = {
+    host = "127.0.0.1", port = 6379, db = 0, username = nil, password = nil, prefix = "cloudops:",
+}
 local REDIS_TIMEOUT_MS = 500
 -- After a Redis failure, ask the gateway for this long instead of paying a connect each time.
 local REDIS_RETRY_SECONDS = 1
@@ -329,14 +346,15 @@ local function send_identity(entry)
     var.cloudops_client_proto = entry.client_proto
 end
 
+-- The remembered decision for this read, if it lets the read through now (one slot taken).
 local function remembered(key)
     local entry = decisions:get(key)
     if not entry then
-        return false
+        return nil
     end
     if entry.epoch ~= current_epoch() then
         decisions:delete(key) -- a revocation or a flag since it was decided
-        return false
+        return nil
     end
     local now = ngx.now()
     local lease, refused = take_slot(entry, now)
@@ -344,7 +362,7 @@ local function remembered(key)
         if refused ~= 0 then
             decisions:delete(key) -- flagged, revoked since, or not countable now
         end
-        return false -- the gateway decides again and renders its own refusal
+        return nil -- the gateway decides again and renders its own refusal
     end
     send_identity(entry)
     var.cloudops_request_id, var.cloudops_traceparent = request_context()
@@ -356,7 +374,251 @@ local function remembered(key)
     var.cloudops_ratelimit_limit = entry.limit
     var.cloudops_ratelimit_remaining = remaining
     var.cloudops_ratelimit_reset = reset
+    return entry
+end
+
+-- --- bodies answered here: a service's tagged read, while its generation is current ----------
+
+local bodies = ngx.shared.cloudops_edge_bodies
+-- A body larger than this is never kept (the dictionary's size bounds them all together).
+local BODY_MAX_BYTES = 256 * 1024
+-- X-CloudOps-Body-Tag: the generation's key, the generation, seconds it may be kept, the route.
+local TAG = "^(%S+) ([1-9]%d*) ([1-9]%d*) (/%S*)$"
+-- By generation key: the questions this worker has out, and the next one, which reads join
+-- until it is sent.
+local questions = {}
+-- Reads answered here since the last flush: [service \0 principal \0 route] = { n, bytes }
+-- and [service \0 minute] = n.
+local usage, minutes = {}, {}
+local USAGE_FLUSH_SECONDS = 5
+local USAGE_LIST_MAX = 100000
+local RATE_RETENTION_SECONDS = 8 * 86400
+
+local function new_batch()
+    return { done = semaphore.new(), waiting = 0, answer = nil }
+end
+
+local function ask_generation(gkey, state, batch)
+    state.out = state.out + 1
+    local ok, reply = pcall(redis_call, { "GET", gkey })
+    state.out = state.out - 1
+    if ok and reply and reply ~= ngx.null then
+        batch.answer = reply
+    end
+    -- The reads that came while this question was out: their leader asks for them all now.
+    local next_batch = state.next
+    if next_batch then
+        state.next = nil
+        next_batch.lead:post(1)
+    end
+    if batch.waiting > 0 then
+        batch.done:post(batch.waiting)
+    end
+    return batch.answer
+end
+
+-- The generation `gkey` has now, read from Redis after this call began; nil when Redis could
+-- not say or the key is gone (the service never tags a body then either). With no question out
+-- for it, the read asks at once; otherwise it joins the next question, which its first read
+-- sends as soon as the one out comes back, for every read that joined it until then. A read
+-- never joins a question already sent, so its answer was read after it began.
+local function generation_now(gkey)
+    local state = questions[gkey]
+    if not state then
+        state = { out = 0, next = nil }
+        questions[gkey] = state
+    end
+    if state.out == 0 then
+        return ask_generation(gkey, state, new_batch())
+    end
+    local batch = state.next
+    if batch then
+        batch.waiting = batch.waiting + 1
+        if not batch.done:wait(2 * REDIS_TIMEOUT_MS / 1000) then
+            return nil
+        end
+        return batch.answer
+    end
+    batch = new_batch()
+    batch.lead = semaphore.new()
+    state.next = batch
+    if not batch.lead:wait(REDIS_TIMEOUT_MS / 1000) and state.next == batch then
+        state.next = nil -- the question out is late: ask without it
+    end
+    return ask_generation(gkey, state, batch)
+end
+
+local function count_usage(service, principal, route, nbytes)
+    local key = service .. "\0" .. principal .. "\0" .. route
+    local entry = usage[key]
+    if entry then
+        entry[1] = entry[1] + 1
+        entry[2] = entry[2] + nbytes
+    else
+        usage[key] = { 1, nbytes }
+    end
+    local minute = service .. "\0" .. math.floor(ngx.time() / 60)
+    minutes[minute] = (minutes[minute] or 0) + 1
+end
+
+-- The stored answer for this read if it is still current: answered here, and true.
+local function from_memory(hkey, entry)
+    local stored = bodies:get(hkey)
+    if not stored then
+        return false
+    end
+    local head_end = find(stored, "\n", 1, true)
+    local type_end = find(stored, "\n", head_end + 1, true)
+    local gkey, generation, route = match(sub(stored, 1, head_end - 1), "^(%S+) (%d+) (%S+)$")
+    if generation_now(gkey) ~= generation then
+        return false
+    end
+    local body = sub(stored, type_end + 1)
+    local header = ngx.header
+    header["Content-Type"] = sub(stored, head_end + 1, type_end - 1)
+    header["Content-Length"] = #body
+    header["traceparent"] = var.cloudops_traceparent
+    var.cloudops_edge_served = "body"
+    count_usage(entry.upstream, entry.principal, route, #body)
+    ngx.print(body)
     return true
+end
+
+-- header_filter: the service tagged the read this worker may keep (it asked: X-CloudOps-Edge-Body).
+local function keep_tagged()
+    local tag = var.upstream_http_x_cloudops_body_tag
+    if not tag or ngx.status ~= 200 then
+        return
+    end
+    local gkey, generation, seconds, route = match(tag, TAG)
+    local length = tonumber(ngx.header["Content-Length"])
+    if not gkey or (length and length > BODY_MAX_BYTES) then
+        return
+    end
+    local ctx = ngx.ctx
+    ctx.edge_head = gkey .. " " .. generation .. " " .. route .. "\n"
+        .. (ngx.header["Content-Type"] or "application/json") .. "\n"
+    ctx.edge_seconds = tonumber(seconds)
+    ctx.edge_length = length
+    ctx.edge_chunks = {}
+    ctx.edge_size = 0
+    var.cloudops_edge_keep = "1"
+end
+
+-- body_filter_by_lua: the tagged body as it passes, kept when it is whole.
+function _M.body_filter()
+    local keep = var.cloudops_edge_keep
+    if keep ~= "1" then
+        return
+    end
+    local ctx = ngx.ctx
+    local chunk, eof = ngx.arg[1], ngx.arg[2]
+    if chunk ~= "" then
+        ctx.edge_size = ctx.edge_size + #chunk
+        if ctx.edge_size > BODY_MAX_BYTES then
+            var.cloudops_edge_keep = ""
+            ctx.edge_chunks = nil
+            return
+        end
+        local chunks = ctx.edge_chunks
+        chunks[#chunks + 1] = chunk
+    end
+    if eof then
+        var.cloudops_edge_keep = ""
+        -- Only the whole body as declared (a connection cut short keeps nothing); set, not
+        -- safe_set: the least recently used bodies make room.
+        if not ctx.edge_length or ctx.edge_length == ctx.edge_size then
+            bodies:set(ctx.edge_key, ctx.edge_head .. concat(ctx.edge_chunks), ctx.edge_seconds)
+        end
+        ctx.edge_chunks = nil
+    end
+end
+
+-- JSON string literal of `value` (a principal or a route: no control characters in either, but
+-- escaped all the same).
+local function json_string(value)
+    return '"' .. value:gsub('[%c"\\]', function(ch)
+        return string.format("\\u%04x", ch:byte())
+    end) .. '"'
+end
+
+-- The platform usage meter's flush (common/costtracker.py), for the reads answered here: the
+-- same list the costs service drains, the same request-rate hashes. What Redis did not take is
+-- counted again with the next flush.
+local function flush_usage(premature)
+    if next(usage) == nil and next(minutes) == nil then
+        return
+    end
+    local pending, counts = usage, minutes
+    usage, minutes = {}, {}
+    local day = os.date("!%Y-%m-%d", ngx.time())
+    local rows = {}
+    for key, entry in pairs(pending) do
+        local service, principal, route = match(key, "^([^%z]*)%z([^%z]*)%z(.*)$")
+        local list = rows[service] or {}
+        rows[service] = list
+        list[#list + 1] = "[" .. json_string(day) .. "," .. json_string(principal:sub(1, 128))
+            .. "," .. json_string(route) .. "," .. entry[1] .. ',"0","0",' .. entry[2] .. "]"
+    end
+    local batch = {}
+    local list_key = redis.prefix .. "platform:usage"
+    for service, list in pairs(rows) do
+        batch[#batch + 1] = command({ "RPUSH", list_key,
+            '{"service":' .. json_string(service) .. ',"rows":[' .. concat(list, ",") .. "]}" })
+        batch[#batch + 1] = command({ "LTRIM", list_key, -USAGE_LIST_MAX, -1 })
+    end
+    for key, n in pairs(counts) do
+        local service, minute = match(key, "^([^%z]*)%z(%d+)$")
+        local hash = redis.prefix .. "platform:rate:" .. service .. ":" .. math.floor(minute / 60)
+        batch[#batch + 1] = command({ "HINCRBY", hash, minute, n })
+        batch[#batch + 1] = command({ "EXPIRE", hash, RATE_RETENTION_SECONDS })
+    end
+    local sock = connect()
+    local sent = sock and sock:send(concat(batch))
+    local ok = sent ~= nil
+    for _ = 1, #batch do
+        if not ok or read_reply(sock) == nil then
+            ok = false
+            break
+        end
+    end
+    if ok then
+        sock:setkeepalive(60000, POOL_SIZE)
+        return
+    end
+    if sock then
+        sock:close()
+    end
+    -- Not taken: back into the counts, for the next flush (or the one at exit).
+    for key, entry in pairs(pending) do
+        local mine = usage[key]
+        if mine then
+            mine[1], mine[2] = mine[1] + entry[1], mine[2] + entry[2]
+        else
+            usage[key] = entry
+        end
+    end
+    for key, n in pairs(counts) do
+        minutes[key] = (minutes[key] or 0) + n
+    end
+    if premature then
+        ngx.log(ngx.WARN, "edge: the usage of reads answered here was not flushed")
+    end
+end
+
+-- A read let through by a remembered decision: answered here from the body kept for it, or sent
+-- on asking the service for its tag, so that its body is kept for the next one.
+local function from_remembered(key, entry)
+    -- Only a GET: a HEAD is decided as the GET it reads, but its answer has no body to keep.
+    if not bodies or ngx.req.get_method() ~= "GET" then
+        return
+    end
+    local hkey = sha1_bin(key)
+    if from_memory(hkey, entry) then
+        return ngx.exit(ngx.HTTP_OK)
+    end
+    ngx.ctx.edge_key = hkey
+    var.cloudops_edge_body = "1"
 end
 
 local function lowered(headers)
@@ -484,28 +746,34 @@ function _M.access()
         return decide(nil)
     end
     local key = memory_key()
-    if remembered(key) then
-        return
+    local entry = remembered(key)
+    if entry then
+        return from_remembered(key, entry)
     end
     -- The same read asked already and not answered yet (many clients at once, or this one's
     -- memory just expired): wait for that answer rather than asking the gateway again.
     local under_way = asking[key]
     if under_way then
         under_way:wait(ASK_WAIT_SECONDS)
-        if remembered(key) then
-            return
+        entry = remembered(key)
+        if entry then
+            return from_remembered(key, entry)
         end
         return decide(nil)
     end
     return decide(key)
 end
 
--- header_filter_by_lua: a revocation's answer carries the new epoch; it is for nginx only.
+-- header_filter_by_lua: a revocation's answer carries the new epoch; it is for nginx only. A
+-- read sent on asking for its tag may be kept.
 function _M.header_filter()
     local epoch = ngx.header["X-CloudOps-Edge-Epoch"]
     if epoch then
         saw_epoch(epoch)
         ngx.header["X-CloudOps-Edge-Epoch"] = nil
+    end
+    if var.cloudops_edge_body == "1" then
+        keep_tagged()
     end
 end
 
@@ -526,6 +794,7 @@ function _M.init_worker(max_in_flight)
         slots = semaphore.new(math.max(1, math.ceil(max_in_flight / ngx.worker.count())))
     end
     ngx.timer.every(EPOCH_POLL_SECONDS, poll_epoch)
+    ngx.timer.every(USAGE_FLUSH_SECONDS, flush_usage)
 end
 
 return _M

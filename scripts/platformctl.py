@@ -531,13 +531,15 @@ def _lua_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _edge_redis(redis_url: str) -> str:
-    """The Lua table cloudops_edge.configure takes: the gateway's Redis, where nginx counts."""
+def _edge_redis(redis_url: str, prefix: str) -> str:
+    """The Lua table cloudops_edge.configure takes: the gateway's Redis, where nginx counts, and
+    the platform's key prefix (CLOUDOPS_REDIS_PREFIX), where it meters the reads it answers."""
     parts = urlsplit(redis_url)
     fields = {
         "host": _lua_string(parts.hostname or "127.0.0.1"),
         "port": str(parts.port or 6379),
         "db": str(int(parts.path.strip("/") or 0)),
+        "prefix": _lua_string(prefix),
     }
     if parts.username:
         fields["username"] = _lua_string(unquote(parts.username))
@@ -546,7 +548,7 @@ def _edge_redis(redis_url: str) -> str:
     return "{ " + ", ".join(f"{name} = {value}" for name, value in fields.items()) + " }"
 
 
-def _write_edge_secret(conf_dir: Path, edge_secret: str, redis_url: str) -> None:
+def _write_edge_secret(conf_dir: Path, edge_secret: str, redis_url: str, prefix: str) -> None:
     """The secret nginx shows the gateway on every request (``X-CloudOps-Edge``) and the Redis
     (credentials included) the edge counts requests in, kept 0600."""
     path = conf_dir / "edge.conf"
@@ -555,7 +557,7 @@ def _write_edge_secret(conf_dir: Path, edge_secret: str, redis_url: str) -> None
         out.write(f'map "" $cloudops_edge_secret {{\n    default "{edge_secret}";\n}}\n')
         out.write(
             "init_by_lua_block {\n"
-            f'    require("cloudops_edge").configure({_edge_redis(redis_url)})\n'
+            f'    require("cloudops_edge").configure({_edge_redis(redis_url, prefix)})\n'
             "}\n"
         )
 
@@ -567,6 +569,9 @@ def _write_edge_secret(conf_dir: Path, edge_secret: str, redis_url: str) -> None
 NGINX_API_MAX_CONNECTIONS = 128
 #: Requests to /api/ in progress and waiting for their turn in nginx before it answers 503 at once.
 NGINX_API_MAX_QUEUED = 16384
+#: Megabytes of read bodies nginx's edge keeps and answers itself (cloudops_edge.lua), shared by
+#: its workers; 0 keeps none.
+NGINX_EDGE_BODIES_MB = 32
 #: Seconds a client's API body may pause between two reads.
 NGINX_CLIENT_TIMEOUT_SECONDS = 10
 #: Descriptors one nginx worker wants: 10,000 clients, as many upstream sockets, and room.
@@ -604,6 +609,8 @@ def render_nginx(
     service_ports: Mapping[str, int] | None = None,
     edge_secret: str = "",
     redis_url: str | None = None,
+    redis_prefix: str | None = None,
+    edge_bodies_mb: int | None = None,
 ) -> Path:
     """Write ``run_dir``/nginx/nginx.conf (and the upstream and edge secret files) from the
     template.
@@ -616,7 +623,10 @@ def render_nginx(
     any other goes through the gateway. ``edge_secret`` is sent
     to the gateway as ``X-CloudOps-Edge`` (CLOUDOPS_GATEWAY_EDGE_SECRET); empty, nothing is.
     ``redis_url`` is the gateway's Redis (default CLOUDOPS_REDIS_URL), where the edge counts the
-    reads it lets through on the gateway's rate-limit windows.
+    reads it lets through on the gateway's rate-limit windows; ``redis_prefix`` (default
+    CLOUDOPS_REDIS_PREFIX) the platform's key prefix there, where it meters the reads it answers.
+    ``edge_bodies_mb`` (default CLOUDOPS_NGINX_EDGE_BODIES_MB, else NGINX_EDGE_BODIES_MB) is the
+    room for the read bodies the edge answers itself; 0 keeps none.
     CLOUDOPS_NGINX_CLIENT_TIMEOUT (seconds, default NGINX_CLIENT_TIMEOUT_SECONDS) cuts off a
     client whose API body pauses longer than that between two reads.
     """
@@ -625,7 +635,10 @@ def render_nginx(
         (conf_dir / sub).mkdir(parents=True, exist_ok=True)
     _write_upstream(conf_dir, {**(service_ports or {}), "gateway": gateway_port})
     _write_edge_secret(
-        conf_dir, edge_secret, redis_url or os.environ.get("CLOUDOPS_REDIS_URL", REDIS_URL)
+        conf_dir,
+        edge_secret,
+        redis_url or os.environ.get("CLOUDOPS_REDIS_URL", REDIS_URL),
+        redis_prefix or os.environ.get("CLOUDOPS_REDIS_PREFIX", "cloudops:"),
     )
     worker = _worker_user(checkout)
     user_line = ""
@@ -637,6 +650,11 @@ def render_nginx(
             os.chown(conf_dir / sub, uid, gid)
     in_flight = api_max_connections or int(
         os.environ.get("CLOUDOPS_NGINX_MAX_CONNECTIONS", NGINX_API_MAX_CONNECTIONS)
+    )
+    bodies_mb = (
+        edge_bodies_mb
+        if edge_bodies_mb is not None
+        else int(os.environ.get("CLOUDOPS_NGINX_EDGE_BODIES_MB", NGINX_EDGE_BODIES_MB))
     )
     template = Template((ROOT / "nginx" / "nginx.conf.template").read_text())
     conf = conf_dir / "nginx.conf"
@@ -657,6 +675,9 @@ def render_nginx(
             ),
             CLIENT_TIMEOUT=int(
                 os.environ.get("CLOUDOPS_NGINX_CLIENT_TIMEOUT", NGINX_CLIENT_TIMEOUT_SECONDS)
+            ),
+            EDGE_BODIES=(
+                f"lua_shared_dict cloudops_edge_bodies {bodies_mb}m;" if bodies_mb > 0 else ""
             ),
         )
     )

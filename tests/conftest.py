@@ -7,6 +7,7 @@ servers (own database, Redis prefix, exchange, ports and run directory), and sto
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -17,11 +18,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -134,6 +137,52 @@ def request(
         return exc.code, dict(exc.headers), exc.read()
 
 
+def traced_request(
+    url: str, *, key: str | None = ADMIN_KEY, **kw: Any
+) -> tuple[int, dict[str, str], bytes, str]:
+    """``request`` with a fresh ``X-Request-ID``, returned last (to find it in a log)."""
+    request_id = f"req-{uuid.uuid4().hex}"
+    headers = {"X-Request-ID": request_id, **kw.pop("headers", {})}
+    status, got, body = request(url, key=key, headers=headers, **kw)
+    return status, got, body, request_id
+
+
+def new_api_key(api: str, permissions: list[str], **fields: Any) -> tuple[str, str]:
+    """A new API key made by the admin key through ``api`` (a base URL), and its id."""
+    body = {"name": f"k{uuid.uuid4().hex[:8]}", "owner": "tests", "permissions": permissions}
+    status, _, raw, _ = traced_request(
+        f"{api}/api/admin/keys", method="POST", body=json.dumps(body | fields).encode()
+    )
+    assert status == 201, raw
+    data = json.loads(raw)["data"]
+    return data["key"], data["id"]
+
+
+@contextmanager
+def nginx_in_front(
+    run_dir: Path,
+    processes: list[ServiceProcess],
+    gateway: ServiceProcess,
+    service_ports: dict[str, int],
+    **render: Any,
+) -> Iterator[str]:
+    """``processes`` started (the gateway among them), nginx rendered by :func:`render_nginx` in
+    front of them; its public URL once it serves ``/api/health``. Everything is stopped after,
+    by its PID."""
+    try:
+        for process in processes:
+            process.start(timeout=60)
+        public_port = free_port()
+        conf = render_nginx(run_dir, public_port, gateway.port, service_ports, **render)
+        with running_nginx(conf, public_port) as nginx:
+            url = f"http://127.0.0.1:{public_port}"
+            wait_until_served(f"{url}/api/health", nginx)
+            yield url
+    finally:
+        for process in reversed(processes):
+            process.close()
+
+
 def load_platformctl() -> ModuleType:
     """``scripts/platformctl.py`` as a module (scripts/ is not a package)."""
     spec = importlib.util.spec_from_file_location("platformctl", PLATFORMCTL)
@@ -191,11 +240,13 @@ def render_nginx(
     service_ports: dict[str, int] | None = None,
     edge_secret: str = "",
     redis_url: str | None = None,
+    redis_prefix: str | None = None,
 ) -> Path:
     """The repository's nginx template, rendered by the code ``make up`` renders it with.
 
     Without ``service_ports`` every API request goes through the gateway. ``redis_url`` is where
-    the edge counts the reads it lets through (the gateway's Redis by default).
+    the edge counts the reads it lets through (the gateway's Redis by default), ``redis_prefix``
+    the prefix it meters the reads it answers under (a scratch one by default).
     """
     dashboard = run_dir / "dashboard"
     dashboard.mkdir(exist_ok=True)
@@ -207,6 +258,7 @@ def render_nginx(
         service_ports=service_ports,
         edge_secret=edge_secret,
         redis_url=redis_url,
+        redis_prefix=redis_prefix or scratch_redis_prefix(),
     )
     assert "${" not in conf.read_text(), "the nginx template has a variable make up does not set"
     return conf

@@ -26,7 +26,17 @@ import pytest
 
 from common.testing import ServiceProcess, free_port, scratch_database
 
-from .conftest import ADMIN_KEY, ROOT, render_nginx, request, running_nginx, wait_until_served
+from .conftest import (
+    ADMIN_KEY,
+    ROOT,
+    new_api_key,
+    nginx_in_front,
+    render_nginx,
+    request,
+    running_nginx,
+    traced_request,
+    wait_until_served,
+)
 
 CLIENT_TIMEOUT_SECONDS = 2
 PROBLEM = "application/problem+json"
@@ -146,25 +156,14 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             },
             gateway_port,
         )
-        processes = [echo, costs, alerts, gateway]
-        try:
-            for process in processes:
-                process.start(timeout=60)
-            public_port = free_port()
-            conf = render_nginx(
-                run_dir,
-                public_port,
-                gateway.port,
-                {"resources": echo.port, "costs": costs.port, "alerts": alerts.port},
-                edge_secret=edge_secret,
-            )
-            with running_nginx(conf, public_port) as nginx:
-                url = f"http://127.0.0.1:{public_port}"
-                wait_until_served(f"{url}/api/health", nginx)
-                yield Edge(url, run_dir, gateway, echo.port, edge_secret)
-        finally:
-            for process in reversed(processes):
-                process.close()
+        with nginx_in_front(
+            run_dir,
+            [echo, costs, alerts, gateway],
+            gateway,
+            {"resources": echo.port, "costs": costs.port, "alerts": alerts.port},
+            edge_secret=edge_secret,
+        ) as url:
+            yield Edge(url, run_dir, gateway, echo.port, edge_secret)
 
 
 def new_id() -> str:
@@ -183,21 +182,12 @@ def call(
     edge: Edge, path: str, *, key: str | None = ADMIN_KEY, **kw: Any
 ) -> tuple[int, dict[str, str], bytes, str]:
     """``request`` with a fresh request id, returned last."""
-    request_id = new_id()
-    headers = {"X-Request-ID": request_id, **kw.pop("headers", {})}
-    status, got, body = request(edge.url + path, key=key, headers=headers, **kw)
-    return status, got, body, request_id
+    return traced_request(edge.url + path, key=key, **kw)
 
 
 def create_key_with_id(edge: Edge, permissions: list[str], **fields: Any) -> tuple[str, str]:
     """A new API key and its id."""
-    body = {"name": f"k{uuid.uuid4().hex[:8]}", "owner": "tests", "permissions": permissions}
-    status, _, raw, _ = call(
-        edge, "/api/admin/keys", method="POST", body=json.dumps(body | fields).encode()
-    )
-    assert status == 201, raw
-    data = json.loads(raw)["data"]
-    return data["key"], data["id"]
+    return new_api_key(edge.url, permissions, **fields)
 
 
 def create_key(edge: Edge, permissions: list[str], **fields: Any) -> str:

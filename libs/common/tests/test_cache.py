@@ -328,3 +328,62 @@ async def test_memory_kept_per_worker_is_bounded_in_bytes(redis: Redis, redis_pr
     assert cache._local_size <= 8000
     assert list(cache._local)[-1] == "k39"  # the newest stay, the oldest went
     assert len(cache._local) == 8
+
+
+# --- the tag nginx's edge keeps a body by -------------------------------------------------------
+
+
+async def test_a_body_is_tagged_with_the_generation_it_belongs_to(
+    redis: Redis, redis_prefix: str
+) -> None:
+    cache = make_cache(redis, redis_prefix, "tagged", ttl=60)
+    generation_key = f"{redis_prefix}cache:tagged:generation"
+
+    async def render() -> bytes:
+        return b'{"n":1}'
+
+    # A namespace never written has no generation to check against: nobody else may keep it.
+    assert await cache.get_or_load_cached("k", render) == (b'{"n":1}', None)
+    await cache.invalidate()
+    body, tag = await cache.get_or_load_cached("k", render)  # a miss, loaded and stored
+    assert body == b'{"n":1}'
+    assert tag is not None
+    key, generation, seconds = tag.split(" ")
+    assert (key, generation) == (generation_key, "1")
+    assert 59 <= int(seconds) <= 60
+    again = (await cache.get_or_load_cached("k", render)).tag  # from memory: what is left
+    assert again is not None
+    assert again.rsplit(" ", 1)[0] == f"{generation_key} 1"
+    assert 58 <= int(again.rsplit(" ", 1)[1]) <= int(seconds)
+    await cache.invalidate()
+    assert (await cache.get_or_load_cached("k", render)).tag.split(" ")[1] == "2"  # type: ignore[union-attr]
+
+
+async def test_a_body_from_redis_may_be_kept_only_as_long_as_its_copy_there(
+    redis: Redis, redis_prefix: str
+) -> None:
+    writer = make_cache(redis, redis_prefix, "tag-ttl", ttl=60)
+    await writer.invalidate()
+
+    async def render() -> bytes:
+        return b"[]"
+
+    await writer.get_or_load_cached("k", render)
+    await redis.expire(f"{redis_prefix}cache:tag-ttl:1:k", 7)
+    reader = make_cache(redis, redis_prefix, "tag-ttl", ttl=60)  # another worker: no memory
+    tag = (await reader.get_or_load_cached("k", render)).tag
+    assert tag is not None
+    assert 6 <= int(tag.split(" ")[2]) <= 7
+
+
+async def test_a_body_is_never_tagged_when_redis_cannot_say_its_generation() -> None:
+    redis = create_redis(f"redis://127.0.0.1:{closed_port()}/0")
+    cache = make_cache(redis, "unused:", "tag-down")
+
+    async def render() -> bytes:
+        return b"[]"
+
+    try:
+        assert await cache.get_or_load_cached("k", render) == (b"[]", None)
+    finally:
+        await redis.aclose()

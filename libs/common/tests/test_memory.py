@@ -50,11 +50,15 @@ def metric(name: str, service: str) -> float | None:
 
 
 def test_a_leak_in_this_process_is_reported_within_its_window(log_lines: list[str]) -> None:
-    leak: list[bytearray] = []
+    leak: list[mmap.mmap | bytearray] = []
     found, clock = detector("leaky")
     verdicts = []
     for _ in range(WINDOW):
-        leak.append(bytearray(6 * MIB))  # zero-filled: resident at once
+        # Pages of their own, each written: resident at once, whatever the allocator has kept
+        # from earlier tests in this process (a bytearray may reuse freed heap and not grow RSS).
+        pages = mmap.mmap(-1, 6 * MIB)
+        pages.write(b"\1" * (6 * MIB))
+        leak.append(pages)
         verdicts.append(found.sample())
         clock.now += MINUTE
     assert [v.leaking for v in verdicts] == [False] * (WINDOW - 1) + [True]

@@ -319,6 +319,33 @@ async def test_a_hit_serves_the_bytes_of_the_miss_and_a_write_makes_the_next_rea
     assert b'"renamed"' not in await filled.read()
 
 
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [("/api/resources?limit=5", "/api/resources"), ("/api/resources/{id}", "/api/resources/{id}")],
+)
+async def test_a_cached_read_is_tagged_for_the_edge_only_when_it_asks(
+    client: Client, path: str, route: str, settings: ResourcesSettings
+) -> None:
+    created = await create(client)  # a write: the namespace has a generation
+    url = path.format(id=created["id"])
+    plain = await client.get(url)
+    assert "X-CloudOps-Body-Tag" not in plain.headers
+    for _ in range(2):  # a miss, then a hit from the worker's memory: both tagged
+        asked = await client.get(url, headers={"X-CloudOps-Edge-Body": "1"})
+        key, generation, seconds, tagged_route = asked.headers["X-CloudOps-Body-Tag"].split(" ")
+        assert key == f"{settings.redis_prefix}cache:resources:generation"
+        assert int(generation) >= 1
+        assert 1 <= int(seconds) <= 60
+        assert tagged_route == route
+        assert await asked.read() == await plain.read()
+    missing = await client.get(
+        "/api/resources/00000000-0000-4000-8000-000000000000",
+        headers={"X-CloudOps-Edge-Body": "1"},
+    )
+    assert missing.status == 404
+    assert "X-CloudOps-Body-Tag" not in missing.headers
+
+
 async def test_resources_total_gauge_follows_writes(client: Client) -> None:
     def gauge(status: str, type_: str) -> float | None:
         return REGISTRY.get_sample_value("resources_total", {"status": status, "type": type_})

@@ -13,6 +13,10 @@ current generation. Concurrent reads share that question: a read joins the next 
 sent, never one already on its way, so the answer it gets was read after it began, and a write
 that finished before the read began is always seen. Under load one small round trip then serves
 every read of an event-loop turn, and a hit costs a dictionary lookup.
+
+A third tier lives in nginx (``nginx/cloudops_edge.lua``): a body served from this cache says
+which generation it belongs to (:attr:`Cached.tag`), and the edge keeps it and serves it again
+only while a generation question it asks after the request began gets the same answer.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from aiohttp import web
 from loguru import logger
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -34,6 +39,17 @@ from common.redis import ScriptPipe
 
 #: Bytes of rendered bodies one cache keeps in the process (per worker).
 LOCAL_BYTES = 16 * 1024 * 1024
+
+
+class Cached(NamedTuple):
+    """A rendered body and where it stands: ``"<generation key> <generation> <seconds>"``: the
+    Redis key whose value must still be ``generation`` for the body to be current, and at most
+    how many more seconds it may be kept. None when no generation was read (Redis unreachable),
+    or none exists yet (a namespace never written: a Redis the reader does not share, or one that
+    lost its keys, reads the same), so no one else may keep the body."""
+
+    body: bytes
+    tag: str | None
 
 
 class ReadCache:
@@ -103,15 +119,21 @@ class ReadCache:
 
     async def get_or_load_bytes(self, key: str, load: Callable[[], Awaitable[bytes]]) -> bytes:
         """Like :meth:`get_or_load` for an already-rendered body: no JSON work on a hit."""
+        return (await self.get_or_load_cached(key, load)).body
+
+    async def get_or_load_cached(self, key: str, load: Callable[[], Awaitable[bytes]]) -> Cached:
+        """Like :meth:`get_or_load_bytes`, with the generation the body belongs to."""
         try:
             generation = await self._current_generation()
         except (RedisError, OSError) as exc:
             return await self._unavailable(exc, load)
         entry = self._local.get(key)
-        if entry is not None and entry[0] == generation and entry[1] > time.monotonic():
-            self._local.move_to_end(key)
-            self._hits.inc()
-            return entry[2]
+        if entry is not None and entry[0] == generation:
+            left = entry[1] - time.monotonic()
+            if left > 0:
+                self._local.move_to_end(key)
+                self._hits.inc()
+                return Cached(entry[2], self._tag(generation, left))
         try:
             raw_generation, cached, ttl_ms = await self._lookup(
                 [self._generation_key], [self._base, key]
@@ -123,21 +145,26 @@ class ReadCache:
             self._hits.inc()
             body = bytes(cached)
             self._keep(key, generation, body, ttl_ms / 1000)
-            return body
+            return Cached(body, self._tag(generation, ttl_ms / 1000))
         self._misses.inc()
         body = await load()
         try:
             await self._redis.set(f"{self._base}:{generation}:{key}", body, ex=self._ttl)
         except RedisError as exc:
             logger.warning("cache store failed", error=type(exc).__name__)
-        else:
-            self._keep(key, generation, body, self._ttl)
-        return body
+            return Cached(body, None)
+        self._keep(key, generation, body, self._ttl)
+        return Cached(body, self._tag(generation, self._ttl))
 
-    async def _unavailable(self, exc: Exception, load: Callable[[], Awaitable[bytes]]) -> bytes:
+    def _tag(self, generation: int, seconds: float) -> str | None:
+        if generation <= 0 or seconds < 1:
+            return None  # never written (or lost): see Cached
+        return f"{self._generation_key} {generation} {int(seconds)}"
+
+    async def _unavailable(self, exc: Exception, load: Callable[[], Awaitable[bytes]]) -> Cached:
         logger.warning("cache unavailable", error=type(exc).__name__)
         self._misses.inc()
-        return await load()
+        return Cached(await load(), None)
 
     async def _current_generation(self) -> int:
         """The namespace's generation, read after this call began."""
@@ -182,3 +209,21 @@ class ReadCache:
         while self._local_size > self._local_budget:
             _, (_, _, dropped) = self._local.popitem(last=False)
             self._local_size -= len(dropped)
+
+
+#: nginx's edge asks for the tag of a body it may keep (it sets this header on what it sends a
+#: service, never letting a client's through) and takes the tag off the answer.
+EDGE_BODY_HEADER = "X-CloudOps-Edge-Body"
+BODY_TAG_HEADER = "X-CloudOps-Body-Tag"
+
+
+def cached_json_response(request: web.Request, cached: Cached) -> web.Response:
+    """A body from a :class:`~common.cache.ReadCache`, with its tag when the edge asks for it."""
+    response = web.Response(body=cached.body, content_type="application/json")
+    if cached.tag is not None and EDGE_BODY_HEADER in request.headers:
+        # The route template (a handler's route always has one) names the read in the usage
+        # meter when nginx answers it again.
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "-"
+        response.headers[BODY_TAG_HEADER] = f"{cached.tag} {route}"
+    return response

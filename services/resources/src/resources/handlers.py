@@ -6,6 +6,7 @@ from uuid import UUID
 
 from aiohttp import web
 
+from common.cache import cached_json_response
 from common.caller import caller, path_uuid
 from common.web import QueryMemo, json_response, parse_query, read_json
 from resources.domain import (
@@ -19,8 +20,6 @@ from resources.domain import (
 )
 from resources.inventory import INVENTORY, Inventory
 from resources.utilization import UTILIZATION
-
-JSON = "application/json"
 
 
 def _resource_id(request: web.Request) -> UUID:
@@ -43,13 +42,12 @@ LIST_QUERIES = QueryMemo(_list_query)
 
 async def list_resources(request: web.Request) -> web.Response:
     query, key = LIST_QUERIES(request)
-    body = await request.app[INVENTORY].list_page_json(query, key)
-    return web.Response(body=body, content_type=JSON)
+    return cached_json_response(request, await request.app[INVENTORY].list_page_json(query, key))
 
 
 async def get_resource(request: web.Request) -> web.Response:
-    body = await request.app[INVENTORY].get_json(_resource_id(request))
-    return web.Response(body=body, content_type=JSON)
+    cached = await request.app[INVENTORY].get_json(_resource_id(request))
+    return cached_json_response(request, cached)
 
 
 async def create_resource(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import Gauge
 
-from common.cache import ReadCache
+from common.cache import Cached, ReadCache
 from common.encoding import dumps
 from common.errors import NotFound, ValidationFailed
 from resources import storage
@@ -60,7 +60,7 @@ class Inventory:
         """The cache key of a list query."""
         return ReadCache.key_for("list", query.model_dump(mode="json"))
 
-    async def list_page_json(self, query: ResourceQuery, key: str) -> bytes:
+    async def list_page_json(self, query: ResourceQuery, key: str) -> Cached:
         """The rendered list response, from the cache when possible (``key``: the query's
         :meth:`list_key`, which the handler remembers with the parsed query)."""
 
@@ -70,9 +70,9 @@ class Inventory:
             meta = {"total": total, "limit": query.limit, "offset": query.offset}
             return dumps({"success": True, "data": items, "meta": meta})
 
-        return await self.cache.get_or_load_bytes(key, load)
+        return await self.cache.get_or_load_cached(key, load)
 
-    async def get_json(self, resource_id: UUID) -> bytes:
+    async def get_json(self, resource_id: UUID) -> Cached:
         async def load() -> bytes:
             async with self.pool.acquire() as conn:
                 resource = await storage.get(conn, resource_id)
@@ -80,7 +80,7 @@ class Inventory:
                 raise NotFound(f"No resource with id {resource_id}.")
             return dumps({"success": True, "data": resource})
 
-        return await self.cache.get_or_load_bytes(ReadCache.key_for("get", str(resource_id)), load)
+        return await self.cache.get_or_load_cached(ReadCache.key_for("get", str(resource_id)), load)
 
     async def _write(
         self, change: Callable[[asyncpg.pool.PoolConnectionProxy[Any]], Awaitable[Any]]
