@@ -347,6 +347,10 @@ local function send_identity(entry)
 end
 
 -- The remembered decision for this read, if it lets the read through now (one slot taken).
+-- Past three quarters of its life, the first read to see it (none asking yet) is not let
+-- through: it asks the gateway, which decides it (and counts it) anew, while the reads behind it
+-- still go on the decision remembered. A busy read never finds its memory gone and waits for
+-- the gateway all at once.
 local function remembered(key)
     local entry = decisions:get(key)
     if not entry then
@@ -357,6 +361,9 @@ local function remembered(key)
         return nil
     end
     local now = ngx.now()
+    if now >= entry.refresh_at and not asking[key] then
+        return nil
+    end
     local lease, refused = take_slot(entry, now)
     if not lease then
         if refused ~= 0 then
@@ -387,6 +394,13 @@ local TAG = "^(%S+) ([1-9]%d*) ([1-9]%d*) (/%S*)$"
 -- By generation key: the questions this worker has out, and the next one, which reads join
 -- until it is sent.
 local questions = {}
+-- By body key: the read this worker sent on to the service to be kept (the others wait for it
+-- rather than all going at once when a body is new, expired or outdated), and the reads the
+-- service did not tag lately (no one waits for those).
+local refilling = {}
+local untagged = assert(lrucache.new(20000))
+local UNTAGGED_SECONDS = 10
+local REFILL_WAIT_SECONDS = 1
 -- Reads answered here since the last flush: [service \0 principal \0 route] = { n, bytes }
 -- and [service \0 minute] = n.
 local usage, minutes = {}, {}
@@ -484,18 +498,38 @@ local function from_memory(hkey, entry)
     return true
 end
 
+-- The reads waiting for this request's body go on: to the body now kept, or to the service.
+local function refilled(ctx)
+    local hkey = ctx.edge_key
+    local refill = hkey and ctx.edge_refill
+    if refill and refilling[hkey] == refill then
+        refilling[hkey] = nil
+    end
+    if refill then
+        ctx.edge_refill = nil
+        local count = -refill.done:count()
+        if count > 0 then
+            refill.done:post(count)
+        end
+    end
+end
+
 -- header_filter: the service tagged the read this worker may keep (it asked: X-CloudOps-Edge-Body).
 local function keep_tagged()
+    local ctx = ngx.ctx
     local tag = var.upstream_http_x_cloudops_body_tag
     if not tag or ngx.status ~= 200 then
-        return
+        if not tag and ngx.status == 200 then
+            untagged:set(ctx.edge_key, true, UNTAGGED_SECONDS)
+        end
+        return refilled(ctx)
     end
     local gkey, generation, seconds, route = match(tag, TAG)
     local length = tonumber(ngx.header["Content-Length"])
     if not gkey or (length and length > BODY_MAX_BYTES) then
-        return
+        untagged:set(ctx.edge_key, true, UNTAGGED_SECONDS)
+        return refilled(ctx)
     end
-    local ctx = ngx.ctx
     ctx.edge_head = gkey .. " " .. generation .. " " .. route .. "\n"
         .. (ngx.header["Content-Type"] or "application/json") .. "\n"
     ctx.edge_seconds = tonumber(seconds)
@@ -518,7 +552,7 @@ function _M.body_filter()
         if ctx.edge_size > BODY_MAX_BYTES then
             var.cloudops_edge_keep = ""
             ctx.edge_chunks = nil
-            return
+            return refilled(ctx)
         end
         local chunks = ctx.edge_chunks
         chunks[#chunks + 1] = chunk
@@ -531,6 +565,7 @@ function _M.body_filter()
             bodies:set(ctx.edge_key, ctx.edge_head .. concat(ctx.edge_chunks), ctx.edge_seconds)
         end
         ctx.edge_chunks = nil
+        refilled(ctx)
     end
 end
 
@@ -617,8 +652,25 @@ local function from_remembered(key, entry)
     if from_memory(hkey, entry) then
         return ngx.exit(ngx.HTTP_OK)
     end
-    ngx.ctx.edge_key = hkey
+    local ctx = ngx.ctx
+    ctx.edge_key = hkey
     var.cloudops_edge_body = "1"
+    if untagged:get(hkey) then
+        return -- the service answers these itself every time: no one waits for another
+    end
+    local under_way = refilling[hkey]
+    -- (One older than the wait was lost on its way, in an error page, say: this read takes over.)
+    if under_way and ngx.now() - under_way.since < REFILL_WAIT_SECONDS then
+        -- The same body is on its way from the service: wait for it, then check it like any other.
+        under_way.done:wait(REFILL_WAIT_SECONDS)
+        if from_memory(hkey, entry) then
+            return ngx.exit(ngx.HTTP_OK)
+        end
+        return -- not kept after all: to the service, asking for the tag again
+    end
+    local refill = { done = semaphore.new(), since = ngx.now() }
+    refilling[hkey] = refill
+    ctx.edge_refill = refill
 end
 
 local function lowered(headers)
@@ -655,6 +707,7 @@ local function remember(key, h)
         window_ms = fields[5],
         ttl = ttl,
         epoch = tonumber(fields[6]),
+        refresh_at = ngx.now() + ttl * 0.75,
         bucket = fields[7],
         flag_key = fields[8],
         epoch_key = fields[9],
@@ -730,6 +783,9 @@ function _M.release()
     if slots and var.cloudops_admitted == "1" then
         var.cloudops_admitted = ""
         slots:post(1)
+    end
+    if var.cloudops_edge_body == "1" then
+        refilled(ngx.ctx) -- whatever became of the answer (an error, a client gone)
     end
 end
 

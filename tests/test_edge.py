@@ -9,6 +9,7 @@ names the upstream that served each request, which tells the direct path from th
 
 from __future__ import annotations
 
+import http.client
 import json
 import secrets
 import socket
@@ -305,6 +306,27 @@ def test_a_repeated_read_is_let_through_by_nginx_and_still_counted_exactly(edge:
     assert remaining == list(range(499, 459, -1))
     # The gateway was asked about the first of them in each nginx worker, not about each one.
     assert edge_decisions(edge) - before < 20
+
+
+def test_a_busy_read_is_decided_again_before_its_memory_runs_out(edge: Edge) -> None:
+    """Past three quarters of the 2 s a decision is remembered, one read asks the gateway again
+    while the others go on: a steady read never finds its memory gone all at once."""
+    key = create_key(edge, ["read"])
+    host, port = edge.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)  # one nginx worker
+    try:
+        before = edge_decisions(edge)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.9:  # within the memory's 2 s
+            connection.request("GET", "/api/resources", headers={"X-API-Key": key})
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+            time.sleep(0.05)
+    finally:
+        connection.close()
+    # The first read, then one past 1.5 s: never the memory left to run out.
+    assert edge_decisions(edge) - before == 2
 
 
 def test_a_write_is_decided_by_the_gateway_every_time(edge: Edge) -> None:

@@ -8,11 +8,16 @@ was answered: ``upstream=cloudops_resources`` by the service, ``edge=body`` by n
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ import redis
 from common.testing import (
     TEST_REDIS_URL,
     ServiceProcess,
+    TcpProxy,
     free_port,
     scratch_database,
     scratch_redis_prefix,
@@ -240,6 +246,59 @@ def test_bodies_are_never_shared_between_credentials(stack: Stack) -> None:
     # Nor between clients that differ in anything the decision read.
     other_agent = {"User-Agent": "another-client/1.0"}
     assert reads(stack, LIST, first, 2, headers=other_agent) == ["resources", "resources"]
+
+
+@contextmanager
+def slow_path_to(port: int, delay: float) -> Iterator[int]:
+    """A TcpProxy to ``port`` that holds every chunk ``delay`` s, on a loop of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    proxy = TcpProxy("127.0.0.1", port, delay=delay)
+    asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(10)
+    try:
+        yield proxy.port
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.cut(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_reads_of_an_outdated_body_wait_for_one_of_them_to_bring_the_new_one(
+    stack: Stack, tmp_path: Path
+) -> None:
+    key, key_id = stack.new_key(["read", "write"])
+    with slow_path_to(stack.resources.port, 0.2) as slow_port:
+        public_port = free_port()
+        conf = render_nginx(
+            tmp_path,
+            public_port,
+            stack.gateway.port,
+            {"resources": slow_port},  # every answer of the service takes 0.4 s or more
+            edge_secret=_edge_secret(stack),
+            redis_prefix=stack.prefix,
+        )
+        with running_nginx(conf, public_port):
+            url = f"http://127.0.0.1:{public_port}"
+            slow = dataclasses.replace(stack, url=url, run_dir=tmp_path)
+            _, _, body, _ = read_until_answered_by_nginx(slow, LIST, key)
+            reads(slow, LIST, key, 8)  # both workers have the decision
+            status, _, raw = request(
+                f"{stack.resources.url}/api/resources",
+                method="POST",
+                body=resource_fields(),
+                headers={"X-CloudOps-Principal": key_id, "X-CloudOps-Permissions": "read,write"},
+            )  # past nginx: the kept body is outdated
+            assert status == 201, raw
+            with ThreadPoolExecutor(max_workers=32) as pool:
+                answers = list(pool.map(lambda _: slow.call(LIST, key=key), range(32)))
+            fresh = total(body) + 1
+            assert {(status, total(body)) for status, _, body, _ in answers} == {(200, fresh)}
+            answered = slow.answered_by(*(request_id for *_, request_id in answers))
+    # One read per nginx worker went to the service (two in a worker that had to ask the gateway
+    # first); the others waited for it and were answered with what it brought.
+    assert answered.count("resources") <= 4, answered
 
 
 def test_a_revoked_key_is_refused_though_its_body_is_kept(stack: Stack) -> None:
