@@ -12,12 +12,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from common.testing import truncate_schema
+from costs.app import create_app
 from costs.focus import BY_FOCUS
 from costs.settings import CostsSettings
 
 from .conftest import (
     FOCUS_FILES,
     Client,
+    ClientFactory,
     dec,
     focus_bytes,
     focus_rows,
@@ -302,6 +305,46 @@ async def test_progress_is_visible_while_the_upload_is_still_arriving(client: Cl
     resp = await upload_task
     assert resp.status == 201
     assert (await resp.json())["data"]["rows_accepted"] == 22
+
+
+async def test_progress_with_no_connection_free_is_written_once_one_is(
+    aiohttp_client: ClientFactory, settings: CostsSettings, pg_url: str
+) -> None:
+    """A batch committed while no connection was free still shows, though the upload pauses."""
+    from common.db import DB_POOL
+
+    await truncate_schema(pg_url, "costs")
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"db_pool_min": 2, "db_pool_max": 2}))
+    )
+    lines = focus_bytes("aws_focus_1_0.csv").splitlines(keepends=True)
+    resume = asyncio.Event()
+
+    async def paused_body() -> AsyncIterator[bytes]:
+        yield b"".join(lines[:12])
+        yield b" " * 2048
+        await asyncio.wait_for(resume.wait(), 20)
+        yield b"".join(lines[12:])
+
+    pool = client.app[DB_POOL]
+    held = await pool.acquire()  # the import takes the other one: none is left for progress
+    upload_task = asyncio.create_task(upload(client, paused_body()))
+    try:
+        await asyncio.sleep(1.0)  # the first batch is committed meanwhile
+    finally:
+        await pool.release(held)
+    async with pool.acquire() as conn:
+        import_id = await conn.fetchval("SELECT id FROM imports")
+    async with asyncio.timeout(10):
+        while True:
+            data = (await (await client.get(f"/api/costs/imports/{import_id}")).json())["data"]
+            if data["rows_accepted"] >= 7:
+                break
+            await asyncio.sleep(0.05)
+    assert data["status"] == "running"
+    resume.set()
+    resp = await upload_task
+    assert resp.status == 201
 
 
 async def test_an_interrupted_upload_is_recorded_as_failed_and_keeps_nothing(

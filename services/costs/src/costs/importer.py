@@ -34,6 +34,9 @@ from costs.records import FileError, csv_records
 
 RowLoader = Callable[[Any, UUID, Sequence[Sequence[Any]]], Awaitable[None]]
 
+#: How long a progress write that found no free connection waits for one, off the import's path.
+LATE_REPORT_SECONDS = 5.0
+
 IMPORT_ROWS = Counter(
     "costs_import_rows_total", "FOCUS rows read by outcome.", ["service", "outcome"]
 )
@@ -50,6 +53,8 @@ class ImportProgress:
     findings: FindingLog = field(default_factory=FindingLog)
     reconciliation: Reconciliation = field(default_factory=Reconciliation)
     reported_at: float = float("-inf")
+    #: A progress write waiting for a free connection, off the import's path.
+    late_report: asyncio.Task[None] | None = None
 
 
 class ImportFailed(ProblemError):
@@ -274,8 +279,10 @@ class Importer:
     async def _report(self, progress: ImportProgress) -> None:
         """Write progress outside the import's transaction, so GET shows it while it runs.
 
-        Best effort and throttled: it never waits for a free connection, since every running
-        import already holds one and waiting here could starve the pool into a deadlock.
+        Throttled, and the import never waits for a free connection (every running import
+        already holds one, and waiting here could starve the pool into a deadlock). With none
+        free at once, a task off the import's path writes it as soon as one is: an upload that
+        pauses after a batch still shows that batch.
         """
         now = time.monotonic()
         if now - progress.reported_at < self.progress_seconds:
@@ -285,7 +292,17 @@ class Importer:
             async with self.pool.acquire(timeout=0.05) as other:
                 await storage.record_progress(other, progress)
         except TimeoutError:
-            logger.debug("import progress not written: no free connection")
+            if progress.late_report is None or progress.late_report.done():
+                progress.late_report = asyncio.create_task(self._report_when_free(progress))
+
+    async def _report_when_free(self, progress: ImportProgress) -> None:
+        # The latest counts when a connection frees up; once the import has ended (its status
+        # is no longer running) the write changes nothing.
+        try:
+            async with self.pool.acquire(timeout=LATE_REPORT_SECONDS) as other:
+                await storage.record_progress(other, progress)
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            logger.debug("import progress not written", error=type(exc).__name__)
 
     async def get(self, import_id: UUID, *, rejection_limit: int = 100) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
