@@ -397,7 +397,9 @@ local questions = {}
 -- By body key: the read this worker sent on to the service to be kept (the others wait for it
 -- rather than all going at once when a body is new, expired or outdated), and the reads the
 -- service did not tag lately (no one waits for those).
-local refilling = {}
+-- (Bounded: a read whose answer ended in an error page loses its context, and so never removes
+-- its entry; the next read of that body takes it over after REFILL_WAIT_SECONDS.)
+local refilling = assert(lrucache.new(20000))
 local untagged = assert(lrucache.new(20000))
 local UNTAGGED_SECONDS = 10
 local REFILL_WAIT_SECONDS = 1
@@ -502,8 +504,8 @@ end
 local function refilled(ctx)
     local hkey = ctx.edge_key
     local refill = hkey and ctx.edge_refill
-    if refill and refilling[hkey] == refill then
-        refilling[hkey] = nil
+    if refill and refilling:get(hkey) == refill then
+        refilling:delete(hkey)
     end
     if refill then
         ctx.edge_refill = nil
@@ -658,7 +660,7 @@ local function from_remembered(key, entry)
     if untagged:get(hkey) then
         return -- the service answers these itself every time: no one waits for another
     end
-    local under_way = refilling[hkey]
+    local under_way = refilling:get(hkey)
     -- (One older than the wait was lost on its way, in an error page, say: this read takes over.)
     if under_way and ngx.now() - under_way.since < REFILL_WAIT_SECONDS then
         -- The same body is on its way from the service: wait for it, then check it like any other.
@@ -669,7 +671,7 @@ local function from_remembered(key, entry)
         return -- not kept after all: to the service, asking for the tag again
     end
     local refill = { done = semaphore.new(), since = ngx.now() }
-    refilling[hkey] = refill
+    refilling:set(hkey, refill)
     ctx.edge_refill = refill
 end
 
