@@ -343,9 +343,11 @@ async def test_a_body_is_tagged_with_the_generation_it_belongs_to(
         return b'{"n":1}'
 
     # A namespace never written has no generation to check against: nobody else may keep it.
-    assert await cache.get_or_load_cached("k", render) == (b'{"n":1}', None)
+    never = await cache.get_or_load_cached("k", render)
+    assert (never.body, never.tag) == (b'{"n":1}', None)
     await cache.invalidate()
-    body, tag = await cache.get_or_load_cached("k", render)  # a miss, loaded and stored
+    loaded = await cache.get_or_load_cached("k", render)  # a miss, loaded and stored
+    body, tag = loaded.body, loaded.tag
     assert body == b'{"n":1}'
     assert tag is not None
     key, generation, seconds = tag.split(" ")
@@ -384,6 +386,7 @@ async def test_a_body_is_never_tagged_when_redis_cannot_say_its_generation() -> 
         return b"[]"
 
     try:
-        assert await cache.get_or_load_cached("k", render) == (b"[]", None)
+        down = await cache.get_or_load_cached("k", render)
+        assert (down.body, down.tag) == (b"[]", None)
     finally:
         await redis.aclose()

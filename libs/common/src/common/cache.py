@@ -36,20 +36,31 @@ from redis.exceptions import RedisError
 from common.encoding import dumps, loads
 from common.metrics import CACHE_HITS, CACHE_MISSES
 from common.redis import ScriptPipe
+from common.web import route_template
 
 #: Bytes of rendered bodies one cache keeps in the process (per worker).
 LOCAL_BYTES = 16 * 1024 * 1024
 
 
 class Cached(NamedTuple):
-    """A rendered body and where it stands: ``"<generation key> <generation> <seconds>"``: the
-    Redis key whose value must still be ``generation`` for the body to be current, and at most
-    how many more seconds it may be kept. None when no generation was read (Redis unreachable),
-    or none exists yet (a namespace never written: a Redis the reader does not share, or one that
-    lost its keys, reads the same), so no one else may keep the body."""
+    """A rendered body and the generation it belongs to: ``generation_key``'s value in Redis must
+    still be ``generation`` for the body to be current, and it may be kept at most ``seconds``
+    more."""
 
     body: bytes
-    tag: str | None
+    generation_key: str = ""
+    generation: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tag(self) -> str | None:
+        """``"<generation key> <generation> <seconds>"``, for the edge to keep the body by. None
+        when no generation was read (Redis unreachable) or none exists yet (a namespace never
+        written: a Redis the reader does not share, or one that lost its keys, reads the same),
+        so no one else may keep the body. Made only when asked for, off the hot path."""
+        if self.generation <= 0 or self.seconds < 1:
+            return None
+        return f"{self.generation_key} {self.generation} {int(self.seconds)}"
 
 
 class ReadCache:
@@ -133,7 +144,7 @@ class ReadCache:
             if left > 0:
                 self._local.move_to_end(key)
                 self._hits.inc()
-                return Cached(entry[2], self._tag(generation, left))
+                return Cached(entry[2], self._generation_key, generation, left)
         try:
             raw_generation, cached, ttl_ms = await self._lookup(
                 [self._generation_key], [self._base, key]
@@ -145,26 +156,21 @@ class ReadCache:
             self._hits.inc()
             body = bytes(cached)
             self._keep(key, generation, body, ttl_ms / 1000)
-            return Cached(body, self._tag(generation, ttl_ms / 1000))
+            return Cached(body, self._generation_key, generation, ttl_ms / 1000)
         self._misses.inc()
         body = await load()
         try:
             await self._redis.set(f"{self._base}:{generation}:{key}", body, ex=self._ttl)
         except RedisError as exc:
             logger.warning("cache store failed", error=type(exc).__name__)
-            return Cached(body, None)
+            return Cached(body)
         self._keep(key, generation, body, self._ttl)
-        return Cached(body, self._tag(generation, self._ttl))
-
-    def _tag(self, generation: int, seconds: float) -> str | None:
-        if generation <= 0 or seconds < 1:
-            return None  # never written (or lost): see Cached
-        return f"{self._generation_key} {generation} {int(seconds)}"
+        return Cached(body, self._generation_key, generation, self._ttl)
 
     async def _unavailable(self, exc: Exception, load: Callable[[], Awaitable[bytes]]) -> Cached:
         logger.warning("cache unavailable", error=type(exc).__name__)
         self._misses.inc()
-        return Cached(await load(), None)
+        return Cached(await load())
 
     async def _current_generation(self) -> int:
         """The namespace's generation, read after this call began."""
@@ -220,10 +226,7 @@ BODY_TAG_HEADER = "X-CloudOps-Body-Tag"
 def cached_json_response(request: web.Request, cached: Cached) -> web.Response:
     """A body from a :class:`~common.cache.ReadCache`, with its tag when the edge asks for it."""
     response = web.Response(body=cached.body, content_type="application/json")
-    if cached.tag is not None and EDGE_BODY_HEADER in request.headers:
-        # The route template (a handler's route always has one) names the read in the usage
-        # meter when nginx answers it again.
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "-"
-        response.headers[BODY_TAG_HEADER] = f"{cached.tag} {route}"
+    if EDGE_BODY_HEADER in request.headers and (tag := cached.tag) is not None:
+        # The route template names the read in the usage meter when nginx answers it again.
+        response.headers[BODY_TAG_HEADER] = f"{tag} {route_template(request)}"
     return response
