@@ -194,22 +194,26 @@ local function saw_epoch(value)
     end
 end
 
-local function redis_call(args)
+-- Send `payload` (`count` encoded commands) on a pooled connection and read every reply: the
+-- last one (false for an error reply), or nil when Redis could not be reached.
+local function redis_send(payload, count)
     if ngx.now() < redis_down_until then
         return nil
     end
     local sock, err = connect()
     if sock then
         local sent
-        sent, err = sock:send(command(args))
+        sent, err = sock:send(payload)
         if sent then
             local reply
-            reply, err = read_reply(sock)
+            for _ = 1, count do
+                reply, err = read_reply(sock)
+                if reply == nil then
+                    break
+                end
+            end
             if reply ~= nil then
                 sock:setkeepalive(60000, POOL_SIZE)
-                if reply == false then
-                    return nil -- NOSCRIPT after a Redis restart: the gateway loads it again
-                end
                 return reply
             end
         end
@@ -218,6 +222,14 @@ local function redis_call(args)
     redis_down_until = ngx.now() + REDIS_RETRY_SECONDS
     ngx.log(ngx.WARN, "edge: redis unreachable, the gateway decides: ", err)
     return nil
+end
+
+local function redis_call(args)
+    local reply = redis_send(command(args), 1)
+    if reply == false then
+        return nil -- NOSCRIPT after a Redis restart: the gateway loads it again
+    end
+    return reply
 end
 
 -- Run fn(...) as the one call under way for `key` in `under_way` (a table of semaphores): the
@@ -519,14 +531,10 @@ end
 -- header_filter: the service tagged the read this worker may keep (it asked: X-CloudOps-Edge-Body).
 local function keep_tagged()
     local ctx = ngx.ctx
-    local tag = var.upstream_http_x_cloudops_body_tag
-    if not tag or ngx.status ~= 200 then
-        if not tag and ngx.status == 200 then
-            untagged:set(ctx.edge_key, true, UNTAGGED_SECONDS)
-        end
+    if ngx.status ~= 200 then
         return refilled(ctx)
     end
-    local gkey, generation, seconds, route = match(tag, TAG)
+    local gkey, generation, seconds, route = match(var.upstream_http_x_cloudops_body_tag or "", TAG)
     local length = tonumber(ngx.header["Content-Length"])
     if not gkey or (length and length > BODY_MAX_BYTES) then
         untagged:set(ctx.edge_key, true, UNTAGGED_SECONDS)
@@ -610,21 +618,8 @@ local function flush_usage(premature)
         batch[#batch + 1] = command({ "HINCRBY", hash, minute, n })
         batch[#batch + 1] = command({ "EXPIRE", hash, RATE_RETENTION_SECONDS })
     end
-    local sock = connect()
-    local sent = sock and sock:send(concat(batch))
-    local ok = sent ~= nil
-    for _ = 1, #batch do
-        if not ok or read_reply(sock) == nil then
-            ok = false
-            break
-        end
-    end
-    if ok then
-        sock:setkeepalive(60000, POOL_SIZE)
+    if redis_send(concat(batch), #batch) ~= nil then
         return
-    end
-    if sock then
-        sock:close()
     end
     -- Not taken: back into the counts, for the next flush (or the one at exit).
     for key, entry in pairs(pending) do
