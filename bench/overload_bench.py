@@ -91,7 +91,6 @@ class Connection(asyncio.Protocol):
         self.goal = goal
         self.tally = tally
         self.transport: asyncio.Transport | None = None
-        self.connecting = False
         self.reopening: asyncio.Future[None] | None = None
         self.buffer = bytearray()
         self.backlog: deque[float] = deque()  # scheduled times not sent yet
@@ -99,7 +98,6 @@ class Connection(asyncio.Protocol):
 
     async def open(self) -> bool:
         loop = asyncio.get_running_loop()
-        self.connecting = True
         try:
             await asyncio.wait_for(
                 loop.create_connection(lambda: self, self.goal.host, self.goal.port), 10
@@ -108,8 +106,6 @@ class Connection(asyncio.Protocol):
         except (OSError, TimeoutError) as error:
             self.tally.errors[f"connect: {type(error).__name__}"] += 1
             return False
-        finally:
-            self.connecting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -126,7 +122,8 @@ class Connection(asyncio.Protocol):
             self._reopen_soon()
 
     def _reopen_soon(self) -> None:
-        if not self.connecting and (self.reopening is None or self.reopening.done()):
+        # (The first open happens before any request is due: only a reopen can be under way.)
+        if self.reopening is None or self.reopening.done():
             self.reopening = asyncio.ensure_future(self._reopen())
 
     async def _reopen(self) -> None:
