@@ -67,6 +67,32 @@ class Stack:
         """A new API key and its id."""
         return new_api_key(self.url, permissions, **fields)
 
+    @contextmanager
+    def beside(self, run_dir: Path, resources_port: int) -> Iterator[Stack]:
+        """Another nginx in front of the same gateway (rendered in ``run_dir``), sending reads
+        to resources at ``resources_port``: the same stack seen through it."""
+        public_port = free_port()
+        conf = render_nginx(
+            run_dir,
+            public_port,
+            self.gateway.port,
+            {"resources": resources_port},
+            edge_secret=self.gateway.env["CLOUDOPS_GATEWAY_EDGE_SECRET"],
+            redis_prefix=self.prefix,
+        )
+        with running_nginx(conf, public_port):
+            yield dataclasses.replace(self, url=f"http://127.0.0.1:{public_port}", run_dir=run_dir)
+
+    def write_past_nginx(self, key_id: str) -> None:
+        """A resource created at the service's own port: nginx sees nothing of it."""
+        status, _, raw = request(
+            f"{self.resources.url}/api/resources",
+            method="POST",
+            body=resource_fields(),
+            headers={"X-CloudOps-Principal": key_id, "X-CloudOps-Permissions": "read,write"},
+        )
+        assert status == 201, raw
+
     def answered_by(self, *request_ids: str) -> list[str]:
         """For each request: ``body`` when nginx answered it itself, else the upstream it went
         to (from the access log, which nginx writes at least once a second)."""
@@ -225,13 +251,7 @@ def test_a_write_through_nginx_is_seen_by_the_next_read(stack: Stack) -> None:
 def test_a_write_made_past_nginx_is_seen_by_the_next_read(stack: Stack) -> None:
     key, key_id = stack.new_key(["read", "write"])
     _, _, body, _ = read_until_answered_by_nginx(stack, LIST, key)
-    status, _, raw = request(
-        f"{stack.resources.url}/api/resources",
-        method="POST",
-        body=resource_fields(),
-        headers={"X-CloudOps-Principal": key_id, "X-CloudOps-Permissions": "read,write"},
-    )  # at the service's own port: nginx sees nothing of it
-    assert status == 201, raw
+    stack.write_past_nginx(key_id)
     status, _, fresh, _ = stack.call(LIST, key=key)
     assert status == 200
     assert total(fresh) == total(body) + 1
@@ -269,33 +289,19 @@ def test_reads_of_an_outdated_body_wait_for_one_of_them_to_bring_the_new_one(
     stack: Stack, tmp_path: Path
 ) -> None:
     key, key_id = stack.new_key(["read", "write"])
-    with slow_path_to(stack.resources.port, 0.2) as slow_port:
-        public_port = free_port()
-        conf = render_nginx(
-            tmp_path,
-            public_port,
-            stack.gateway.port,
-            {"resources": slow_port},  # every answer of the service takes 0.4 s or more
-            edge_secret=_edge_secret(stack),
-            redis_prefix=stack.prefix,
-        )
-        with running_nginx(conf, public_port):
-            url = f"http://127.0.0.1:{public_port}"
-            slow = dataclasses.replace(stack, url=url, run_dir=tmp_path)
-            _, _, body, _ = read_until_answered_by_nginx(slow, LIST, key)
-            reads(slow, LIST, key, 8)  # both workers have the decision
-            status, _, raw = request(
-                f"{stack.resources.url}/api/resources",
-                method="POST",
-                body=resource_fields(),
-                headers={"X-CloudOps-Principal": key_id, "X-CloudOps-Permissions": "read,write"},
-            )  # past nginx: the kept body is outdated
-            assert status == 201, raw
-            with ThreadPoolExecutor(max_workers=32) as pool:
-                answers = list(pool.map(lambda _: slow.call(LIST, key=key), range(32)))
-            fresh = total(body) + 1
-            assert {(status, total(body)) for status, _, body, _ in answers} == {(200, fresh)}
-            answered = slow.answered_by(*(request_id for *_, request_id in answers))
+    # Every answer of the service takes 0.4 s or more through this nginx.
+    with (
+        slow_path_to(stack.resources.port, 0.2) as slow_port,
+        stack.beside(tmp_path, slow_port) as slow,
+    ):
+        _, _, body, _ = read_until_answered_by_nginx(slow, LIST, key)
+        reads(slow, LIST, key, 8)  # both workers have the decision
+        stack.write_past_nginx(key_id)  # the kept body is outdated
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            answers = list(pool.map(lambda _: slow.call(LIST, key=key), range(32)))
+        fresh = total(body) + 1
+        assert {(status, total(body)) for status, _, body, _ in answers} == {(200, fresh)}
+        answered = slow.answered_by(*(request_id for *_, request_id in answers))
     # One read per nginx worker went to the service (two in a worker that had to ask the gateway
     # first); the others waited for it and were answered with what it brought.
     assert answered.count("resources") <= 4, answered
@@ -406,25 +412,11 @@ def test_with_no_room_for_bodies_every_read_goes_to_the_service(
     stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLOUDOPS_NGINX_EDGE_BODIES_MB", "0")
-    public_port = free_port()
-    conf = render_nginx(
-        tmp_path,
-        public_port,
-        stack.gateway.port,
-        {"resources": stack.resources.port},
-        edge_secret=_edge_secret(stack),
-        redis_prefix=stack.prefix,
-    )
-    assert "cloudops_edge_bodies" not in conf.read_text()
-    with running_nginx(conf, public_port):
+    with stack.beside(tmp_path, stack.resources.port) as other:
+        assert "cloudops_edge_bodies" not in (tmp_path / "nginx" / "nginx.conf").read_text()
         for _ in range(6):
-            status, _, body = request(f"http://127.0.0.1:{public_port}{LIST}", key=ADMIN_KEY)
+            status, _, body = request(f"{other.url}{LIST}", key=ADMIN_KEY)
             assert status == 200, body
     log = (tmp_path / "nginx" / "access.log").read_text()
     assert "edge=body" not in log
     assert log.count("upstream=cloudops_resources") >= 5
-
-
-def _edge_secret(stack: Stack) -> str:
-    secret: str = stack.gateway.env["CLOUDOPS_GATEWAY_EDGE_SECRET"]
-    return secret
