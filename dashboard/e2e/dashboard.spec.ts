@@ -61,6 +61,11 @@ test('an operator works through the dashboard on the demo data', async ({ page, 
     await expect(details.getByRole('heading', { name: 'Utilisation (7 days)' })).toBeVisible();
     await expect(details.getByRole('heading', { name: 'Cost (30 days)' })).toBeVisible();
     await expect(details.getByText(/Total: \$|No billed cost/)).toBeVisible();
+    // The chart's code arrives lazily: the view is done once it is drawn (or says there is none).
+    const utilisation = details.getByRole('region', { name: 'Utilisation (7 days)' });
+    await expect(
+      utilisation.locator('canvas').first().or(utilisation.getByText('No utilisation samples yet')),
+    ).toBeVisible();
     await saveScreenshot(page, 'resource-detail');
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await expect(page).not.toHaveURL(/status=/);
